@@ -1,0 +1,45 @@
+# The two commands of the README:
+#   make reproduce   create/update .venv, then run the main job (default config, all cores)
+#   make test        create/update .venv, then run the test suite
+# Setup is idempotent: the venv is (re)installed only when requirements.lock or
+# pyproject.toml changed since the last install (the stamp file records it).
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+CORES  ?= all
+# Everything the harness launches runs offline, with its caches inside the project.
+export HF_HUB_OFFLINE=1
+export HF_DATASETS_OFFLINE=1
+export TRANSFORMERS_OFFLINE=1
+export MLFLOW_DISABLE_TELEMETRY=true
+export HF_HOME=$(CURDIR)/results/cache/hf
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: reproduce test setup lock mlflow-ui
+
+setup: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is needed (Snakemake 9); set PYTHON=python3.11")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $@
+
+reproduce: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) --profile workflow/profiles/default
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q tests
+
+# Re-pin after changing dependencies in pyproject.toml (keeps torch at the CPU build's version).
+lock: $(STAMP)
+	@{ sed -n '1,4p' requirements.lock; $(BIN)/python -m pip freeze --exclude-editable | grep -v '^jest' \
+	   | sed 's/^torch==\(.*\)+cpu$$/torch==\1/'; } > requirements.lock.new && mv requirements.lock.new requirements.lock
+
+# MLflow UI over the local store, bound to 127.0.0.1 only.
+mlflow-ui: $(STAMP)
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/results/mlflow.db --host 127.0.0.1 --port 5000 --workers 1

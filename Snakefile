@@ -1,0 +1,16 @@
+# JEST reproducibility harness: the whole pipeline. `snakemake --cores N` runs the
+# default config (config/tiny.yaml); `--configfile config/<scale>.yaml` picks a scale.
+# Stages: prepare_data -> train_tokenizer -> build_shards -> train (arms x seeds) -> sync_mlflow.
+
+configfile: "config/tiny.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_runs(),

@@ -1,0 +1,16 @@
+"""JEST reproducibility harness: data, model, one training loop, FLOP accounting, tracking."""
+import os
+
+# Everything runs offline: models are built from configs, tokenizers trained here.
+for _key, _value in {
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "TOKENIZERS_PARALLELISM": "false",
+}.items():
+    os.environ.setdefault(_key, _value)
+
+# Keep the Hugging Face cache inside the project's working folders.
+os.environ.setdefault(
+    "HF_HOME", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "results", "cache", "hf"))

@@ -1,0 +1,134 @@
+"""Command line of the library; every Snakemake rule is one of these commands.
+
+    python -m jest check-config  CONFIG
+    python -m jest prepare-data  --config CONFIG --out DIR --cache DIR
+    python -m jest train-tokenizer --config CONFIG --data DIR --out DIR
+    python -m jest build-shards  --config CONFIG --data DIR --tokenizer DIR --out DIR
+    python -m jest train         --config CONFIG --arm ARM --seed N --run-dir DIR --shards DIR --tokenizer DIR
+    python -m jest sync-mlflow   RUN_DIR [RUN_DIR ...]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from jest.config import ConfigError, load_config
+
+
+def _cmd_check_config(args) -> None:
+    print(json.dumps(load_config(args.config), indent=2, sort_keys=True))
+
+
+def _cmd_prepare_data(args) -> None:
+    from jest.data.prepare import prepare_corpus
+    cfg = load_config(args.config)
+    manifest = prepare_corpus(cfg["data"], Path(args.out), Path(args.cache))
+    for split, info in sorted(manifest["splits"].items()):
+        print(f"{split:8s} {info['documents']:6d} documents {info['characters']:>10,d} characters")
+
+
+def _cmd_train_tokenizer(args) -> None:
+    from jest.tokenizer import train_tokenizer
+    cfg = load_config(args.config)
+    data = Path(args.data)
+    tok = train_tokenizer([data / "curated.jsonl", data / "pool.jsonl"], cfg["data"]["vocab_size"], Path(args.out))
+    print(f"tokenizer: {len(tok)} tokens -> {args.out}")
+
+
+def _cmd_build_shards(args) -> None:
+    from jest.shards import build_shards
+    cfg = load_config(args.config)
+    manifest = build_shards(Path(args.data), Path(args.tokenizer), Path(args.out), cfg["data"]["seq_len"])
+    for split, info in sorted(manifest["splits"].items()):
+        print(f"{split:8s} {info['sequences']:6d} sequences {info['tokens']:>10,d} tokens")
+
+
+def _cmd_train(args) -> None:
+    from jest.trainer import RunSpec, train
+    cfg = load_config(args.config)
+    if args.arm not in cfg["arms"]:
+        raise ConfigError(f"arm '{args.arm}' is not in the config; allowed values: {sorted(cfg['arms'])}")
+    spec = RunSpec(cfg=cfg, arm=args.arm, seed=args.seed, run_dir=Path(args.run_dir),
+                   shards_dir=Path(args.shards), tokenizer_dir=Path(args.tokenizer))
+    train(spec, threads=args.threads, progress=not args.no_progress)
+
+
+def _cmd_sync_mlflow(args) -> None:
+    from jest.io import atomic_write_json
+    from jest.tracking import MlflowMirror, experiment_name, tracking_uri
+    if args.receipt and len(args.run_dirs) != 1:
+        raise ConfigError("--receipt needs exactly one run folder")
+    failed = 0
+    for run_dir in map(Path, args.run_dirs):
+        card = json.loads((run_dir / "card.json").read_text())
+        cfg = card["config"]
+        mirror = MlflowMirror(run_dir, tracking_uri(cfg), experiment_name(cfg), card["run"], {}, {})
+        status = {"finished": "FINISHED", "failed": "FAILED"}.get(card.get("status"))
+        ok = mirror.sync(final_status=status, artifacts=(run_dir / "card.json", run_dir / "metrics.jsonl"))
+        missing = mirror.missing_points() if ok else None
+        ok = ok and missing == 0
+        print(f"{run_dir}: {'synced' if ok else 'FAILED'} (points missing in MLflow: {missing})")
+        failed += not ok
+        if ok and args.receipt:
+            atomic_write_json(Path(args.receipt), {"run_id": mirror.run_id(), "tracking_uri": mirror.uri,
+                                                   "experiment": mirror.experiment, "points": mirror.file_points(),
+                                                   "missing": missing})
+    if failed:
+        sys.exit(1)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m jest", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("check-config", help="validate a config and print it with defaults filled")
+    p.add_argument("config")
+    p.set_defaults(func=_cmd_check_config)
+
+    p = sub.add_parser("prepare-data", help="fetch the pinned sources and write the splits")
+    p.add_argument("--config", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--cache", required=True)
+    p.set_defaults(func=_cmd_prepare_data)
+
+    p = sub.add_parser("train-tokenizer", help="train the byte-level BPE on curated + pool")
+    p.add_argument("--config", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_cmd_train_tokenizer)
+
+    p = sub.add_parser("build-shards", help="tokenize the splits into fixed-length sequences")
+    p.add_argument("--config", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--tokenizer", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_cmd_build_shards)
+
+    p = sub.add_parser("train", help="train one arm x seed (resumes from its last checkpoint)")
+    p.add_argument("--config", required=True)
+    p.add_argument("--arm", required=True)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--shards", required=True)
+    p.add_argument("--tokenizer", required=True)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("sync-mlflow", help="push any metric points MLflow lacks (idempotent)")
+    p.add_argument("run_dirs", nargs="+")
+    p.add_argument("--receipt", help="write a JSON receipt here once MLflow holds every point")
+    p.set_defaults(func=_cmd_sync_mlflow)
+
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except ConfigError as err:
+        sys.exit(f"error: {err}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""Experiment config: load a YAML file, fill defaults from the JSON schema, fail early.
+
+The schema (workflow/schemas/config.schema.yaml) is the one place where every key
+is described and given a default. Snakemake and the library both go through
+`validate_config`, so a typo or an out-of-range value is reported, naming the
+key and the allowed values, before any job runs.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SCHEMA_PATH = PROJECT_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A config value that cannot be used; the message names the key."""
+
+
+def load_schema() -> dict:
+    with open(SCHEMA_PATH) as f:
+        return yaml.safe_load(f)
+
+
+def _with_defaults(validator_class):
+    """A validator that also fills `default` values into the instance (nested too)."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for key, sub in properties.items():
+                if "default" in sub and key not in instance:
+                    instance[key] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+_Validator = _with_defaults(jsonschema.Draft202012Validator)
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    return ".".join(str(p) for p in error.absolute_path) or "<top level>"
+
+
+def _explain(error: jsonschema.ValidationError) -> str:
+    key = _key_path(error)
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        where = f"under '{key}'" if error.absolute_path else "at the top level"
+        if allowed:
+            return f"unknown key(s) {extra} {where}; allowed keys: {allowed}"
+        return f"{error.message} (at '{key}')"
+    if error.validator == "enum":
+        return f"'{key}' = {error.instance!r} is not allowed; allowed values: {error.validator_value}"
+    if error.validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        return f"'{key}' = {error.instance!r} is out of range ({error.validator} {error.validator_value})"
+    if error.validator == "type":
+        return f"'{key}' = {error.instance!r} has the wrong type; expected {error.validator_value}"
+    return f"'{key}': {error.message}"
+
+
+def validate_config(config: dict) -> dict:
+    """Return a deep copy of `config` with defaults filled; raise ConfigError naming the key."""
+    config = copy.deepcopy(dict(config))
+    validator = _Validator(load_schema())
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(_explain(e) for e in errors))
+    _check_cross_fields(config)
+    return config
+
+
+def _check_cross_fields(cfg: dict) -> None:
+    """Constraints a JSON schema cannot express."""
+    model, train, brown = cfg["model"], cfg["train"], cfg["data"]["brown"]
+    if model["n_embd"] % model["n_head"]:
+        raise ConfigError(
+            f"'model.n_head' = {model['n_head']} must divide 'model.n_embd' = {model['n_embd']}")
+    micro = train["micro_batch_size"] or train["batch_size"]
+    if train["batch_size"] % micro:
+        raise ConfigError(
+            f"'train.micro_batch_size' = {micro} must divide 'train.batch_size' = "
+            f"{train['batch_size']}; allowed values: "
+            f"{[m for m in range(1, train['batch_size'] + 1) if train['batch_size'] % m == 0]}")
+    if brown["heldout_fraction"] + brown["curated_fraction"] >= 1:
+        raise ConfigError(
+            "'data.brown.heldout_fraction' + 'data.brown.curated_fraction' must be < 1 "
+            "so that some Brown texts remain for the pool")
+    if train["warmup_steps"] >= train["steps"]:
+        raise ConfigError(
+            f"'train.warmup_steps' = {train['warmup_steps']} must be smaller than "
+            f"'train.steps' = {train['steps']}")
+
+
+def load_config(path: str | Path, overrides: dict | None = None) -> dict:
+    """Read a YAML config file, apply optional overrides (deep-merged), validate."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    with open(path) as f:
+        raw = yaml.safe_load(f) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the config must be a mapping, got {type(raw).__name__}")
+    if overrides:
+        raw = deep_merge(raw, overrides)
+    return validate_config(raw)
+
+
+def deep_merge(base: dict, update: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def config_hash(obj: Any) -> str:
+    """Short stable hash of a JSON-able object (used to key caches on what produced them)."""
+    blob = json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def results_root(cfg: dict) -> Path:
+    root = Path(cfg["results_dir"])
+    return root if root.is_absolute() else PROJECT_ROOT / root

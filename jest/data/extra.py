@@ -1,0 +1,100 @@
+"""Extra sources for real scales: local jsonl files and Hugging Face datasets.
+
+Both kinds are reduced to "n rows and a way to fetch the texts of some rows",
+then share one selection path: rows in seeded order, empty texts dropped,
+stop at ``max_docs``. Ids are ``<name>/<row index>``, stable for a given file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from jest.data.config import ExtraSourceConfig
+from jest.data.documents import Document
+from jest.data.errors import DataPrepError, MissingFileError
+from jest.data.seeding import seeded_order
+
+# Rows fetched from a Hugging Face dataset per call: large enough to amortise
+# Arrow overhead, small enough that max_docs does not read the whole set.
+_HF_BATCH = 1000
+
+TextFetcher = Callable[[Sequence[int]], list[Any]]
+
+
+def _jsonl_rows(source: ExtraSourceConfig) -> tuple[int, TextFetcher]:
+    path = Path(source.path)
+    if not path.is_file():
+        raise MissingFileError(f"extra source '{source.name}': jsonl file not found: {path.resolve()}")
+    texts: list[Any] = []
+    with open(path, encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataPrepError(f"extra source '{source.name}': {path}:{line_number} is not valid JSON: {exc}") from exc
+            if not isinstance(record, dict) or source.text_field not in record:
+                raise DataPrepError(
+                    f"extra source '{source.name}': {path}:{line_number} has no field '{source.text_field}' "
+                    f"(set text_field in the extra_sources entry)"
+                )
+            texts.append(record[source.text_field])
+    return len(texts), lambda indices: [texts[i] for i in indices]
+
+
+def _local_data_files(data_files: str | tuple[str, ...] | None) -> list[str]:
+    """The entries of ``data_files`` that are plain local paths (not URLs or globs)."""
+    if data_files is None:
+        return []
+    entries = [data_files] if isinstance(data_files, str) else list(data_files)
+    return [entry for entry in entries if "://" not in entry and not any(c in entry for c in "*?[")]
+
+
+def _hf_rows(source: ExtraSourceConfig) -> tuple[int, TextFetcher]:
+    for entry in _local_data_files(source.data_files):
+        if not Path(entry).exists():
+            raise MissingFileError(f"extra source '{source.name}': data file not found: {Path(entry).resolve()}")
+    import datasets  # heavy import, only needed for this kind
+
+    data_files = list(source.data_files) if isinstance(source.data_files, tuple) else source.data_files
+    try:
+        dataset = datasets.load_dataset(source.path, name=source.hf_name, data_files=data_files, split=source.hf_split)
+    except Exception as exc:  # datasets raises many unrelated types; all mean "cannot load"
+        raise DataPrepError(
+            f"extra source '{source.name}': datasets.load_dataset({source.path!r}, name={source.hf_name!r}, "
+            f"data_files={data_files!r}, split={source.hf_split!r}) failed: {exc}. The stage runs offline: the "
+            f"dataset must be in the local Hugging Face cache or in local files."
+        ) from exc
+    if source.text_field not in dataset.column_names:
+        raise DataPrepError(
+            f"extra source '{source.name}': dataset has no column '{source.text_field}' "
+            f"(columns: {dataset.column_names}); set text_field in the extra_sources entry"
+        )
+    return len(dataset), lambda indices: dataset.select(indices)[source.text_field]
+
+
+def load_extra_source(source: ExtraSourceConfig, split_seed: int) -> list[Document]:
+    """Documents of one ``extra_sources`` entry, labelled with its name and quality."""
+    n_rows, fetch = _jsonl_rows(source) if source.kind == "jsonl" else _hf_rows(source)
+    limit = n_rows if source.max_docs is None else source.max_docs
+    # Without a cap every row is taken, so the (costly) seeded order is not needed.
+    order = list(range(n_rows)) if source.max_docs is None else [
+        int(row) for row in seeded_order((str(i) for i in range(n_rows)), split_seed, f"extra:{source.name}")
+    ]
+    width = len(str(max(n_rows - 1, 0)))
+    docs: list[Document] = []
+    for start in range(0, len(order), _HF_BATCH):
+        if len(docs) >= limit:
+            break
+        batch = order[start : start + _HF_BATCH]
+        for row, text in zip(batch, fetch(batch)):
+            if not isinstance(text, str) or not text.strip():
+                continue  # empty/whitespace-only (or null) texts carry nothing to learn from
+            docs.append(Document(id=f"{source.name}/{row:0{width}d}", text=text, source=source.name,
+                                 group=source.name, quality=source.quality))
+            if len(docs) >= limit:
+                break
+    return docs

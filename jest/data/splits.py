@@ -1,0 +1,107 @@
+"""Deterministic selection: stratified Brown splits and budgeted noisy sources.
+
+All choices are prefixes of :func:`seeded_order` orders, so they depend only on
+``split_seed`` and document ids, never on file order or ``hash()``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from fractions import Fraction
+from typing import Mapping, Sequence
+
+from jest.data.documents import Document
+from jest.data.seeding import seeded_order
+
+
+def round_half_up(value: float) -> int:
+    """Round to nearest, ties up (Python's round() rounds ties to even)."""
+    return math.floor(value + 0.5)
+
+
+def largest_remainder(total: int, sizes: Mapping[str, int]) -> dict[str, int]:
+    """Share ``total`` slots among groups in proportion to ``sizes`` (Hamilton's method).
+
+    Every group gets the floor or the ceiling of its exact quota and the shares
+    sum to ``total``; ties in the remainder go to the alphabetically first group.
+    Exact fractions keep the result free of float rounding.
+    """
+    whole = sum(sizes.values())
+    if not 0 <= total <= whole:
+        raise ValueError(f"cannot allocate {total} of {whole}")
+    if whole == 0:
+        return {group: 0 for group in sizes}
+    quotas = {group: Fraction(total * size, whole) for group, size in sizes.items()}
+    shares = {group: math.floor(quota) for group, quota in quotas.items()}
+    leftover = total - sum(shares.values())
+    by_remainder = sorted(quotas, key=lambda group: (-(quotas[group] - shares[group]), group))
+    for group in by_remainder[:leftover]:
+        shares[group] += 1
+    return shares
+
+
+def _by_group(docs: Sequence[Document]) -> dict[str, list[Document]]:
+    groups: dict[str, list[Document]] = defaultdict(list)
+    for doc in docs:
+        groups[doc.group].append(doc)
+    return dict(sorted(groups.items()))
+
+
+def _seeded(docs: Sequence[Document], split_seed: int, purpose: str) -> list[Document]:
+    by_id = {doc.id: doc for doc in docs}
+    return [by_id[doc_id] for doc_id in seeded_order(by_id, split_seed, purpose)]
+
+
+def stratified_subset(docs: Sequence[Document], max_docs: int | None, split_seed: int) -> list[Document]:
+    """At most ``max_docs`` documents with every group represented in proportion."""
+    if max_docs is None or max_docs >= len(docs):
+        return list(docs)
+    groups = _by_group(docs)
+    shares = largest_remainder(max_docs, {group: len(members) for group, members in groups.items()})
+    chosen: list[Document] = []
+    for group, members in groups.items():
+        chosen.extend(_seeded(members, split_seed, "brown-subset")[: shares[group]])
+    return sorted(chosen, key=lambda doc: doc.id)
+
+
+def stratified_split(
+    docs: Sequence[Document], heldout_fraction: float, curated_fraction: float, split_seed: int
+) -> tuple[list[Document], list[Document], list[Document]]:
+    """Split documents into (heldout, curated, rest), stratified by ``group``.
+
+    Totals are ``round(fraction * len(docs))``, shared among groups by largest
+    remainder. If both shares of one small group round up past its size,
+    curated gives way, so held-out is never short.
+    """
+    groups = _by_group(docs)
+    sizes = {group: len(members) for group, members in groups.items()}
+    heldout_shares = largest_remainder(round_half_up(heldout_fraction * len(docs)), sizes)
+    curated_shares = largest_remainder(round_half_up(curated_fraction * len(docs)), sizes)
+    heldout: list[Document] = []
+    curated: list[Document] = []
+    rest: list[Document] = []
+    for group, members in groups.items():
+        ordered = _seeded(members, split_seed, "brown-split")
+        n_heldout = heldout_shares[group]
+        n_curated = min(curated_shares[group], len(ordered) - n_heldout)
+        heldout.extend(ordered[:n_heldout])
+        curated.extend(ordered[n_heldout : n_heldout + n_curated])
+        rest.extend(ordered[n_heldout + n_curated :])
+    return heldout, curated, rest
+
+
+def take_until_budget(docs: Sequence[Document], max_chars: int, split_seed: int, purpose: str) -> list[Document]:
+    """Documents in seeded order until their characters reach ``max_chars``.
+
+    The budget is a target: the last document may overshoot it by less than its
+    own length, which keeps the choice unbiased by document length.
+    """
+    chosen: list[Document] = []
+    total = 0
+    for doc in _seeded(docs, split_seed, purpose):
+        if total >= max_chars:
+            break
+        chosen.append(doc)
+        total += len(doc.text)
+    return chosen

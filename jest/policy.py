@@ -1,0 +1,43 @@
+"""The batch-policy interface: the only thing that differs between training arms.
+
+At each step the trainer draws a super-batch of candidates from the pool's
+uniform stream and asks the policy which of them to train on. The uniform
+baseline's super-batch *is* the batch; a JEST policy draws B = b / (1 - f) and
+scores them. Keeping this the single point of difference is what makes the
+comparison fair (DESIGN.md).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import torch
+
+
+@dataclass
+class Selection:
+    """What a policy returns for one step."""
+
+    chosen: np.ndarray           # positions into the candidate super-batch, length = batch size
+    score_flops: float = 0.0     # FLOPs spent choosing (enter the train+score accounting)
+    diagnostics: dict = field(default_factory=dict)  # scalar metrics logged with the step
+
+
+class BatchPolicy(Protocol):
+    name: str
+    fixed_flops: float  # one-time costs (reference training, pool scoring): the `total` accounting
+
+    def super_batch_size(self, batch_size: int) -> int: ...
+
+    def select(self, candidates: torch.Tensor, candidate_ids: np.ndarray,
+               learner: torch.nn.Module, batch_size: int) -> Selection: ...
+
+
+def build_policy(arm_cfg: dict) -> BatchPolicy:
+    """Policy from an arm's config (the schema lists the allowed `policy` values)."""
+    name = arm_cfg["policy"]
+    if name == "uniform":
+        from baselines.uniform import UniformPolicy
+        return UniformPolicy()
+    raise ValueError(f"unknown batch policy '{name}'; allowed values: ['uniform']")

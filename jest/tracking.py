@@ -1,0 +1,243 @@
+"""Run records: metrics.jsonl, the ID card, and the MLflow mirror.
+
+The files in a run folder are the source of truth. MLflow mirrors them through
+`MlflowMirror.sync`, which is idempotent: it logs only the (key, step) points
+MLflow does not have yet, so it can run every few steps during training, again
+at the end, and once more later (`python -m jest sync-mlflow RUN_DIR`) if the
+store was unreachable. MLflow trouble never stops training.
+
+Parallel jobs share one sqlite store. sqlite allows one writer at a time, and
+MLflow's schema migration on a fresh file is not safe to race, so every write
+to a sqlite store happens under an exclusive file lock next to the database,
+with retries on top for any other transient error.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import math
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+import warnings
+from importlib import metadata
+from pathlib import Path
+
+from jest.config import PROJECT_ROOT, results_root
+from jest.io import atomic_write_json
+
+PACKAGES = ("torch", "transformers", "tokenizers", "numpy", "mlflow", "lm_eval", "snakemake", "datasets")
+
+
+# ---------------------------------------------------------------- metrics.jsonl
+class MetricsFile:
+    """Append-only metrics.jsonl; one JSON object per logged step."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def append(self, row: dict) -> None:
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(row, sort_keys=True) + "\n")
+
+    def rows(self) -> list[dict]:
+        return read_metrics(self.path)
+
+
+def read_metrics(path: Path) -> list[dict]:
+    """Rows of a metrics.jsonl; a torn last line (killed writer) is ignored."""
+    rows = []
+    if not Path(path).exists():
+        return rows
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+    return rows
+
+
+# ---------------------------------------------------------------- ID card
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"],
+                             capture_output=True, text=True, timeout=10)
+        commit = out.stdout.strip() if out.returncode == 0 else "unknown"
+        dirty = subprocess.run(["git", "-C", str(PROJECT_ROOT), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return commit + ("-dirty" if dirty and commit != "unknown" else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def package_versions() -> dict:
+    versions = {"python": sys.version.split()[0]}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name.replace("_", "-"))
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def machine_info() -> dict:
+    return {"host": socket.gethostname(), "platform": platform.platform(),
+            "cpus": os.cpu_count(), "processor": platform.processor() or platform.machine()}
+
+
+def write_card(path: Path, **fields) -> dict:
+    """Write (or update) a run's ID card atomically; returns the merged card."""
+    card = json.loads(Path(path).read_text()) if Path(path).exists() else {}
+    card.update(fields)
+    atomic_write_json(path, card)
+    return card
+
+
+# ---------------------------------------------------------------- MLflow
+def tracking_uri(cfg: dict) -> str:
+    uri = cfg["mlflow"]["tracking_uri"] or os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    return f"sqlite:///{(results_root(cfg) / 'mlflow.db').resolve()}"
+
+
+def experiment_name(cfg: dict) -> str:
+    return cfg["mlflow"]["experiment"] or f"jest-{cfg['name']}"
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+
+
+@contextlib.contextmanager
+def _store_lock(uri: str):
+    """Exclusive inter-process lock for a sqlite store; a no-op for tracking servers."""
+    db = _sqlite_path(uri)
+    if db is None:
+        yield
+        return
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{db}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _metric_points(rows: list[dict]) -> list[tuple[str, float, int, int]]:
+    """(key, value, step, timestamp_ms) for every numeric, finite field of every row."""
+    points = []
+    for row in rows:
+        ts = int(row.get("time", time.time()) * 1000)
+        for key, value in row.items():
+            if key in ("step", "time") or isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            if math.isfinite(value):
+                points.append((key, float(value), int(row["step"]), ts))
+    return points
+
+
+class MlflowMirror:
+    """Mirror one run folder into one MLflow run (created on first sync, id kept in mlflow_run.json)."""
+
+    def __init__(self, run_dir: Path, uri: str, experiment: str, run_name: str,
+                 params: dict, tags: dict, retries: int = 8):
+        self.run_dir = Path(run_dir)
+        self.uri, self.experiment, self.run_name = uri, experiment, run_name
+        self.params, self.tags, self.retries = params, tags, retries
+        self.id_file = self.run_dir / "mlflow_run.json"
+        self._logged: set[tuple[str, int]] | None = None  # (key, step) known to be in MLflow
+
+    # -- public -------------------------------------------------------------
+    def sync(self, final_status: str | None = None, artifacts: tuple[Path, ...] = (), strict: bool = False) -> bool:
+        """Push missing points (and, at the end, status and artifacts). False if MLflow failed."""
+        delay = 0.2
+        for attempt in range(self.retries):
+            try:
+                with _store_lock(self.uri):
+                    self._sync_once(final_status, artifacts)
+                return True
+            except Exception as err:  # noqa: BLE001 - any store error is retried, then reported
+                last = err
+                self._logged = None  # re-read what MLflow holds before the next try
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        message = (f"MLflow sync of {self.run_dir} failed after {self.retries} tries ({last!r}); "
+                   f"the run's files are intact: re-run `python -m jest sync-mlflow {self.run_dir}`")
+        if strict:
+            raise RuntimeError(message) from last
+        warnings.warn(message, stacklevel=2)
+        return False
+
+    def run_id(self) -> str | None:
+        return json.loads(self.id_file.read_text())["run_id"] if self.id_file.exists() else None
+
+    def file_points(self) -> int:
+        return len(_metric_points(read_metrics(self.run_dir / "metrics.jsonl")))
+
+    def missing_points(self) -> int:
+        """Points of metrics.jsonl that MLflow does not hold (read back fresh from the store)."""
+        points = _metric_points(read_metrics(self.run_dir / "metrics.jsonl"))
+        with _store_lock(self.uri):
+            known = self._known_points(self._client(), self.run_id(), {p[0] for p in points})
+        return sum((k, s) not in known for k, _, s, _ in points)
+
+    # -- internals ------------------------------------------------------------
+    def _client(self):
+        from mlflow.tracking import MlflowClient
+        return MlflowClient(tracking_uri=self.uri)
+
+    def _experiment_id(self, client) -> str:
+        exp = client.get_experiment_by_name(self.experiment)
+        if exp is not None:
+            return exp.experiment_id
+        artifact_location = None
+        db = _sqlite_path(self.uri)
+        if db is not None:  # keep artifacts next to the store, not in the working directory
+            artifact_location = (db.parent / "mlartifacts" / self.experiment).resolve().as_uri()
+        return client.create_experiment(self.experiment, artifact_location=artifact_location)
+
+    def _run_id(self, client) -> str:
+        if self.id_file.exists():
+            saved = json.loads(self.id_file.read_text())
+            if saved.get("tracking_uri") == self.uri:
+                return saved["run_id"]
+        from mlflow.entities import Param, RunTag
+        run = client.create_run(self._experiment_id(client), run_name=self.run_name,
+                                tags={k: str(v) for k, v in self.tags.items()})
+        params = [Param(k, str(v)[:6000]) for k, v in sorted(self.params.items())]
+        for i in range(0, len(params), 100):
+            client.log_batch(run.info.run_id, params=params[i:i + 100])
+        atomic_write_json(self.id_file, {"run_id": run.info.run_id, "tracking_uri": self.uri,
+                                         "experiment": self.experiment})
+        return run.info.run_id
+
+    def _known_points(self, client, run_id: str, keys: set[str]) -> set[tuple[str, int]]:
+        known = set()
+        for key in keys:
+            known.update((key, m.step) for m in client.get_metric_history(run_id, key))
+        return known
+
+    def _sync_once(self, final_status: str | None, artifacts: tuple[Path, ...]) -> None:
+        from mlflow.entities import Metric
+        client = self._client()
+        run_id = self._run_id(client)
+        points = _metric_points(read_metrics(self.run_dir / "metrics.jsonl"))
+        if self._logged is None:
+            self._logged = self._known_points(client, run_id, {p[0] for p in points})
+        new = [p for p in points if (p[0], p[2]) not in self._logged]
+        for i in range(0, len(new), 1000):  # MLflow accepts at most 1000 metrics per batch
+            chunk = new[i:i + 1000]
+            client.log_batch(run_id, metrics=[Metric(k, v, ts, s) for k, v, s, ts in chunk])
+            self._logged.update((k, s) for k, _, s, _ in chunk)
+        for path in artifacts:
+            if Path(path).exists():
+                client.log_artifact(run_id, str(path))
+        if final_status:
+            client.set_terminated(run_id, status=final_status)

@@ -1,0 +1,253 @@
+"""The one training loop every arm shares; arms differ only by their batch policy.
+
+Reads like a table of contents: build data, model, optimizer and policy; resume
+if a checkpoint exists; then per step draw a super-batch, let the policy choose,
+train on the choice, account FLOPs, log, evaluate, checkpoint.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from jest.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from jest.config import config_hash
+from jest.flops import FlopLedger, forward_flops_per_token, matmul_params, train_flops_per_token
+from jest.model import build_hf_config, build_model, shape_summary
+from jest.policy import build_policy
+from jest.shards import EpochSampler, TokenShard
+from jest.tokenizer import load_tokenizer
+from jest.tracking import (MetricsFile, MlflowMirror, experiment_name, git_commit, machine_info,
+                           package_versions, tracking_uri, write_card)
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass
+class RunSpec:
+    """Where a run reads its inputs and writes its outputs."""
+
+    cfg: dict
+    arm: str
+    seed: int
+    run_dir: Path
+    shards_dir: Path
+    tokenizer_dir: Path
+
+    @property
+    def name(self) -> str:
+        return run_name(self.arm, self.seed)
+
+
+def run_name(arm: str, seed: int) -> str:
+    return f"{arm}_s{seed}"
+
+
+def lr_at(step: int, train_cfg: dict) -> float:
+    """Linear warmup to the peak, then cosine decay to min_lr_ratio * peak (step is 0-based)."""
+    peak, warmup, total = train_cfg["lr"], train_cfg["warmup_steps"], train_cfg["steps"]
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    floor = train_cfg["min_lr_ratio"] * peak
+    return floor + 0.5 * (peak - floor) * (1 + math.cos(math.pi * progress))
+
+
+def build_optimizer(model: torch.nn.Module, train_cfg: dict, device: torch.device) -> torch.optim.AdamW:
+    """AdamW; no weight decay on norms and biases (1-D tensors)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    seen, decay, no_decay = set(), [], []
+    for p in params:  # tied weights appear once
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        (decay if p.dim() >= 2 else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": train_cfg["weight_decay"]},
+              {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=train_cfg["lr"], betas=(train_cfg["beta1"], train_cfg["beta2"]),
+                             fused=device.type == "cuda")
+
+
+@torch.inference_mode()
+def evaluate_heldout(model: torch.nn.Module, shard: TokenShard, indices: np.ndarray,
+                     batch_size: int, device: torch.device) -> dict:
+    """Mean next-token loss (nats) and bits per byte over fixed held-out sequences."""
+    was_training = model.training
+    model.eval()
+    nll, n_tokens, n_bytes = 0.0, 0, 0
+    for i in range(0, len(indices), batch_size):
+        batch = shard.get(indices[i:i + batch_size]).to(device)            # (B, T)
+        logits = model(input_ids=batch).logits[:, :-1].float()              # (B, T-1, V)
+        targets = batch[:, 1:]                                              # (B, T-1)
+        nll += F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1),
+                               reduction="sum").item()
+        n_tokens += targets.numel()
+        n_bytes += int(shard.token_bytes[targets.cpu().numpy()].sum())
+    model.train(was_training)
+    return {"heldout_loss": nll / n_tokens, "heldout_bpb": nll / math.log(2) / max(n_bytes, 1)}
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("config 'device' is 'cuda' but no CUDA device is visible; use 'cpu' or 'auto'")
+    return torch.device(name)
+
+
+def train(spec: RunSpec, threads: int | None = None, progress: bool = True) -> dict:
+    """Train one arm x seed to completion (resuming if a checkpoint exists); return the final row."""
+    cfg, tcfg = spec.cfg, spec.cfg["train"]
+    run_dir, ckpt_root = Path(spec.run_dir), Path(spec.run_dir) / "checkpoints"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    metrics = MetricsFile(run_dir / "metrics.jsonl")
+    card_path = run_dir / "card.json"
+
+    # ---- determinism: same config + seed -> the same loss curve, bit for bit (CPU)
+    torch.set_num_threads(threads or cfg["threads"])
+    torch.use_deterministic_algorithms(True)
+    device = resolve_device(cfg["device"])
+
+    # ---- data
+    pool = TokenShard(spec.shards_dir, "pool")
+    heldout = TokenShard(spec.shards_dir, "heldout")
+    seq_len = pool.seq_len
+    sampler = EpochSampler(len(pool), seed=spec.seed)
+    eval_idx = np.unique(np.linspace(0, len(heldout) - 1, min(tcfg["eval_sequences"], len(heldout))).astype(np.int64))
+
+    # ---- model, optimizer, policy
+    tok = load_tokenizer(spec.tokenizer_dir)
+    hf_config = build_hf_config(cfg["model"], len(tok), seq_len, tok.bos_token_id, tok.eos_token_id, tok.pad_token_id)
+    model = build_model(hf_config, seed=spec.seed).to(device)
+    model.train()
+    optimizer = build_optimizer(model, tcfg, device)
+    policy = build_policy(cfg["arms"][spec.arm])
+
+    b = tcfg["batch_size"]
+    micro = tcfg["micro_batch_size"] or b
+    super_b = policy.super_batch_size(b)
+    if super_b > len(pool):
+        raise ValueError(f"super-batch of {super_b} sequences is larger than the pool ({len(pool)}): "
+                         "lower 'train.batch_size' or add data")
+    shape = shape_summary(hf_config)
+    train_fpt = train_flops_per_token(shape, seq_len)
+    ledger = FlopLedger(fixed=policy.fixed_flops)
+
+    # ---- resume
+    step, position, wall_offset = 0, 0, 0.0
+    ckpt = latest_checkpoint(ckpt_root)
+    if ckpt is not None:
+        state = load_checkpoint(ckpt, model, optimizer, metrics.path)
+        step, position, wall_offset = state["step"], state["position"], state["wall_time"]
+        ledger.load_state_dict(state["ledger"])
+        if state["config_hash"] != config_hash(cfg):
+            raise RuntimeError(f"checkpoint {ckpt} was written with another config; delete {ckpt_root} "
+                               "to start this run afresh")
+    elif metrics.path.exists():
+        metrics.path.unlink()  # rows from a run that never reached a checkpoint
+
+    # ---- tracking
+    n_params = sum(p.numel() for p in model.parameters())
+    params = {"arm": spec.arm, "policy": policy.name, "seed": spec.seed, "scale": cfg["name"],
+              "n_params": n_params, "n_matmul_params": matmul_params(shape), "seq_len": seq_len,
+              "super_batch_size": super_b, "train_flops_per_token": train_fpt,
+              "forward_flops_per_token": forward_flops_per_token(shape, seq_len),
+              **{f"model.{k}": v for k, v in cfg["model"].items()},
+              **{f"train.{k}": v for k, v in tcfg.items()},
+              **{f"arm.{k}": v for k, v in cfg["arms"][spec.arm].items()}}
+    tags = {"method": policy.name, "arm": spec.arm, "seed": spec.seed, "scale": cfg["name"],
+            "filter_ratio": round(1 - b / super_b, 4), "git_commit": git_commit()}
+    mirror = MlflowMirror(run_dir, tracking_uri(cfg), experiment_name(cfg), spec.name, params, tags)
+    write_card(card_path, run=spec.name, arm=spec.arm, seed=spec.seed, status="running", error=None,
+               config=cfg, config_hash=config_hash(cfg), git_commit=tags["git_commit"],
+               packages=package_versions(), machine=machine_info(), threads=torch.get_num_threads(),
+               device=str(device), n_params=n_params, flops_per_token={"train": train_fpt},
+               started=time.strftime("%Y-%m-%dT%H:%M:%S%z"), resumed_from_step=step or None)
+
+    print(f"[{spec.name}] {n_params:,} parameters ({matmul_params(shape):,} in matmuls); "
+          f"{b} x {seq_len} = {b * seq_len:,} tokens per step, super-batch {super_b}; "
+          f"{train_fpt * b * seq_len:.3e} training FLOPs per step; {tcfg['steps']} steps"
+          + (f"; resuming at step {step}" if step else ""), flush=True)
+
+    # ---- loop
+    t0 = time.time() - wall_offset
+    bar = tqdm(total=tcfg["steps"], initial=step, desc=spec.name, disable=not progress, mininterval=1.0,
+               dynamic_ncols=True)
+    row: dict = {}
+    try:
+        while step < tcfg["steps"]:
+            t_step = time.time()
+            cand_ids = sampler.take(position, super_b)
+            position += super_b
+            candidates = pool.get(cand_ids)                                  # (B, T)
+            selection = policy.select(candidates, cand_ids, model, b)
+            batch = candidates[torch.as_tensor(selection.chosen)].to(device)  # (b, T)
+
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step, tcfg)
+            optimizer.zero_grad(set_to_none=True)
+            loss_sum = torch.zeros((), device=device)
+            for i in range(0, b, micro):
+                x = batch[i:i + micro]
+                loss = model(input_ids=x, labels=x).loss * (x.size(0) / b)
+                loss.backward()
+                loss_sum += loss.detach()
+            train_loss = loss_sum.item()
+            if not math.isfinite(train_loss):
+                raise NonFiniteLossError(
+                    f"training loss is {train_loss} at step {step + 1}; the last good checkpoint is kept in "
+                    f"{ckpt_root}. Lower 'train.lr' or raise 'train.warmup_steps'.")
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg["grad_clip"] or float("inf")).item()
+            optimizer.step()
+            step += 1
+
+            ledger.add_train(train_fpt * b * seq_len)
+            ledger.add_score(selection.score_flops)
+            row = {"step": step, "examples_seen": step * b, "tokens_seen": step * b * seq_len,
+                   "candidates_seen": position, "train_loss": train_loss, "lr": lr_at(step - 1, tcfg),
+                   "grad_norm": grad_norm, **ledger.snapshot(), **selection.diagnostics,
+                   "wall_time": time.time() - t0, "time": time.time()}
+            last = step == tcfg["steps"]
+            if step % tcfg["eval_every"] == 0 or last:
+                row.update(evaluate_heldout(model, heldout, eval_idx, tcfg["eval_batch_size"], device))
+            if step % tcfg["log_every"] == 0 or "heldout_loss" in row or last:
+                metrics.append(row)
+            if step % tcfg["checkpoint_every"] == 0 or last:
+                save_checkpoint(ckpt_root, step, model, optimizer,
+                                {"step": step, "position": position, "ledger": ledger.state_dict(),
+                                 "wall_time": time.time() - t0, "config_hash": config_hash(cfg)},
+                                metrics.path, keep=tcfg["keep_checkpoints"])
+            if step % cfg["mlflow"]["sync_every"] == 0:
+                mirror.sync()
+            bar.update(1)
+            bar.set_postfix(loss=f"{train_loss:.3f}", tok_s=f"{b * seq_len / (time.time() - t_step):,.0f}")
+    except BaseException as err:
+        bar.close()
+        write_card(card_path, status="failed", error=f"{type(err).__name__}: {err}", failed_at_step=step,
+                   finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        mirror.sync(final_status="FAILED")
+        raise
+    bar.close()
+    if not row:  # resumed from the final checkpoint: nothing left to train
+        row = metrics.rows()[-1]
+
+    # ---- final model: a plain HF folder that lm-eval loads
+    model.save_pretrained(run_dir / "model", safe_serialization=True)
+    tok.save_pretrained(run_dir / "model")
+    final = {k: v for k, v in row.items() if k != "time"} if row else {}
+    card = write_card(card_path, status="finished", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                      steps=step, final=final, flops=ledger.snapshot())
+    synced = mirror.sync(final_status="FINISHED", artifacts=(card_path, metrics.path))
+    write_card(card_path, mlflow_synced=synced)
+    print(f"[{spec.name}] done: train loss {final.get('train_loss', float('nan')):.4f}, held-out loss "
+          f"{final.get('heldout_loss', float('nan')):.4f}, {final.get('heldout_bpb', float('nan')):.4f} bits/byte, "
+          f"{card['flops']['flops_train']:.3e} training FLOPs", flush=True)
+    return final

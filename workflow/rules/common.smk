@@ -1,0 +1,37 @@
+# Shared helpers: validate the config once, resolve paths, list the runs.
+import json
+import os
+from pathlib import Path
+
+from jest.config import config_hash, results_root, validate_config
+from jest.io import atomic_write_json
+
+# Offline and self-contained, for every job this workflow launches.
+os.environ.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
+                  MLFLOW_DISABLE_TELEMETRY="true", TOKENIZERS_PARALLELISM="false")
+os.environ.setdefault("HF_HOME", str(Path(workflow.basedir) / "results" / "cache" / "hf"))
+
+# Fails here, naming the key and the allowed values, before any job runs.
+CFG = validate_config(config)
+ROOT = results_root(CFG) / CFG["name"]
+CACHE = results_root(CFG) / "cache"
+
+# The library reads the resolved config from this file. It is rewritten only when
+# its content changes, so an unchanged config never looks newer than its outputs.
+RESOLVED_CONFIG = ROOT / "config.resolved.json"
+_resolved = json.dumps(CFG, indent=2, sort_keys=True) + "\n"
+if not RESOLVED_CONFIG.exists() or RESOLVED_CONFIG.read_text() != _resolved:
+    atomic_write_json(RESOLVED_CONFIG, CFG)
+
+
+def section_hash(*keys):
+    """Rerun trigger: a rule reruns when the config sections it reads change."""
+    return config_hash({k: CFG[k] for k in keys})
+
+
+def run_dir(arm, seed):
+    return ROOT / "runs" / f"{arm}_s{seed}"
+
+
+def all_runs():
+    return [run_dir(arm, seed) / "mlflow_synced.json" for arm in CFG["arms"] for seed in CFG["seeds"]]

@@ -1,0 +1,58 @@
+# Data stage: pinned sources -> splits -> tokenizer -> fixed-length shards (jest/data, jest/tokenizer, jest/shards).
+
+
+rule prepare_data:
+    input:
+        config=RESOLVED_CONFIG,
+    output:
+        curated=ROOT / "data" / "curated.jsonl",
+        heldout=ROOT / "data" / "heldout.jsonl",
+        pool=ROOT / "data" / "pool.jsonl",
+        manifest=ROOT / "data" / "manifest.json",
+    params:
+        trigger=section_hash("data"),
+        out=ROOT / "data",
+        cache=CACHE,
+    log:
+        ROOT / "logs" / "prepare_data.log",
+    shell:
+        "python -m jest prepare-data --config {input.config} --out {params.out} --cache {params.cache} > {log} 2>&1"
+
+
+rule train_tokenizer:
+    input:
+        config=RESOLVED_CONFIG,
+        curated=rules.prepare_data.output.curated,
+        pool=rules.prepare_data.output.pool,
+    output:
+        ROOT / "tokenizer" / "tokenizer.json",
+    params:
+        trigger=section_hash("data"),
+        data=ROOT / "data",
+        out=ROOT / "tokenizer",
+    log:
+        ROOT / "logs" / "train_tokenizer.log",
+    shell:
+        "python -m jest train-tokenizer --config {input.config} --data {params.data} --out {params.out} > {log} 2>&1"
+
+
+rule build_shards:
+    input:
+        config=RESOLVED_CONFIG,
+        tokenizer=rules.train_tokenizer.output,
+        data=rules.prepare_data.output,
+    output:
+        manifest=ROOT / "shards" / "manifest.json",
+        pool=ROOT / "shards" / "pool.tokens.npy",
+        heldout=ROOT / "shards" / "heldout.tokens.npy",
+        curated=ROOT / "shards" / "curated.tokens.npy",
+    params:
+        trigger=section_hash("data"),
+        data=ROOT / "data",
+        tokenizer=ROOT / "tokenizer",
+        out=ROOT / "shards",
+    log:
+        ROOT / "logs" / "build_shards.log",
+    shell:
+        "python -m jest build-shards --config {input.config} --data {params.data} "
+        "--tokenizer {params.tokenizer} --out {params.out} > {log} 2>&1"

@@ -1,0 +1,41 @@
+# Training stage: one job per arm x seed, all through the same loop (jest/trainer.py),
+# then a reconcile step that makes sure MLflow holds every metric point of the run.
+
+
+rule train:
+    input:
+        config=RESOLVED_CONFIG,
+        shards=rules.build_shards.output.manifest,
+        tokenizer=rules.train_tokenizer.output,
+    output:
+        card=ROOT / "runs" / "{arm}_s{seed}" / "card.json",
+        metrics=ROOT / "runs" / "{arm}_s{seed}" / "metrics.jsonl",
+        model=ROOT / "runs" / "{arm}_s{seed}" / "model" / "model.safetensors",
+    wildcard_constraints:
+        seed=r"\d+",
+    params:
+        trigger=section_hash("model", "train", "arms", "device"),
+        run_dir=lambda wc: run_dir(wc.arm, wc.seed),
+        shards=ROOT / "shards",
+        tokenizer=ROOT / "tokenizer",
+    threads: 2
+    log:
+        ROOT / "logs" / "train" / "{arm}_s{seed}.log",
+    shell:
+        "python -m jest train --config {input.config} --arm {wildcards.arm} --seed {wildcards.seed} "
+        "--run-dir {params.run_dir} --shards {params.shards} --tokenizer {params.tokenizer} "
+        "--threads {threads} > {log} 2>&1"
+
+
+rule sync_mlflow:
+    input:
+        card=rules.train.output.card,
+        metrics=rules.train.output.metrics,
+    output:
+        ROOT / "runs" / "{arm}_s{seed}" / "mlflow_synced.json",
+    params:
+        run_dir=lambda wc: run_dir(wc.arm, wc.seed),
+    log:
+        ROOT / "logs" / "sync_mlflow" / "{arm}_s{seed}.log",
+    shell:
+        "python -m jest sync-mlflow {params.run_dir} --receipt {output} > {log} 2>&1"

@@ -134,3 +134,10 @@ def config_hash(obj: Any) -> str:
 def results_root(cfg: dict) -> Path:
     root = Path(cfg["results_dir"])
     return root if root.is_absolute() else PROJECT_ROOT / root
+
+
+def cache_root(cfg: dict) -> Path:
+    if cfg["cache_dir"]:
+        root = Path(cfg["cache_dir"])
+        return root if root.is_absolute() else PROJECT_ROOT / root
+    return results_root(cfg) / "cache"

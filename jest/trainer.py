@@ -221,6 +221,10 @@ def train(spec: RunSpec, threads: int | None = None, progress: bool = True) -> d
             if step % tcfg["log_every"] == 0 or "heldout_loss" in row or last:
                 metrics.append(row)
             if step % tcfg["checkpoint_every"] == 0 or last:
+                if not all(torch.isfinite(p).all() for p in model.parameters()):
+                    raise NonFiniteLossError(
+                        f"weights became NaN/inf at step {step}; the last good checkpoint is kept in "
+                        f"{ckpt_root}. Lower 'train.lr' or enable 'train.grad_clip'.")
                 save_checkpoint(ckpt_root, step, model, optimizer,
                                 {"step": step, "position": position, "ledger": ledger.state_dict(),
                                  "wall_time": time.time() - t0, "config_hash": config_hash(cfg)},

@@ -3,18 +3,18 @@ import json
 import os
 from pathlib import Path
 
-from jest.config import config_hash, results_root, validate_config
+from jest.config import cache_root, config_hash, results_root, validate_config
 from jest.io import atomic_write_json
 
 # Offline and self-contained, for every job this workflow launches.
 os.environ.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
                   MLFLOW_DISABLE_TELEMETRY="true", TOKENIZERS_PARALLELISM="false")
-os.environ.setdefault("HF_HOME", str(Path(workflow.basedir) / "results" / "cache" / "hf"))
 
 # Fails here, naming the key and the allowed values, before any job runs.
 CFG = validate_config(config)
 ROOT = results_root(CFG) / CFG["name"]
-CACHE = results_root(CFG) / "cache"
+CACHE = cache_root(CFG)
+os.environ.setdefault("HF_HOME", str(CACHE / "hf"))
 
 # The library reads the resolved config from this file. It is rewritten only when
 # its content changes, so an unchanged config never looks newer than its outputs.

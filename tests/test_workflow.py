@@ -1,0 +1,100 @@
+"""The real Snakemake DAG on the smoke config: dry run, lint, a full run, kill + rerun."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from jest.config import PROJECT_ROOT
+from jest.tracking import read_metrics
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+CACHE = PROJECT_ROOT / "results" / "cache"
+STAGES = ("prepare_data", "train_tokenizer", "build_shards", "train", "sync_mlflow")
+
+
+def _snakemake(results: Path, *extra: str, check: bool = True, **popen) -> subprocess.CompletedProcess:
+    cmd = [*SNAKEMAKE, "--cores", "2", "--configfile", "config/smoke.yaml",
+           "--config", f"results_dir={results}", f"cache_dir={CACHE}", *extra]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    return subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, check=False, **popen)
+
+
+def _ok(proc: subprocess.CompletedProcess) -> None:
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+
+
+def test_dry_run_lists_every_stage(tmp_path):
+    proc = _snakemake(tmp_path, "-n")
+    _ok(proc)
+    for stage in STAGES:
+        assert stage in proc.stdout + proc.stderr, stage
+
+
+def test_lint_is_clean(tmp_path):
+    proc = _snakemake(tmp_path, "--lint")
+    _ok(proc)
+    assert "Congratulations" in proc.stdout + proc.stderr or "no issues" in (proc.stdout + proc.stderr).lower()
+
+
+def test_a_bad_config_fails_before_any_job(tmp_path):
+    proc = _snakemake(tmp_path, "train={'batch_size': 8, 'micro_batch_size': 3}", "-n")
+    assert proc.returncode != 0
+    assert "'train.micro_batch_size' = 3 must divide" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_smoke_dag_end_to_end_and_resume_after_kill(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    # 1. uninterrupted run
+    ref = tmp_path / "ref"
+    _ok(_snakemake(ref))
+    run = ref / "smoke" / "runs" / "uniform_s0"
+    rows = read_metrics(run / "metrics.jsonl")
+    assert rows and rows[-1]["step"] == 30 and "heldout_bpb" in rows[-1]
+    manifest = json.loads((ref / "smoke" / "data" / "manifest.json").read_text())
+    assert set(manifest["splits"]) == {"curated", "heldout", "pool"}
+    receipt = json.loads((run / "mlflow_synced.json").read_text())
+    assert receipt["missing"] == 0 and receipt["points"] > 30
+
+    client = MlflowClient(f"sqlite:///{ref / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("jest-smoke")
+    (mlrun,) = client.search_runs([exp.experiment_id], "tags.method = 'uniform'")
+    history = {m.step: m.value for m in client.get_metric_history(mlrun.info.run_id, "train_loss")}
+    assert history == {r["step"]: r["train_loss"] for r in rows}
+
+    # 2. the same DAG, its training job SIGKILLed after a checkpoint, then re-run
+    killed = tmp_path / "killed"
+    cmd = [*SNAKEMAKE, "--cores", "2", "--configfile", "config/smoke.yaml", "--config",
+           f"results_dir={killed}", f"cache_dir={CACHE}", "train={'steps': 30, 'checkpoint_every': 10, "
+           "'batch_size': 8, 'micro_batch_size': 4, 'lr': 0.003, 'warmup_steps': 5, 'eval_every': 10, "
+           "'eval_sequences': 32, 'log_every': 1}"]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    sm = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpts = killed / "smoke" / "runs" / "uniform_s0" / "checkpoints"
+    deadline = time.time() + 300
+    while not any(ckpts.glob("step_*")) if ckpts.is_dir() else True:
+        assert time.time() < deadline and sm.poll() is None, "no checkpoint appeared"
+        time.sleep(0.05)
+    trainers = [p for p in psutil.Process(sm.pid).children(recursive=True)
+                if "train" in p.cmdline() and "jest" in p.cmdline()]
+    assert trainers, "training process not found"
+    for p in trainers:
+        p.send_signal(signal.SIGKILL)
+    sm.wait(timeout=120)
+    assert sm.returncode != 0
+    _ok(subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True))
+    resumed = read_metrics(killed / "smoke" / "runs" / "uniform_s0" / "metrics.jsonl")
+    volatile = ("wall_time", "time")
+    strip = lambda rs: [{k: v for k, v in r.items() if k not in volatile} for r in rs]  # noqa: E731
+    assert strip(resumed) == strip(rows)
+    card = json.loads((killed / "smoke" / "runs" / "uniform_s0" / "card.json").read_text())
+    assert card["resumed_from_step"] >= 10

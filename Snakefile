@@ -2,7 +2,12 @@
 # default config (config/tiny.yaml); `--configfile config/<scale>.yaml` picks a scale.
 # Stages: prepare_data -> train_tokenizer -> build_shards -> train (arms x seeds) -> sync_mlflow.
 
-configfile: "config/tiny.yaml"
+
+# The default config only when none is given: a scale file must not inherit the
+# default's values for keys it leaves out (Snakemake would merge the two).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/tiny.yaml"
 
 
 include: "workflow/rules/common.smk"

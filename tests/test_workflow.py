@@ -11,8 +11,9 @@ from pathlib import Path
 
 import psutil
 import pytest
+import yaml
 
-from jest.config import PROJECT_ROOT
+from jest.config import PROJECT_ROOT, deep_merge
 from jest.tracking import read_metrics
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -20,11 +21,26 @@ CACHE = PROJECT_ROOT / "results" / "cache"
 STAGES = ("prepare_data", "train_tokenizer", "build_shards", "train", "sync_mlflow")
 
 
-def _snakemake(results: Path, *extra: str, check: bool = True, **popen) -> subprocess.CompletedProcess:
-    cmd = [*SNAKEMAKE, "--cores", "2", "--configfile", "config/smoke.yaml",
-           "--config", f"results_dir={results}", f"cache_dir={CACHE}", *extra]
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    return subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, check=False, **popen)
+ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+
+
+def _smoke_config(results: Path, **overrides) -> Path:
+    """config/smoke.yaml with outputs under `results` (plus overrides), as a config file."""
+    cfg = deep_merge(yaml.safe_load((PROJECT_ROOT / "config" / "smoke.yaml").read_text()),
+                     {"results_dir": str(results), "cache_dir": str(CACHE), **overrides})
+    results.mkdir(parents=True, exist_ok=True)
+    path = results / "smoke.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _cmd(results: Path, *extra: str, **overrides) -> list[str]:
+    return [*SNAKEMAKE, "--cores", "2", "--configfile", str(_smoke_config(results, **overrides)), *extra]
+
+
+def _snakemake(results: Path, *extra: str, **overrides) -> subprocess.CompletedProcess:
+    return subprocess.run(_cmd(results, *extra, **overrides), cwd=PROJECT_ROOT, env=ENV,
+                          capture_output=True, text=True, check=False)
 
 
 def _ok(proc: subprocess.CompletedProcess) -> None:
@@ -45,7 +61,7 @@ def test_lint_is_clean(tmp_path):
 
 
 def test_a_bad_config_fails_before_any_job(tmp_path):
-    proc = _snakemake(tmp_path, "train={'batch_size': 8, 'micro_batch_size': 3}", "-n")
+    proc = _snakemake(tmp_path, "-n", train={"batch_size": 8, "micro_batch_size": 3})
     assert proc.returncode != 0
     assert "'train.micro_batch_size' = 3 must divide" in proc.stdout + proc.stderr
 
@@ -73,12 +89,8 @@ def test_smoke_dag_end_to_end_and_resume_after_kill(tmp_path):
 
     # 2. the same DAG, its training job SIGKILLed after a checkpoint, then re-run
     killed = tmp_path / "killed"
-    cmd = [*SNAKEMAKE, "--cores", "2", "--configfile", "config/smoke.yaml", "--config",
-           f"results_dir={killed}", f"cache_dir={CACHE}", "train={'steps': 30, 'checkpoint_every': 10, "
-           "'batch_size': 8, 'micro_batch_size': 4, 'lr': 0.003, 'warmup_steps': 5, 'eval_every': 10, "
-           "'eval_sequences': 32, 'log_every': 1}"]
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    sm = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cmd = _cmd(killed)
+    sm = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ckpts = killed / "smoke" / "runs" / "uniform_s0" / "checkpoints"
     deadline = time.time() + 300
     while not any(ckpts.glob("step_*")) if ckpts.is_dir() else True:
@@ -91,7 +103,7 @@ def test_smoke_dag_end_to_end_and_resume_after_kill(tmp_path):
         p.send_signal(signal.SIGKILL)
     sm.wait(timeout=120)
     assert sm.returncode != 0
-    _ok(subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True))
+    _ok(subprocess.run(cmd, cwd=PROJECT_ROOT, env=ENV, capture_output=True, text=True))
     resumed = read_metrics(killed / "smoke" / "runs" / "uniform_s0" / "metrics.jsonl")
     volatile = ("wall_time", "time")
     strip = lambda rs: [{k: v for k, v in r.items() if k not in volatile} for r in rs]  # noqa: E731

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from jest.data.documents import Document
+from jest.data.embedded import load_brown
 from jest.data.prepare import prepare_corpus
 from jest.data.sources import PINS, fetch_package
 
@@ -46,3 +48,9 @@ def prepared(cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple
     out_dir = tmp_path_factory.mktemp("prepared")
     manifest = prepare_corpus(copy.deepcopy(SMALL_CFG), out_dir, cache_dir)
     return out_dir, manifest
+
+
+@pytest.fixture(scope="session")
+def brown_docs(cache_dir: Path) -> list[Document]:
+    """All 500 detokenized Brown texts (parsed once: it takes about a second)."""
+    return load_brown(cache_dir / "npm" / PINS["brown"].tarball_name)

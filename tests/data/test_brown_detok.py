@@ -7,7 +7,6 @@ import re
 import pytest
 
 from jest.data.brown import detokenize_brown, detokenize_words, strip_tag, tagged_paragraphs
-from jest.data.embedded import load_brown
 from jest.data.sources import PINS, iter_members
 
 
@@ -73,8 +72,8 @@ def test_tagged_paragraphs_structure() -> None:
     assert [len(paragraph) for paragraph in paragraphs] == [1, 1, 2, 1]
 
 
-def test_real_brown_text(cache_dir) -> None:
-    docs = {doc.id: doc for doc in load_brown(cache_dir / "npm" / PINS["brown"].tarball_name)}
+def test_real_brown_text(brown_docs) -> None:
+    docs = {doc.id: doc for doc in brown_docs}
     assert len(docs) == 500
     assert len({doc.group for doc in docs.values()}) == 15
     ca01 = docs["brown/ca01"].text

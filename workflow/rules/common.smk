@@ -14,6 +14,8 @@ os.environ.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFL
 CFG = validate_config(config)
 ROOT = results_root(CFG) / CFG["name"]
 CACHE = cache_root(CFG)
+# The software of every rule (used with --sdm conda; a plain venv needs nothing).
+ENV = str(Path(workflow.basedir) / "environment.yml")
 os.environ.setdefault("HF_HOME", str(CACHE / "hf"))
 
 # The library reads the resolved config from this file. It is rewritten only when

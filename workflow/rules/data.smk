@@ -13,6 +13,8 @@ rule prepare_data:
         trigger=section_hash("data"),
         out=ROOT / "data",
         cache=CACHE,
+    conda:
+        ENV
     log:
         ROOT / "logs" / "prepare_data.log",
     shell:
@@ -30,6 +32,8 @@ rule train_tokenizer:
         trigger=section_hash("data"),
         data=ROOT / "data",
         out=ROOT / "tokenizer",
+    conda:
+        ENV
     log:
         ROOT / "logs" / "train_tokenizer.log",
     shell:
@@ -51,6 +55,8 @@ rule build_shards:
         data=ROOT / "data",
         tokenizer=ROOT / "tokenizer",
         out=ROOT / "shards",
+    conda:
+        ENV
     log:
         ROOT / "logs" / "build_shards.log",
     shell:

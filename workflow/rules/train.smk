@@ -19,6 +19,8 @@ rule train:
         shards=ROOT / "shards",
         tokenizer=ROOT / "tokenizer",
     threads: 2
+    conda:
+        ENV
     log:
         ROOT / "logs" / "train" / "{arm}_s{seed}.log",
     shell:
@@ -35,6 +37,8 @@ rule sync_mlflow:
         ROOT / "runs" / "{arm}_s{seed}" / "mlflow_synced.json",
     params:
         run_dir=lambda wc: run_dir(wc.arm, wc.seed),
+    conda:
+        ENV
     log:
         ROOT / "logs" / "sync_mlflow" / "{arm}_s{seed}.log",
     shell:

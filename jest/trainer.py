@@ -7,6 +7,7 @@ train on the choice, account FLOPs, log, evaluate, checkpoint.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,8 +180,9 @@ def train(spec: RunSpec, threads: int | None = None, progress: bool = True) -> d
 
     # ---- loop
     t0 = time.time() - wall_offset
-    bar = tqdm(total=tcfg["steps"], initial=step, desc=spec.name, disable=not progress, mininterval=1.0,
-               dynamic_ncols=True)
+    # In a Snakemake log (not a terminal) a refresh every 15 s keeps the file readable.
+    bar = tqdm(total=tcfg["steps"], initial=step, desc=spec.name, disable=not progress,
+               mininterval=1.0 if sys.stderr.isatty() else 15.0, dynamic_ncols=True)
     row: dict = {}
     try:
         while step < tcfg["steps"]:

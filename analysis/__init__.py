@@ -1,0 +1,1 @@
+"""Pure functions from run folders (results/<config>/runs/*) to tables, plots and the report."""

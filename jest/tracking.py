@@ -208,7 +208,7 @@ class MlflowMirror:
             saved = json.loads(self.id_file.read_text())
             if saved.get("tracking_uri") == self.uri:
                 return saved["run_id"]
-        from mlflow.entities import Param, RunTag
+        from mlflow.entities import Param
         run = client.create_run(self._experiment_id(client), run_name=self.run_name,
                                 tags={k: str(v) for k, v in self.tags.items()})
         params = [Param(k, str(v)[:6000]) for k, v in sorted(self.params.items())]

@@ -5,18 +5,22 @@ paragraphs separated by blank lines. The tag follows the *last* slash
 (``1/2/cd`` is the word ``1/2``). Quotes are PTB-style: ``` `` ``` opens and
 ``''`` closes a double quote; a lone ``'`` is a single quote whose direction is
 only known from parity, so it alternates open/close within a paragraph.
+This copy of the corpus also doubles every ``;``, ``?``, ``!`` and ``:``
+token; repeated punctuation is collapsed to one.
 """
 
 from __future__ import annotations
 
 import itertools
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 # Punctuation glued to the word on its left ("word," "word)").
 _ATTACH_LEFT = frozenset({",", ".", ";", ":", "?", "!", ")", "]"})
 # Punctuation glued to the word on its right ("(word").
 _ATTACH_RIGHT = frozenset({"(", "["})
+# Punctuation never repeated in edited prose; a second copy in a row is dropped.
+_COLLAPSE = frozenset({",", ".", ";", ":", "?", "!"})
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
 
 
@@ -34,6 +38,7 @@ def detokenize_words(words: Iterable[str]) -> str:
     pieces: list[str] = []
     glue_next = True  # no space before the first word
     single_quote_open = False
+    previous = ""
     for word in words:
         if word == "``":
             text, glue_left, glue_right = '"', False, True
@@ -42,8 +47,9 @@ def detokenize_words(words: Iterable[str]) -> str:
         elif word == "'":
             text, glue_left, glue_right = "'", single_quote_open, not single_quote_open
             single_quote_open = not single_quote_open
-        elif word == "." and pieces and pieces[-1].endswith("."):
-            # The source repeats the period after a final abbreviation ("Jr./np ./.").
+        elif word in _COLLAPSE and pieces and (word == previous or (word == "." and pieces[-1].endswith("."))):
+            # This copy of the corpus doubles every ; ? ! and : ("?/. ?/.") and repeats
+            # the period after a sentence-final abbreviation ("Jr./np ./.").
             continue
         else:
             text, glue_left, glue_right = word, word in _ATTACH_LEFT, word in _ATTACH_RIGHT
@@ -51,6 +57,7 @@ def detokenize_words(words: Iterable[str]) -> str:
             pieces.append(" ")
         pieces.append(text)
         glue_next = glue_right
+        previous = word
     return "".join(pieces)
 
 

@@ -7,8 +7,9 @@ bare ``KeyError`` deep inside the pipeline.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from jest.data.corruptions import CORRUPTION_KINDS
 from jest.data.errors import ConfigValueError, MissingConfigKeyError
@@ -59,7 +60,7 @@ class DataConfig:
 
 def _get(cfg: Mapping[str, Any], key: str, where: str, default: Any = _MISSING) -> Any:
     if not isinstance(cfg, Mapping):
-        raise ConfigValueError(f"data config: '{where}' must be a mapping, got {type(cfg).__name__}")
+        raise ConfigValueError(f"data config: '{where or 'data'}' must be a mapping, got {type(cfg).__name__}")
     if key in cfg:
         return cfg[key]
     if default is not _MISSING:
@@ -83,6 +84,12 @@ def _count(value: Any, key: str, allow_none: bool) -> int | None:
     return value
 
 
+def _text(value: Any, key: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigValueError(f"data config: '{key}' must be a non-empty string, got {value!r}")
+    return value
+
+
 def _parse_extra(entry: Mapping[str, Any], index: int) -> ExtraSourceConfig:
     where = f"extra_sources[{index}]"
     kind = _get(entry, "kind", where)
@@ -99,8 +106,8 @@ def _parse_extra(entry: Mapping[str, Any], index: int) -> ExtraSourceConfig:
         kind=kind,
         name=name,
         split=split,
-        quality=str(_get(entry, "quality", where)),
-        path=str(_get(entry, "path", where)),
+        quality=_text(_get(entry, "quality", where), f"{where}.quality"),
+        path=_text(_get(entry, "path", where), f"{where}.path"),
         max_docs=_count(_get(entry, "max_docs", where, None), f"{where}.max_docs", allow_none=True),
         text_field=str(_get(entry, "text_field", where, "text")),
         data_files=tuple(data_files) if isinstance(data_files, (list, tuple)) else data_files,
@@ -114,6 +121,10 @@ def parse_data_config(cfg: Mapping[str, Any]) -> DataConfig:
     split_seed = _get(cfg, "split_seed", "")
     if isinstance(split_seed, bool) or not isinstance(split_seed, int):
         raise ConfigValueError(f"data config: 'split_seed' must be an integer, got {split_seed!r}")
+
+    embedded = _get(cfg, "embedded", "")
+    if not isinstance(embedded, bool):
+        raise ConfigValueError(f"data config: 'embedded' must be true or false, got {embedded!r}")
 
     brown_cfg = _get(cfg, "brown", "")
     brown = BrownConfig(
@@ -153,11 +164,13 @@ def parse_data_config(cfg: Mapping[str, Any]) -> DataConfig:
     names = [extra.name for extra in extras]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
-        raise ConfigValueError(f"data config: 'extra_sources' names must be unique (they prefix ids); repeated: {duplicates}")
+        raise ConfigValueError(
+            f"data config: 'extra_sources' names must be unique (they prefix ids); repeated: {duplicates}"
+        )
 
     return DataConfig(
         split_seed=split_seed,
-        embedded=bool(_get(cfg, "embedded", "")),
+        embedded=embedded,
         brown=brown,
         noisy_max_chars=budgets,
         corruption=corruption,

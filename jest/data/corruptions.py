@@ -18,7 +18,7 @@ from jest.data.seeding import StableRng
 CORRUPTION_KINDS = ("shuffle_words", "char_noise", "boilerplate")
 
 # A sentence ends at . ! or ? (optionally followed by a closing quote or
-# parenthesis) followed by whitespace.
+# bracket) followed by whitespace, but not after a capital initial ("J. Smith").
 _SENTENCE_END = re.compile(r"(?<=[.!?])(?<![A-Z]\.)[\"')\]]?\s+")
 _NOISE_ALPHABET = string.ascii_letters + string.digits + " .,;:'-"
 

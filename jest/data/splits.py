@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from fractions import Fraction
-from typing import Mapping, Sequence
 
 from jest.data.documents import Document
 from jest.data.seeding import seeded_order
@@ -20,24 +20,31 @@ def round_half_up(value: float) -> int:
     return math.floor(value + 0.5)
 
 
-def largest_remainder(total: int, sizes: Mapping[str, int]) -> dict[str, int]:
+def largest_remainder(total: int, sizes: Mapping[str, int], caps: Mapping[str, int] | None = None) -> dict[str, int]:
     """Share ``total`` slots among groups in proportion to ``sizes`` (Hamilton's method).
 
     Every group gets the floor or the ceiling of its exact quota and the shares
     sum to ``total``; ties in the remainder go to the alphabetically first group.
-    Exact fractions keep the result free of float rounding.
+    ``caps`` (default: ``sizes``) bounds each share; a slot a full group cannot
+    take goes to the next group in remainder order. Exact fractions keep the
+    result free of float rounding.
     """
+    caps = dict(sizes) if caps is None else dict(caps)
     whole = sum(sizes.values())
-    if not 0 <= total <= whole:
-        raise ValueError(f"cannot allocate {total} of {whole}")
-    if whole == 0:
+    if not 0 <= total <= sum(caps.values()):
+        raise ValueError(f"cannot allocate {total} slots with capacity {sum(caps.values())}")
+    if total == 0:
         return {group: 0 for group in sizes}
     quotas = {group: Fraction(total * size, whole) for group, size in sizes.items()}
-    shares = {group: math.floor(quota) for group, quota in quotas.items()}
+    shares = {group: min(math.floor(quota), caps[group]) for group, quota in quotas.items()}
+    by_remainder = sorted(quotas, key=lambda group: (-(quotas[group] - math.floor(quotas[group])), group))
     leftover = total - sum(shares.values())
-    by_remainder = sorted(quotas, key=lambda group: (-(quotas[group] - shares[group]), group))
-    for group in by_remainder[:leftover]:
-        shares[group] += 1
+    while leftover:
+        # Without caps one pass suffices; with caps, later passes fill spare capacity.
+        for group in by_remainder:
+            if leftover and shares[group] < caps[group]:
+                shares[group] += 1
+                leftover -= 1
     return shares
 
 
@@ -71,20 +78,23 @@ def stratified_split(
     """Split documents into (heldout, curated, rest), stratified by ``group``.
 
     Totals are ``round(fraction * len(docs))``, shared among groups by largest
-    remainder. If both shares of one small group round up past its size,
-    curated gives way, so held-out is never short.
+    remainder. Held-out is allocated first; curated then only uses what each
+    group has left, so a small group whose two shares both round up does not
+    make curated come out short.
     """
     groups = _by_group(docs)
     sizes = {group: len(members) for group, members in groups.items()}
     heldout_shares = largest_remainder(round_half_up(heldout_fraction * len(docs)), sizes)
-    curated_shares = largest_remainder(round_half_up(curated_fraction * len(docs)), sizes)
+    spare = {group: sizes[group] - heldout_shares[group] for group in sizes}
+    curated_total = min(round_half_up(curated_fraction * len(docs)), sum(spare.values()))
+    curated_shares = largest_remainder(curated_total, sizes, caps=spare)
     heldout: list[Document] = []
     curated: list[Document] = []
     rest: list[Document] = []
     for group, members in groups.items():
         ordered = _seeded(members, split_seed, "brown-split")
         n_heldout = heldout_shares[group]
-        n_curated = min(curated_shares[group], len(ordered) - n_heldout)
+        n_curated = curated_shares[group]
         heldout.extend(ordered[:n_heldout])
         curated.extend(ordered[n_heldout : n_heldout + n_curated])
         rest.extend(ordered[n_heldout + n_curated :])

@@ -52,15 +52,22 @@ def _cfg(small_cfg: dict[str, Any], extras: list[dict[str, Any]]) -> dict[str, A
 
 
 def test_jsonl_and_hf_sources_fill_all_splits(tmp_path, files, small_cfg) -> None:
-    cfg = _cfg(small_cfg, [
-        _extra(kind="hf", name="webhf", split="pool", quality="raw", path="json", data_files=str(files["web"])),
-        _extra(kind="jsonl", name="ref", split="curated", quality="curated", path=str(files["ref"]), text_field="body"),
-        _extra(kind="jsonl", name="evalset", split="heldout", quality="clean", path=str(files["eval"])),
-    ])
+    cfg = _cfg(
+        small_cfg,
+        [
+            _extra(kind="hf", name="webhf", split="pool", quality="raw", path="json", data_files=str(files["web"])),
+            _extra(
+                kind="jsonl", name="ref", split="curated", quality="curated", path=str(files["ref"]), text_field="body"
+            ),
+            _extra(kind="jsonl", name="evalset", split="heldout", quality="clean", path=str(files["eval"])),
+        ],
+    )
     manifest = prepare_corpus(cfg, tmp_path / "out", tmp_path / "cache")
     assert manifest["sources"] == []  # no npm package read
-    read = {s: [json.loads(line) for line in open(tmp_path / "out" / f"{s}.jsonl", encoding="utf-8")]
-            for s in ("curated", "heldout", "pool")}
+    read = {
+        s: [json.loads(line) for line in (tmp_path / "out" / f"{s}.jsonl").read_text(encoding="utf-8").splitlines()]
+        for s in ("curated", "heldout", "pool")
+    }
     expected = {"pool": ("webhf", "raw", 9), "curated": ("ref", "curated", 5), "heldout": ("evalset", "clean", 3)}
     for split, (name, quality, n) in expected.items():
         assert len(read[split]) == n  # empty and whitespace-only rows dropped from web
@@ -90,7 +97,9 @@ def _source(entry: dict[str, Any], split_seed: int = 1) -> ExtraSourceConfig:
 
 def test_jsonl_and_hf_agree(files) -> None:
     jsonl = _source(_extra(kind="jsonl", name="web", split="pool", quality="raw", path=str(files["web"])))
-    hf = _source(_extra(kind="hf", name="web", split="pool", quality="raw", path="json", data_files=[str(files["web"])]))
+    hf = _source(
+        _extra(kind="hf", name="web", split="pool", quality="raw", path="json", data_files=[str(files["web"])])
+    )
     assert load_extra_source(jsonl, 1) == load_extra_source(hf, 1)
 
 
@@ -106,8 +115,7 @@ def test_max_docs_is_a_seeded_subset(files) -> None:
 
 def test_extra_sources_join_embedded_pool(tmp_path, files, small_cfg, cache_dir) -> None:
     small_cfg["noisy_max_chars"] = {"sotu": 0, "spam_assassin": 0, "nlp_corpus": 0}
-    small_cfg["extra_sources"] = [
-        _extra(kind="jsonl", name="web", split="pool", quality="raw", path=str(files["web"]))]
+    small_cfg["extra_sources"] = [_extra(kind="jsonl", name="web", split="pool", quality="raw", path=str(files["web"]))]
     manifest = prepare_corpus(small_cfg, tmp_path, cache_dir)
     assert set(manifest["splits"]["pool"]["by_source"]) == {"brown", "web"}
     assert manifest["splits"]["pool"]["by_quality"]["raw"]["documents"] == 9
@@ -115,7 +123,8 @@ def test_extra_sources_join_embedded_pool(tmp_path, files, small_cfg, cache_dir)
 
 def test_embedded_name_clash_is_rejected(tmp_path, files, small_cfg) -> None:
     small_cfg["extra_sources"] = [
-        _extra(kind="jsonl", name="brown", split="pool", quality="raw", path=str(files["web"]))]
+        _extra(kind="jsonl", name="brown", split="pool", quality="raw", path=str(files["web"]))
+    ]
     with pytest.raises(ConfigValueError, match="clash with the embedded sources"):
         prepare_corpus(small_cfg, tmp_path, tmp_path / "cache")
 
@@ -140,8 +149,9 @@ def test_missing_jsonl_file_names_path(tmp_path, small_cfg) -> None:
 
 def test_missing_hf_data_file_names_path(tmp_path, small_cfg) -> None:
     missing = tmp_path / "absent.json"
-    cfg = _cfg(small_cfg, [
-        _extra(kind="hf", name="web", split="pool", quality="raw", path="json", data_files=[str(missing)])])
+    cfg = _cfg(
+        small_cfg, [_extra(kind="hf", name="web", split="pool", quality="raw", path="json", data_files=[str(missing)])]
+    )
     with pytest.raises(MissingFileError, match=str(missing)):
         prepare_corpus(cfg, tmp_path / "out", tmp_path / "cache")
 

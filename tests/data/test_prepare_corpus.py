@@ -44,7 +44,12 @@ def test_lines_are_canonical_documents(prepared) -> None:
             assert set(record) == FIELDS
             assert line == json.dumps(record, sort_keys=True, ensure_ascii=False)
             assert record["text"].strip()
-    assert sorted(p.name for p in out_dir.iterdir()) == ["curated.jsonl", "heldout.jsonl", "manifest.json", "pool.jsonl"]
+    assert sorted(p.name for p in out_dir.iterdir()) == [
+        "curated.jsonl",
+        "heldout.jsonl",
+        "manifest.json",
+        "pool.jsonl",
+    ]
 
 
 def test_heldout_never_leaks(docs) -> None:
@@ -118,8 +123,11 @@ def test_corrupted_docs_differ_from_their_clean_source(docs, brown_docs) -> None
 
 
 def test_noisy_budgets(docs, cache_dir, small_cfg) -> None:
-    loaders = {"sotu": (load_sotu, "sotu"), "email": (load_spam_assassin, "spam_assassin"),
-               "informal": (load_nlp_corpus, "nlp_corpus")}
+    loaders = {
+        "sotu": (load_sotu, "sotu"),
+        "email": (load_spam_assassin, "spam_assassin"),
+        "informal": (load_nlp_corpus, "nlp_corpus"),
+    }
     for source, (loader, key) in loaders.items():
         picked = [d for d in docs["pool"] if d["source"] == source]
         chars = sum(len(d["text"]) for d in picked)

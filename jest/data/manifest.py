@@ -1,0 +1,56 @@
+"""The manifest: what each split contains, where it came from, and the config that made it.
+
+Downstream stages and the analysis read composition from here instead of
+re-scanning the jsonl files; the sha256 values tie the numbers to the exact bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from jest.data.documents import Document
+from jest.data.sources import NpmPin
+
+
+def _breakdown(docs: Sequence[Document], field: str) -> dict[str, dict[str, int]]:
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: {"documents": 0, "characters": 0})
+    for doc in docs:
+        entry = counts[getattr(doc, field)]
+        entry["documents"] += 1
+        entry["characters"] += len(doc.text)
+    return dict(sorted(counts.items()))
+
+
+def split_summary(docs: Sequence[Document], file_name: str, file_sha256: str) -> dict[str, Any]:
+    """Totals and per-label breakdowns of one split; ``utf8_bytes`` counts the texts only."""
+    return {
+        "file": file_name,
+        "sha256": file_sha256,
+        "documents": len(docs),
+        "characters": sum(len(doc.text) for doc in docs),
+        "utf8_bytes": sum(len(doc.text.encode("utf-8")) for doc in docs),
+        "by_source": _breakdown(docs, "source"),
+        "by_quality": _breakdown(docs, "quality"),
+        "by_corruption": _breakdown(docs, "corruption"),
+    }
+
+
+def build_manifest(
+    split_summaries: Mapping[str, dict[str, Any]], pins_used: Sequence[NpmPin], data_cfg: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Assemble the manifest; ``data_cfg`` is stored after a JSON round trip so it matches the file."""
+    return {
+        "splits": dict(sorted(split_summaries.items())),
+        "sources": [
+            {"name": pin.name, "version": pin.version, "sha256": pin.sha256}
+            for pin in sorted(pins_used, key=lambda pin: pin.name)
+        ],
+        "data_cfg": json.loads(json.dumps(data_cfg, sort_keys=True, default=str)),
+    }
+
+
+def encode_manifest(manifest: Mapping[str, Any]) -> bytes:
+    return (json.dumps(manifest, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode("utf-8")

@@ -1,6 +1,7 @@
 # JEST reproducibility harness: the whole pipeline. `snakemake --cores N` runs the
 # default config (config/tiny.yaml); `--configfile config/<scale>.yaml` picks a scale.
-# Stages: prepare_data -> train_tokenizer -> build_shards -> train (arms x seeds) -> sync_mlflow.
+# Stages: prepare_data -> train_tokenizer -> build_shards -> train_reference -> score_reference
+#         -> train (arms x seeds) -> sync_mlflow.
 
 
 # The default config only when none is given: a scale file must not inherit the
@@ -12,6 +13,7 @@ if not workflow.overwrite_configfiles:
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/reference.smk"
 include: "workflow/rules/train.smk"
 
 

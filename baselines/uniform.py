@@ -16,6 +16,6 @@ class UniformPolicy:
     def super_batch_size(self, batch_size: int) -> int:
         return batch_size
 
-    def select(self, candidates: torch.Tensor, candidate_ids: np.ndarray,
+    def select(self, step: int, candidates: torch.Tensor, candidate_ids: np.ndarray,
                learner: torch.nn.Module, batch_size: int) -> Selection:
         return Selection(chosen=np.arange(batch_size))

@@ -4,7 +4,10 @@
     python -m jest prepare-data  --config CONFIG --out DIR --cache DIR
     python -m jest train-tokenizer --config CONFIG --data DIR --out DIR
     python -m jest build-shards  --config CONFIG --data DIR --tokenizer DIR --out DIR
+    python -m jest train-reference --config CONFIG --ref NAME --run-dir DIR --shards DIR --tokenizer DIR
+    python -m jest score-reference --config CONFIG --ref-dir DIR --shards DIR
     python -m jest train         --config CONFIG --arm ARM --seed N --run-dir DIR --shards DIR --tokenizer DIR
+                                 [--references DIR]
     python -m jest sync-mlflow   RUN_DIR [RUN_DIR ...]
 """
 from __future__ import annotations
@@ -51,8 +54,32 @@ def _cmd_train(args) -> None:
     if args.arm not in cfg["arms"]:
         raise ConfigError(f"arm '{args.arm}' is not in the config; allowed values: {sorted(cfg['arms'])}")
     spec = RunSpec(cfg=cfg, arm=args.arm, seed=args.seed, run_dir=Path(args.run_dir),
-                   shards_dir=Path(args.shards), tokenizer_dir=Path(args.tokenizer))
+                   shards_dir=Path(args.shards), tokenizer_dir=Path(args.tokenizer),
+                   references_root=Path(args.references) if args.references else None)
     train(spec, threads=args.threads, progress=not args.no_progress)
+
+
+def _cmd_train_reference(args) -> None:
+    from jest.trainer import reference_spec, train
+    cfg = load_config(args.config)
+    if args.ref not in cfg["references"]:
+        raise ConfigError(f"reference '{args.ref}' is not in the config; allowed values: {sorted(cfg['references'])}")
+    spec = reference_spec(cfg, args.ref, Path(args.run_dir), Path(args.shards), Path(args.tokenizer))
+    train(spec, threads=args.threads, progress=not args.no_progress)
+
+
+def _cmd_score_reference(args) -> None:
+    import torch
+    from transformers import LlamaForCausalLM
+    from jest.scoring import score_pool
+    from jest.trainer import resolve_device
+    cfg = load_config(args.config)
+    torch.set_num_threads(args.threads or cfg["threads"])
+    ref_dir = Path(args.ref_dir)
+    model = LlamaForCausalLM.from_pretrained(ref_dir / "model").to(resolve_device(cfg["device"]))
+    meta = score_pool(model, Path(args.shards), ref_dir, args.batch_size, ref_dir, progress=not args.no_progress)
+    print(f"scored {meta['sequences']} pool sequences in {meta['seconds']:.1f} s: mean loss "
+          f"{meta['mean_loss']:.4f}, {meta['flops']:.3e} FLOPs")
 
 
 def _cmd_sync_mlflow(args) -> None:
@@ -114,9 +141,29 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--run-dir", required=True)
     p.add_argument("--shards", required=True)
     p.add_argument("--tokenizer", required=True)
+    p.add_argument("--references", help="folder holding references/<name>/ (JEST arms)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("train-reference", help="train a reference model on the curated split")
+    p.add_argument("--config", required=True)
+    p.add_argument("--ref", required=True)
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--shards", required=True)
+    p.add_argument("--tokenizer", required=True)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_train_reference)
+
+    p = sub.add_parser("score-reference", help="reference loss of every pool sequence, cached on disk")
+    p.add_argument("--config", required=True)
+    p.add_argument("--ref-dir", required=True)
+    p.add_argument("--shards", required=True)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_score_reference)
 
     p = sub.add_parser("sync-mlflow", help="push any metric points MLflow lacks (idempotent)")
     p.add_argument("run_dirs", nargs="+")

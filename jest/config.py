@@ -71,34 +71,72 @@ def _explain(error: jsonschema.ValidationError) -> str:
 def validate_config(config: dict) -> dict:
     """Return a deep copy of `config` with defaults filled; raise ConfigError naming the key."""
     config = copy.deepcopy(dict(config))
+    explicit_arm_keys = {name: set(arm) for name, arm in (config.get("arms") or {}).items()
+                         if isinstance(arm, dict)}
     validator = _Validator(load_schema())
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         raise ConfigError("invalid config:\n  " + "\n  ".join(_explain(e) for e in errors))
     _check_cross_fields(config)
+    _check_arms(config, explicit_arm_keys)
     return config
+
+
+def super_batch_size(batch_size: int, filter_ratio: float) -> int:
+    """B = b / (1 - f), which must be a whole number of sequences."""
+    exact = batch_size / (1.0 - filter_ratio)
+    if abs(exact - round(exact)) > 1e-6:
+        raise ValueError(f"b / (1 - f) = {batch_size} / (1 - {filter_ratio}) = {exact:.4g} is not a whole number")
+    return round(exact)
+
+
+def _check_arms(cfg: dict, explicit: dict[str, set]) -> None:
+    """Per-policy rules: uniform arms take no JEST keys; JEST arms need a reference and a whole super-batch."""
+    b = cfg["train"]["batch_size"]
+    for name, arm in cfg["arms"].items():
+        if arm["policy"] == "uniform":
+            stray = sorted(explicit.get(name, set()) - {"policy"})
+            if stray:
+                raise ConfigError(f"'arms.{name}' has policy 'uniform', which takes no other keys; remove {stray}")
+            cfg["arms"][name] = {"policy": "uniform"}
+            continue
+        if arm["reference"] not in cfg["references"]:
+            raise ConfigError(f"'arms.{name}.reference' = {arm['reference']!r} is not a configured reference; "
+                              f"allowed values: {sorted(cfg['references'])} (add it under 'references')")
+        try:
+            super_batch_size(b, arm["filter_ratio"])
+        except ValueError as err:
+            fits = [f for f in (0.5, 0.75, 0.8, 0.875, 0.9, 0.9375, 0.95) if abs(b / (1 - f) - round(b / (1 - f))) < 1e-6]
+            raise ConfigError(f"'arms.{name}.filter_ratio' = {arm['filter_ratio']} does not fit "
+                              f"'train.batch_size' = {b}: {err}; allowed values for this batch size include {fits}") from None
 
 
 def _check_cross_fields(cfg: dict) -> None:
     """Constraints a JSON schema cannot express."""
-    model, train, brown = cfg["model"], cfg["train"], cfg["data"]["brown"]
-    if model["n_embd"] % model["n_head"]:
-        raise ConfigError(
-            f"'model.n_head' = {model['n_head']} must divide 'model.n_embd' = {model['n_embd']}")
-    micro = train["micro_batch_size"] or train["batch_size"]
-    if train["batch_size"] % micro:
-        raise ConfigError(
-            f"'train.micro_batch_size' = {micro} must divide 'train.batch_size' = "
-            f"{train['batch_size']}; allowed values: "
-            f"{[m for m in range(1, train['batch_size'] + 1) if train['batch_size'] % m == 0]}")
+    brown = cfg["data"]["brown"]
     if brown["heldout_fraction"] + brown["curated_fraction"] >= 1:
         raise ConfigError(
             "'data.brown.heldout_fraction' + 'data.brown.curated_fraction' must be < 1 "
             "so that some Brown texts remain for the pool")
+    _check_model_and_train(cfg["model"], cfg["train"], prefix="")
+    for name, ref in cfg["references"].items():
+        _check_model_and_train(ref["model"], ref["train"], prefix=f"references.{name}.")
+
+
+def _check_model_and_train(model: dict, train: dict, prefix: str) -> None:
+    if model["n_embd"] % model["n_head"]:
+        raise ConfigError(
+            f"'{prefix}model.n_head' = {model['n_head']} must divide '{prefix}model.n_embd' = {model['n_embd']}")
+    micro = train["micro_batch_size"] or train["batch_size"]
+    if train["batch_size"] % micro:
+        raise ConfigError(
+            f"'{prefix}train.micro_batch_size' = {micro} must divide '{prefix}train.batch_size' = "
+            f"{train['batch_size']}; allowed values: "
+            f"{[m for m in range(1, train['batch_size'] + 1) if train['batch_size'] % m == 0]}")
     if train["warmup_steps"] >= train["steps"]:
         raise ConfigError(
-            f"'train.warmup_steps' = {train['warmup_steps']} must be smaller than "
-            f"'train.steps' = {train['steps']}")
+            f"'{prefix}train.warmup_steps' = {train['warmup_steps']} must be smaller than "
+            f"'{prefix}train.steps' = {train['steps']}")
 
 
 def load_config(path: str | Path, overrides: dict | None = None) -> dict:

@@ -33,6 +33,7 @@ def build_hf_config(model_cfg: dict, vocab_size: int, seq_len: int,
         eos_token_id=eos_token_id,
         pad_token_id=pad_token_id,
         attention_dropout=0.0,
+        use_cache=False,  # training and scoring never decode; a KV cache would only cost memory
         attn_implementation="sdpa",
     )
 

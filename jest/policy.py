@@ -30,14 +30,21 @@ class BatchPolicy(Protocol):
 
     def super_batch_size(self, batch_size: int) -> int: ...
 
-    def select(self, candidates: torch.Tensor, candidate_ids: np.ndarray,
+    def select(self, step: int, candidates: torch.Tensor, candidate_ids: np.ndarray,
                learner: torch.nn.Module, batch_size: int) -> Selection: ...
 
 
-def build_policy(arm_cfg: dict) -> BatchPolicy:
-    """Policy from an arm's config (the schema lists the allowed `policy` values)."""
+def build_policy(arm_cfg: dict, ctx) -> BatchPolicy:
+    """Policy from an arm's config (the schema lists the allowed `policy` values).
+
+    `ctx` is a jest.jest_policy.PolicyContext: seed, pool size and hash, where the
+    references live, the device. Policies never see provenance labels.
+    """
     name = arm_cfg["policy"]
     if name == "uniform":
         from baselines.uniform import UniformPolicy
         return UniformPolicy()
-    raise ValueError(f"unknown batch policy '{name}'; allowed values: ['uniform']")
+    if name == "jest":
+        from jest.jest_policy import JestPolicy
+        return JestPolicy(arm_cfg, ctx)
+    raise ValueError(f"unknown batch policy '{name}'; allowed values: ['uniform', 'jest']")

@@ -6,6 +6,7 @@ train on the choice, account FLOPs, log, evaluate, checkpoint.
 """
 from __future__ import annotations
 
+import json
 import math
 import sys
 import time
@@ -21,6 +22,7 @@ from jest.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from jest.config import config_hash
 from jest.flops import FlopLedger, forward_flops_per_token, matmul_params, train_flops_per_token
 from jest.model import build_hf_config, build_model, shape_summary
+from jest.jest_policy import PolicyContext
 from jest.policy import build_policy
 from jest.shards import EpochSampler, TokenShard
 from jest.tokenizer import load_tokenizer
@@ -42,10 +44,46 @@ class RunSpec:
     run_dir: Path
     shards_dir: Path
     tokenizer_dir: Path
+    references_root: Path | None = None  # results/<config>/references: what JEST arms select with
+    kind: str = "learner"                # "learner" trains on the pool; "reference" on the curated split
+    data_fraction: float = 1.0           # share of the training split used (reference quality ladder)
 
     @property
     def name(self) -> str:
-        return run_name(self.arm, self.seed)
+        return f"reference-{self.arm}" if self.kind == "reference" else run_name(self.arm, self.seed)
+
+    @property
+    def train_split(self) -> str:
+        return "curated" if self.kind == "reference" else "pool"
+
+
+def reference_spec(cfg: dict, ref: str, run_dir: Path, shards_dir: Path, tokenizer_dir: Path) -> RunSpec:
+    """A reference model trains through the same loop: its own shape and budget, a uniform
+    policy, the curated split (or a nested fraction of it)."""
+    rcfg = cfg["references"][ref]
+    derived = {**cfg, "model": rcfg["model"], "train": rcfg["train"], "arms": {ref: {"policy": "uniform"}}}
+    return RunSpec(cfg=derived, arm=ref, seed=rcfg["seed"], run_dir=run_dir, shards_dir=shards_dir,
+                   tokenizer_dir=tokenizer_dir, kind="reference", data_fraction=rcfg["data_fraction"])
+
+
+def training_subset(n: int, fraction: float) -> np.ndarray:
+    """The first ceil(fraction * n) sequences of one fixed permutation: 25% is inside 50% is inside 100%."""
+    if fraction >= 1.0:
+        return np.arange(n)
+    order = np.random.default_rng(20240624).permutation(n)
+    return np.sort(order[:max(1, math.ceil(fraction * n))])
+
+
+def label_shares(labels: list[dict], label_ids: np.ndarray, prefix: str) -> dict:
+    """Share of `label_ids` per source and per quality, under keys like '<prefix>source_brown'."""
+    out = {}
+    for field in ("source", "quality"):
+        values = sorted({lab[field] for lab in labels})
+        counts = {v: 0 for v in values}
+        for i in label_ids:
+            counts[labels[i][field]] += 1
+        out.update({f"{prefix}{field}_{v}": counts[v] / max(1, len(label_ids)) for v in values})
+    return out
 
 
 def run_name(arm: str, seed: int) -> str:
@@ -118,10 +156,11 @@ def train(spec: RunSpec, threads: int | None = None, progress: bool = True) -> d
     device = resolve_device(cfg["device"])
 
     # ---- data
-    pool = TokenShard(spec.shards_dir, "pool")
+    pool = TokenShard(spec.shards_dir, spec.train_split)
     heldout = TokenShard(spec.shards_dir, "heldout")
     seq_len = pool.seq_len
-    sampler = EpochSampler(len(pool), seed=spec.seed)
+    subset = training_subset(len(pool), spec.data_fraction)
+    sampler = EpochSampler(len(subset), seed=spec.seed)
     eval_idx = np.unique(np.linspace(0, len(heldout) - 1, min(tcfg["eval_sequences"], len(heldout))).astype(np.int64))
 
     # ---- model, optimizer, policy
@@ -130,14 +169,18 @@ def train(spec: RunSpec, threads: int | None = None, progress: bool = True) -> d
     model = build_model(hf_config, seed=spec.seed).to(device)
     model.train()
     optimizer = build_optimizer(model, tcfg, device)
-    policy = build_policy(cfg["arms"][spec.arm])
+    shards_manifest = json.loads((Path(spec.shards_dir) / "manifest.json").read_text())
+    policy = build_policy(cfg["arms"][spec.arm], PolicyContext(
+        seed=spec.seed, seq_len=seq_len, pool_size=len(pool), device=device,
+        pool_sha256=shards_manifest["splits"][spec.train_split]["sha256"],
+        references_root=Path(spec.references_root or Path(spec.run_dir).parent.parent / "references")))
 
     b = tcfg["batch_size"]
     micro = tcfg["micro_batch_size"] or b
     super_b = policy.super_batch_size(b)
-    if super_b > len(pool):
-        raise ValueError(f"super-batch of {super_b} sequences is larger than the pool ({len(pool)}): "
-                         "lower 'train.batch_size' or add data")
+    if super_b > len(subset):
+        raise ValueError(f"super-batch of {super_b} sequences is larger than the {spec.train_split} split "
+                         f"({len(subset)} sequences used): lower 'train.batch_size' or add data")
     shape = shape_summary(hf_config)
     train_fpt = train_flops_per_token(shape, seq_len)
     ledger = FlopLedger(fixed=policy.fixed_flops)
@@ -164,13 +207,18 @@ def train(spec: RunSpec, threads: int | None = None, progress: bool = True) -> d
               **{f"model.{k}": v for k, v in cfg["model"].items()},
               **{f"train.{k}": v for k, v in tcfg.items()},
               **{f"arm.{k}": v for k, v in cfg["arms"][spec.arm].items()}}
-    tags = {"method": policy.name, "arm": spec.arm, "seed": spec.seed, "scale": cfg["name"],
+    pool_share = label_shares(pool.labels, pool.index["label"][subset], prefix="pool_share_")
+    params.update(pool_share)
+    tags = {"method": "reference" if spec.kind == "reference" else policy.name, "kind": spec.kind,
+            "arm": spec.arm, "seed": spec.seed, "scale": cfg["name"],
             "filter_ratio": round(1 - b / super_b, 4), "git_commit": git_commit()}
     mirror = MlflowMirror(run_dir, tracking_uri(cfg), experiment_name(cfg), spec.name, params, tags)
     write_card(card_path, run=spec.name, arm=spec.arm, seed=spec.seed, status="running", error=None,
                config=cfg, config_hash=config_hash(cfg), git_commit=tags["git_commit"],
                packages=package_versions(), machine=machine_info(), threads=torch.get_num_threads(),
                device=str(device), n_params=n_params, flops_per_token={"train": train_fpt},
+               kind=spec.kind, train_split=spec.train_split, data_fraction=spec.data_fraction,
+               pool_share=pool_share, fixed_flops=policy.fixed_flops,
                started=time.strftime("%Y-%m-%dT%H:%M:%S%z"), resumed_from_step=step or None)
 
     print(f"[{spec.name}] {n_params:,} parameters ({matmul_params(shape):,} in matmuls); "
@@ -187,10 +235,10 @@ def train(spec: RunSpec, threads: int | None = None, progress: bool = True) -> d
     try:
         while step < tcfg["steps"]:
             t_step = time.time()
-            cand_ids = sampler.take(position, super_b)
+            cand_ids = subset[sampler.take(position, super_b)]
             position += super_b
             candidates = pool.get(cand_ids)                                  # (B, T)
-            selection = policy.select(candidates, cand_ids, model, b)
+            selection = policy.select(step, candidates, cand_ids, model, b)
             batch = candidates[torch.as_tensor(selection.chosen)].to(device)  # (b, T)
 
             for group in optimizer.param_groups:
@@ -216,6 +264,7 @@ def train(spec: RunSpec, threads: int | None = None, progress: bool = True) -> d
             row = {"step": step, "examples_seen": step * b, "tokens_seen": step * b * seq_len,
                    "candidates_seen": position, "train_loss": train_loss, "lr": lr_at(step - 1, tcfg),
                    "grad_norm": grad_norm, **ledger.snapshot(), **selection.diagnostics,
+                   **label_shares(pool.labels, pool.index["label"][cand_ids[selection.chosen]], "sel_share_"),
                    "wall_time": time.time() - t0, "time": time.time()}
             last = step == tcfg["steps"]
             if step % tcfg["eval_every"] == 0 or last:

@@ -17,7 +17,10 @@ def _walk(schema, path=""):
 
 def test_every_schema_key_has_a_description_and_a_default():
     missing = []
-    for path, sub in _walk(load_schema()):
+    schema = load_schema()
+    walked = list(_walk(schema)) + [(f"$defs.{name}.{path}", sub) for name, d in schema["$defs"].items()
+                                    for path, sub in _walk(d)]
+    for path, sub in walked:
         if "description" not in sub:
             missing.append(f"{path}: description")
         required_somewhere = path in ("name",) or path.endswith(("[].kind", "[].name", "[].path", ".*.policy"))
@@ -37,6 +40,7 @@ def test_defaults_are_filled_at_every_level():
     assert cfg["train"]["lr"] == 0.003
     assert cfg["data"]["brown"]["heldout_fraction"] == 0.1
     assert cfg["arms"] == {"uniform": {"policy": "uniform"}}
+    assert cfg["references"]["ref"]["train"]["lr"] == 0.003  # defaults through $ref too
 
 
 @pytest.mark.parametrize("bad, expected", [
@@ -49,6 +53,14 @@ def test_defaults_are_filled_at_every_level():
     ({"train": {"batch_size": 16, "micro_batch_size": 5}}, "must divide 'train.batch_size'"),
     ({"model": {"n_embd": 96, "n_head": 5}}, "'model.n_head' = 5 must divide"),
     ({"data": {"brown": {"heldout_fraction": 0.5, "curated_fraction": 0.5}}}, "must be < 1"),
+    ({"arms": {"j": {"policy": "jest", "filter_ratio": 1.0}}}, "'arms.j.filter_ratio' = 1.0 is out of range"),
+    ({"arms": {"j": {"policy": "jest", "filter_ratio": -0.1}}}, "'arms.j.filter_ratio' = -0.1 is out of range"),
+    ({"arms": {"j": {"policy": "jest", "filter_ratio": 0.7}}}, "does not fit 'train.batch_size' = 16"),
+    ({"arms": {"j": {"policy": "jest", "reference": "big"}}}, "allowed values: ['ref']"),
+    ({"arms": {"u": {"policy": "uniform", "tau": 1.0}}}, "takes no other keys; remove ['tau']"),
+    ({"arms": {"j": {"policy": "jest", "selector": "greedy"}}}, "allowed values: ['joint', 'independent', 'topk']"),
+    ({"references": {"ref": {"train": {"batch_size": 8, "micro_batch_size": 3}}}},
+     "'references.ref.train.micro_batch_size' = 3 must divide"),
 ])
 def test_bad_values_name_the_key(bad, expected):
     with pytest.raises(ConfigError) as err:

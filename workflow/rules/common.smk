@@ -37,3 +37,15 @@ def run_dir(arm, seed):
 
 def all_runs():
     return [run_dir(arm, seed) / "mlflow_synced.json" for arm in CFG["arms"] for seed in CFG["seeds"]]
+
+
+def reference_inputs(wildcards):
+    """A JEST arm needs its reference (and, when cached, the reference's pool scores)."""
+    arm = CFG["arms"][wildcards.arm]
+    if arm["policy"] != "jest":
+        return {}
+    ref = ROOT / "references" / arm["reference"]
+    needed = {"reference": ref / "card.json"}
+    if arm["reference_scoring"] == "cached":
+        needed["reference_scores"] = ref / "pool_scores.json"
+    return needed

@@ -4,6 +4,7 @@
 
 rule train:
     input:
+        unpack(reference_inputs),
         config=RESOLVED_CONFIG,
         shards=rules.build_shards.output.manifest,
         tokenizer=rules.train_tokenizer.output,
@@ -14,10 +15,11 @@ rule train:
     wildcard_constraints:
         seed=r"\d+",
     params:
-        trigger=section_hash("model", "train", "arms", "device"),
+        trigger=lambda wc: config_hash([CFG[k] for k in ("model", "train", "device")] + [CFG["arms"][wc.arm]]),
         run_dir=lambda wc: run_dir(wc.arm, wc.seed),
         shards=ROOT / "shards",
         tokenizer=ROOT / "tokenizer",
+        references=ROOT / "references",
     threads: 2
     conda:
         ENV
@@ -26,7 +28,7 @@ rule train:
     shell:
         "python -m jest train --config {input.config} --arm {wildcards.arm} --seed {wildcards.seed} "
         "--run-dir {params.run_dir} --shards {params.shards} --tokenizer {params.tokenizer} "
-        "--threads {threads} > {log} 2>&1"
+        "--references {params.references} --threads {threads} > {log} 2>&1"
 
 
 rule sync_mlflow:

@@ -1,0 +1,134 @@
+"""The JEST batch policy for causal LMs (DESIGN.md, "The JEST algorithm").
+
+Per step: score the super-batch (learner loss l_i in eval mode without grad,
+optionally on a prefix; reference loss r_i from the cached pool scores or
+online), turn the losses into scores s_i by the criterion, and choose b of the
+B candidates with the selector. The next-token loss decomposes per example, so
+the paper's pairwise (contrastive) coupling is absent; joint selection uses
+M = diag(s) + lambda * C with C the cosine similarity of the candidates' pooled
+final hidden states, and lambda = 0 reproduces independent sampling.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from jest.config import super_batch_size
+from jest.flops import forward_flops_per_token
+from jest.io import sha256_file
+from jest.model import shape_summary
+from jest.policy import Selection
+from jest.scoring import sequence_losses
+from jest.selection import interaction_matrix, select_independent, select_joint, select_topk
+
+
+class MissingReferenceError(RuntimeError):
+    """The reference a JEST arm needs is missing or does not match the pool."""
+
+
+@dataclass
+class PolicyContext:
+    """What a policy may know besides its arm config: never the provenance labels."""
+
+    seed: int
+    seq_len: int
+    pool_size: int
+    pool_sha256: str
+    references_root: Path
+    device: torch.device
+
+
+def _step_generator(seed: int, step: int) -> torch.Generator:
+    """A generator that depends only on (seed, step): a resumed run draws the same samples."""
+    digest = hashlib.sha256(f"jest-select:{seed}:{step}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))
+
+
+class JestPolicy:
+    name = "jest"
+
+    def __init__(self, arm: dict, ctx: PolicyContext):
+        self.arm, self.ctx = arm, ctx
+        ref_dir = Path(ctx.references_root) / arm["reference"]
+        card_path = ref_dir / "card.json"
+        if not card_path.is_file() or json.loads(card_path.read_text()).get("status") != "finished":
+            raise MissingReferenceError(f"reference '{arm['reference']}' is not trained ({card_path} missing or "
+                                  "unfinished): run the train_reference stage")
+        card = json.loads(card_path.read_text())
+        self.fixed_flops = float(card["flops"]["flops_train"])  # reference training: the `total` accounting
+        self.ref_scores: np.ndarray | None = None
+        self.ref_model = None
+        if arm["reference_scoring"] == "cached":
+            self.ref_scores = self._load_cached_scores(ref_dir)
+        else:
+            from transformers import LlamaForCausalLM
+            self.ref_model = LlamaForCausalLM.from_pretrained(ref_dir / "model").to(ctx.device).eval()
+            self.ref_fpt = forward_flops_per_token(shape_summary(self.ref_model.config), ctx.seq_len)
+        self.prefix_len = max(2, round(arm["score_prefix"] * ctx.seq_len))
+        self.needs_learner = arm["criterion"] != "easy_reference"
+        self.needs_features = arm["selector"] == "joint" and arm["interaction"] > 0
+
+    def _load_cached_scores(self, ref_dir: Path) -> np.ndarray:
+        meta_path, scores_path = ref_dir / "pool_scores.json", ref_dir / "pool_scores.npy"
+        if not meta_path.is_file() or not scores_path.is_file():
+            raise MissingReferenceError(f"no cached pool scores in {ref_dir}: run the score_reference stage")
+        meta = json.loads(meta_path.read_text())
+        ref_sha = sha256_file(ref_dir / "model" / "model.safetensors")
+        if meta["reference_sha256"] != ref_sha or meta["pool_sha256"] != self.ctx.pool_sha256:
+            raise MissingReferenceError(f"cached scores in {ref_dir} belong to another reference or pool; "
+                                  f"delete {scores_path} and re-run the score_reference stage")
+        scores = np.load(scores_path)
+        if len(scores) != self.ctx.pool_size:
+            raise MissingReferenceError(f"{scores_path} has {len(scores)} scores for a pool of {self.ctx.pool_size}")
+        self.fixed_flops += float(meta["flops"])  # the one-time pool scoring: `total` accounting too
+        return scores
+
+    def super_batch_size(self, batch_size: int) -> int:
+        return super_batch_size(batch_size, self.arm["filter_ratio"])
+
+    def select(self, step: int, candidates: torch.Tensor, candidate_ids: np.ndarray,
+               learner: torch.nn.Module, batch_size: int) -> Selection:
+        arm, B = self.arm, candidates.size(0)
+        flops = 0.0
+        learner_loss = features = None
+        if self.needs_learner:
+            learner_loss, features = sequence_losses(learner, candidates, arm["score_batch_size"], self.prefix_len,
+                                                     with_features=self.needs_features)
+            learner_loss = learner_loss.cpu()
+            flops += B * self.prefix_len * forward_flops_per_token(shape_summary(learner.config), self.prefix_len)
+        if self.ref_scores is not None:
+            ref_loss = torch.from_numpy(self.ref_scores[candidate_ids])
+        else:
+            ref_loss, _ = sequence_losses(self.ref_model, candidates, arm["score_batch_size"])
+            ref_loss = ref_loss.cpu()
+            flops += B * self.ctx.seq_len * self.ref_fpt
+
+        if arm["criterion"] == "learnability":
+            scores = learner_loss - ref_loss
+        elif arm["criterion"] == "hard_learner":
+            scores = learner_loss
+        else:  # easy_reference
+            scores = -ref_loss
+
+        gen = _step_generator(self.ctx.seed, step)
+        if arm["selector"] == "topk":
+            chosen = select_topk(scores, batch_size)
+        elif arm["selector"] == "independent":
+            chosen = select_independent(scores, batch_size, arm["tau"], gen)
+        else:
+            M = interaction_matrix(scores, features.cpu() if features is not None else None, arm["interaction"])
+            chosen = select_joint(M, batch_size, arm["n_chunks"], arm["tau"], gen)
+
+        sel = scores[chosen]
+        diag = {"score_mean_all": scores.mean().item(), "score_std_all": scores.std().item(),
+                "score_mean_selected": sel.mean().item(), "score_std_selected": sel.std().item(),
+                "ref_loss_mean_all": ref_loss.mean().item(), "ref_loss_mean_selected": ref_loss[chosen].mean().item()}
+        if learner_loss is not None:
+            diag.update(learner_loss_mean_all=learner_loss.mean().item(),
+                        learner_loss_mean_selected=learner_loss[chosen].mean().item())
+        return Selection(chosen=chosen.numpy(), score_flops=flops, diagnostics=diag)

@@ -1,0 +1,48 @@
+# Reference stage: train each reference model on the curated split (same loop, uniform
+# policy), then score every pool sequence with it once (jest/trainer.py, jest/scoring.py).
+
+
+rule train_reference:
+    input:
+        config=RESOLVED_CONFIG,
+        shards=rules.build_shards.output.manifest,
+        tokenizer=rules.train_tokenizer.output,
+    output:
+        card=ROOT / "references" / "{ref}" / "card.json",
+        metrics=ROOT / "references" / "{ref}" / "metrics.jsonl",
+        model=ROOT / "references" / "{ref}" / "model" / "model.safetensors",
+    params:
+        trigger=lambda wc: config_hash(CFG["references"][wc.ref]),
+        run_dir=lambda wc: ROOT / "references" / wc.ref,
+        shards=ROOT / "shards",
+        tokenizer=ROOT / "tokenizer",
+    threads: 2
+    conda:
+        ENV
+    log:
+        ROOT / "logs" / "train_reference" / "{ref}.log",
+    shell:
+        "python -m jest train-reference --config {input.config} --ref {wildcards.ref} "
+        "--run-dir {params.run_dir} --shards {params.shards} --tokenizer {params.tokenizer} "
+        "--threads {threads} > {log} 2>&1"
+
+
+rule score_reference:
+    input:
+        config=RESOLVED_CONFIG,
+        model=rules.train_reference.output.model,
+        shards=rules.build_shards.output.pool,
+    output:
+        scores=ROOT / "references" / "{ref}" / "pool_scores.npy",
+        meta=ROOT / "references" / "{ref}" / "pool_scores.json",
+    params:
+        ref_dir=lambda wc: ROOT / "references" / wc.ref,
+        shards=ROOT / "shards",
+    threads: 2
+    conda:
+        ENV
+    log:
+        ROOT / "logs" / "score_reference" / "{ref}.log",
+    shell:
+        "python -m jest score-reference --config {input.config} --ref-dir {params.ref_dir} "
+        "--shards {params.shards} --threads {threads} > {log} 2>&1"

@@ -32,8 +32,10 @@ def test_manifest_gives_tokens_per_split_and_source(smoke_workspace):
 
 
 def test_every_sequence_keeps_one_label_and_its_exact_bytes(smoke_workspace):
+    from jest.tokenizer import _byte_decoder
     ws = smoke_workspace
     tok = load_tokenizer(ws["tokenizer"])
+    byte_of = _byte_decoder()
     pool = TokenShard(ws["shards"], "pool", verify_hash=True)
     docs = [json.loads(line) for line in open(ws["data"] / "pool.jsonl", encoding="utf-8")]
     for i in range(0, len(pool), max(1, len(pool) // 25)):
@@ -41,8 +43,13 @@ def test_every_sequence_keeps_one_label_and_its_exact_bytes(smoke_workspace):
         doc = docs[pool.index["doc"][i]]
         assert {k: doc[k] for k in ("source", "quality", "corruption")} == label
         ids = pool.get([i])[0].tolist()
-        text = tok.decode(ids, skip_special_tokens=True)
-        assert pool.index["n_bytes"][i] == len(text.encode("utf-8"))
+        # the raw bytes behind the tokens (a sequence may cut a multi-byte character in two)
+        pieces = [b"\0" if t == tok.eos_token_id else bytes(byte_of[c] for c in p)
+                  for t, p in zip(ids, tok.convert_ids_to_tokens(ids))]
+        raw = b"".join(pieces)
+        assert pool.index["n_bytes"][i] == len(raw) - raw.count(b"\0")
+        first_doc_part = raw.split(b"\0")[0]
+        assert first_doc_part in doc["text"].encode("utf-8")
     lengths = token_byte_lengths(tok)
     assert lengths[tok.eos_token_id] == 0 and lengths.max() > 3
 

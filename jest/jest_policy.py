@@ -50,43 +50,55 @@ def _step_generator(seed: int, step: int) -> torch.Generator:
 
 
 class JestPolicy:
+    """Score, then choose. Build it from files with `JestPolicy.load`; the constructor takes
+    the reference's scores (or model) directly, which is what benchmarks and tests use."""
+
     name = "jest"
 
-    def __init__(self, arm: dict, ctx: PolicyContext):
+    def __init__(self, arm: dict, ctx: PolicyContext, ref_scores: np.ndarray | None = None,
+                 ref_model: torch.nn.Module | None = None, fixed_flops: float = 0.0):
+        if (ref_scores is None) == (ref_model is None):
+            raise ValueError("give exactly one of ref_scores (cached scoring) or ref_model (online scoring)")
         self.arm, self.ctx = arm, ctx
-        ref_dir = Path(ctx.references_root) / arm["reference"]
-        card_path = ref_dir / "card.json"
-        if not card_path.is_file() or json.loads(card_path.read_text()).get("status") != "finished":
-            raise MissingReferenceError(f"reference '{arm['reference']}' is not trained ({card_path} missing or "
-                                  "unfinished): run the train_reference stage")
-        card = json.loads(card_path.read_text())
-        self.fixed_flops = float(card["flops"]["flops_train"])  # reference training: the `total` accounting
-        self.ref_scores: np.ndarray | None = None
-        self.ref_model = None
-        if arm["reference_scoring"] == "cached":
-            self.ref_scores = self._load_cached_scores(ref_dir)
-        else:
-            from transformers import LlamaForCausalLM
-            self.ref_model = LlamaForCausalLM.from_pretrained(ref_dir / "model").to(ctx.device).eval()
-            self.ref_fpt = forward_flops_per_token(shape_summary(self.ref_model.config), ctx.seq_len)
+        self.ref_scores, self.ref_model = ref_scores, ref_model
+        self.fixed_flops = fixed_flops
+        if ref_model is not None:
+            self.ref_fpt = forward_flops_per_token(shape_summary(ref_model.config), ctx.seq_len)
         self.prefix_len = max(2, round(arm["score_prefix"] * ctx.seq_len))
         self.needs_learner = arm["criterion"] != "easy_reference"
         self.needs_features = arm["selector"] == "joint" and arm["interaction"] > 0
 
-    def _load_cached_scores(self, ref_dir: Path) -> np.ndarray:
+    @classmethod
+    def load(cls, arm: dict, ctx: PolicyContext) -> "JestPolicy":
+        """The arm's reference from references/<name>/: its card (training FLOPs), then its cached
+        pool scores (checked against the reference's and the pool's hashes) or the model itself."""
+        ref_dir = Path(ctx.references_root) / arm["reference"]
+        card_path = ref_dir / "card.json"
+        if not card_path.is_file() or json.loads(card_path.read_text()).get("status") != "finished":
+            raise MissingReferenceError(f"reference '{arm['reference']}' is not trained ({card_path} missing or "
+                                        "unfinished): run the train_reference stage")
+        fixed = float(json.loads(card_path.read_text())["flops"]["flops_train"])  # the `total` accounting
+        if arm["reference_scoring"] == "cached":
+            scores, scoring_flops = cls._load_cached_scores(ref_dir, ctx)
+            return cls(arm, ctx, ref_scores=scores, fixed_flops=fixed + scoring_flops)
+        from transformers import LlamaForCausalLM
+        model = LlamaForCausalLM.from_pretrained(ref_dir / "model").to(ctx.device).eval()
+        return cls(arm, ctx, ref_model=model, fixed_flops=fixed)
+
+    @staticmethod
+    def _load_cached_scores(ref_dir: Path, ctx: PolicyContext) -> tuple[np.ndarray, float]:
         meta_path, scores_path = ref_dir / "pool_scores.json", ref_dir / "pool_scores.npy"
         if not meta_path.is_file() or not scores_path.is_file():
             raise MissingReferenceError(f"no cached pool scores in {ref_dir}: run the score_reference stage")
         meta = json.loads(meta_path.read_text())
         ref_sha = sha256_file(ref_dir / "model" / "model.safetensors")
-        if meta["reference_sha256"] != ref_sha or meta["pool_sha256"] != self.ctx.pool_sha256:
+        if meta["reference_sha256"] != ref_sha or meta["pool_sha256"] != ctx.pool_sha256:
             raise MissingReferenceError(f"cached scores in {ref_dir} belong to another reference or pool; "
-                                  f"delete {scores_path} and re-run the score_reference stage")
+                                        f"delete {scores_path} and re-run the score_reference stage")
         scores = np.load(scores_path)
-        if len(scores) != self.ctx.pool_size:
-            raise MissingReferenceError(f"{scores_path} has {len(scores)} scores for a pool of {self.ctx.pool_size}")
-        self.fixed_flops += float(meta["flops"])  # the one-time pool scoring: `total` accounting too
-        return scores
+        if len(scores) != ctx.pool_size:
+            raise MissingReferenceError(f"{scores_path} has {len(scores)} scores for a pool of {ctx.pool_size}")
+        return scores, float(meta["flops"])  # the one-time pool scoring: `total` accounting too
 
     def super_batch_size(self, batch_size: int) -> int:
         return super_batch_size(batch_size, self.arm["filter_ratio"])

@@ -46,5 +46,5 @@ def build_policy(arm_cfg: dict, ctx) -> BatchPolicy:
         return UniformPolicy()
     if name == "jest":
         from jest.jest_policy import JestPolicy
-        return JestPolicy(arm_cfg, ctx)
+        return JestPolicy.load(arm_cfg, ctx)
     raise ValueError(f"unknown batch policy '{name}'; allowed values: ['uniform', 'jest']")

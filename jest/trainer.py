@@ -134,6 +134,25 @@ def evaluate_heldout(model: torch.nn.Module, shard: TokenShard, indices: np.ndar
     return {"heldout_loss": nll / n_tokens, "heldout_bpb": nll / math.log(2) / max(n_bytes, 1)}
 
 
+def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: torch.Tensor, micro: int,
+               lr: float, grad_clip: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step on `batch` (b, T) in micro-batches; returns (loss, grad norm) as tensors
+    (reading them is the caller's choice: on a GPU that is a host synchronisation)."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    optimizer.zero_grad(set_to_none=True)
+    b = batch.size(0)
+    loss_sum = torch.zeros((), device=batch.device)
+    for i in range(0, b, micro):
+        x = batch[i:i + micro]
+        loss = model(input_ids=x, labels=x).loss * (x.size(0) / b)  # mean over the whole batch
+        loss.backward()
+        loss_sum += loss.detach()
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip or float("inf"))
+    optimizer.step()
+    return loss_sum, grad_norm
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -241,22 +260,13 @@ def train(spec: RunSpec, threads: int | None = None, progress: bool = True) -> d
             selection = policy.select(step, candidates, cand_ids, model, b)
             batch = candidates[torch.as_tensor(selection.chosen)].to(device)  # (b, T)
 
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, tcfg)
-            optimizer.zero_grad(set_to_none=True)
-            loss_sum = torch.zeros((), device=device)
-            for i in range(0, b, micro):
-                x = batch[i:i + micro]
-                loss = model(input_ids=x, labels=x).loss * (x.size(0) / b)
-                loss.backward()
-                loss_sum += loss.detach()
-            train_loss = loss_sum.item()
+            loss, grad_norm = train_step(model, optimizer, batch, micro, lr_at(step, tcfg), tcfg["grad_clip"])
+            train_loss = loss.item()
             if not math.isfinite(train_loss):
                 raise NonFiniteLossError(
                     f"training loss is {train_loss} at step {step + 1}; the last good checkpoint is kept in "
                     f"{ckpt_root}. Lower 'train.lr' or raise 'train.warmup_steps'.")
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg["grad_clip"] or float("inf")).item()
-            optimizer.step()
+            grad_norm = grad_norm.item()
             step += 1
 
             ledger.add_train(train_fpt * b * seq_len)

@@ -12,7 +12,10 @@ os.environ.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFL
 
 # Fails here, naming the key and the allowed values, before any job runs.
 CFG = validate_config(config)
-ROOT = results_root(CFG) / CFG["name"]
+# Relative paths when the results live under the working directory, so that targets
+# can be named as users see them (results/tiny/runs/...).
+ROOT = Path(os.path.relpath(results_root(CFG) / CFG["name"])) if not Path(CFG["results_dir"]).is_absolute() \
+    else results_root(CFG) / CFG["name"]
 CACHE = cache_root(CFG)
 # The software of every rule (used with --sdm conda; a plain venv needs nothing).
 ENV = str(Path(workflow.basedir) / "environment.yml")

@@ -1,0 +1,286 @@
+"""Evaluate one checkpoint with lm-evaluation-harness, and aggregate the suite into one versioned score.
+
+``evaluate_checkpoint`` wraps ``lm_eval.simple_evaluate`` on an in-memory
+``HFLM`` and returns the whole results dict, made JSON-serialisable, plus a
+``jest`` ID card (what ran, with which versions, how long). ``aggregate``
+turns the multiple-choice accuracies into centered accuracies and their mean,
+``aggregate_centered_acc`` (DCLM style): a task that is missing from the
+results is listed as missing and flags the aggregate ``complete: false``; it
+is never silently averaged away.
+
+lm-eval 0.4.x quirks handled here:
+- ``HFLM(pretrained=<model object>)`` ignores its ``device`` argument and uses
+  ``model.device``: the model is moved to ``device`` before wrapping it.
+- ``simple_evaluate`` defaults ``device`` to cuda for string models; it is
+  always passed (and recorded in ``config``).
+- The max context is read from ``config.max_position_embeddings`` (128 for the
+  tiny models): longer requests are truncated from the left by lm-eval.
+- A task YAML whose ``data_files`` is missing fails deep inside ``datasets``
+  with a hub error; the files are checked first (``check_task_data``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from jest.evaluation.errors import MissingTaskDataError
+
+AGGREGATE_VERSION = "jest-agg-v1"
+KEEP_KEYS = ("results", "groups", "group_subtasks", "configs", "versions", "n-shot", "higher_is_better",
+             "n-samples", "config", "git_hash", "date", "total_evaluation_time_seconds", "samples")
+
+_REBUILD_HINT = ("Regenerate the task files with jest.evaluation.tasks.build_tasks(heldout_jsonl, cache_dir, "
+                 "out_dir, seed) (the Snakemake rule that builds the eval tasks), and pass that out_dir as the "
+                 "include path.")
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that tolerates lm-eval's ``!function`` tags (irrelevant to the data-file check)."""
+
+
+_Loader.add_constructor("!function", lambda loader, node: loader.construct_scalar(node))
+
+
+def _task_yamls(include_paths: Iterable[Path]) -> dict[str, tuple[Path, dict[str, Any]]]:
+    """Map task and group names to (yaml path, config) for every YAML under the include paths."""
+    found: dict[str, tuple[Path, dict[str, Any]]] = {}
+    for root in include_paths:
+        root = Path(root)
+        files = [root] if root.is_file() else sorted(root.rglob("*.yaml")) if root.is_dir() else []
+        for path in files:
+            try:
+                config = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
+            except (OSError, yaml.YAMLError):
+                continue
+            if not isinstance(config, dict):
+                continue
+            name = config.get("task") if isinstance(config.get("task"), str) else config.get("group")
+            if isinstance(name, str):
+                found.setdefault(name, (path, config))
+    return found
+
+
+def _data_files(config: Mapping[str, Any]) -> list[str]:
+    files = (config.get("dataset_kwargs") or {}).get("data_files")
+    if files is None:
+        return []
+    if isinstance(files, str):
+        return [files]
+    if isinstance(files, Mapping):
+        values = files.values()
+    else:
+        values = files
+    out: list[str] = []
+    for value in values:
+        out.extend([value] if isinstance(value, str) else list(value))
+    return out
+
+
+def check_task_data(tasks: Sequence[str], include_paths: Iterable[Path]) -> None:
+    """Raise :class:`MissingTaskDataError` if a local task (or a group member) lacks a data file.
+
+    Tasks not defined under ``include_paths`` (lm-eval's built-in tasks) are
+    left to lm-eval.
+    """
+    include_paths = [Path(p) for p in include_paths]
+    yamls = _task_yamls(include_paths)
+    pending, seen = list(tasks), set()
+    while pending:
+        name = pending.pop(0)
+        if name in seen or name not in yamls:
+            continue
+        seen.add(name)
+        path, config = yamls[name]
+        if "group" in config and not isinstance(config.get("task"), str):
+            members = config.get("task") or []
+            pending.extend(m if isinstance(m, str) else m.get("task", "") for m in members)
+            continue
+        for data_file in _data_files(config):
+            file_path = Path(data_file)
+            if not file_path.is_absolute():
+                raise MissingTaskDataError(
+                    f"task {name!r} ({path}) names a relative data file {data_file!r}: lm-eval would resolve it "
+                    f"against the working directory ({os.getcwd()}). Use absolute paths. {_REBUILD_HINT}")
+            if not file_path.is_file():
+                raise MissingTaskDataError(
+                    f"task {name!r} ({path}) needs the data file {file_path}, which does not exist. {_REBUILD_HINT}")
+
+
+def _jsonable(value: Any) -> Any:
+    """A JSON-serialisable copy of ``value``; objects JSON cannot hold are dropped (``_DROP``)."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            converted = _jsonable(item)
+            if converted is not _DROP:
+                out[str(key)] = converted
+        return out
+    if isinstance(value, (list, tuple)):
+        return [item for item in (_jsonable(v) for v in value) if item is not _DROP]
+    if isinstance(value, Path):
+        return str(value)
+    # numpy / torch scalars and 0-d arrays
+    item = getattr(value, "item", None)
+    if callable(item) and getattr(value, "ndim", 0) == 0:
+        try:
+            return _jsonable(item())
+        except (TypeError, ValueError):
+            return _DROP
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist):
+        return _jsonable(tolist())
+    return _DROP
+
+
+_DROP = object()
+
+
+def _load_model(model_dir_or_model: Any, tokenizer: Any):
+    from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
+
+    if isinstance(model_dir_or_model, (str, Path)):
+        model_dir = Path(model_dir_or_model)
+        if not (model_dir / "config.json").is_file():
+            raise FileNotFoundError(f"{model_dir} is not a saved model (no config.json): pass the folder written "
+                                    f"by save_pretrained, or the model object")
+        model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True)
+        name = str(model_dir)
+    else:
+        model, model_dir = model_dir_or_model, None
+        name = type(model).__name__
+    if tokenizer is None:
+        if model_dir is None:
+            raise ValueError("pass a tokenizer when evaluating an in-memory model")
+        tokenizer = model_dir
+    if not isinstance(tokenizer, PreTrainedTokenizerBase):
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer, local_files_only=True)
+    if tokenizer.pad_token_id is None:
+        raise ValueError("the tokenizer has no pad token: set pad_token (the eos token will do) before evaluating")
+    return model, tokenizer, name
+
+
+def evaluate_checkpoint(model_dir_or_model: Any, tokenizer: Any, tasks: list[str], include_paths: list[Path],
+                        device: str, seed: int, limit: int | float | None, batch_size: int | str = 32,
+                        *, log_samples: bool = False) -> dict[str, Any]:
+    """Run lm-eval on one model and return its results dict, JSON-serialisable.
+
+    ``model_dir_or_model``: a folder written by ``save_pretrained`` or a
+    ``PreTrainedModel``; ``tokenizer``: a tokenizer, a folder, or None (the
+    model folder). ``tasks``: task or group names (e.g. ``["jest_core"]``);
+    ``include_paths``: folders of task YAMLs (``build_tasks``' out_dir).
+    ``limit``: at most this many documents per task (None: all); the data
+    files are shuffled when built, so the first ``limit`` are a sample.
+    ``log_samples``: keep lm-eval's per-document ``samples`` (large).
+
+    The returned dict keeps lm-eval's ``results``, ``groups``, ``configs``,
+    ``versions``, ``n-shot``, ``n-samples``, ``higher_is_better``, ``config``,
+    ... with non-serialisable objects dropped, plus ``jest``: the arguments,
+    package versions and wall time.
+    """
+    import lm_eval
+    import torch
+    import transformers
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    include_paths = [Path(p).resolve() for p in include_paths]
+    check_task_data(tasks, include_paths)
+    model, tok, model_name = _load_model(model_dir_or_model, tokenizer)
+    was_training = model.training
+    model.to(device)  # HFLM uses model.device for an in-memory model and ignores its `device` argument
+    model.eval()
+    started = time.perf_counter()
+    try:
+        lm = HFLM(pretrained=model, tokenizer=tok, device=device, batch_size=batch_size)
+        task_manager = TaskManager(include_path=[str(p) for p in include_paths])
+        raw = lm_eval.simple_evaluate(
+            model=lm, tasks=list(tasks), task_manager=task_manager, device=device, limit=limit,
+            batch_size=batch_size, log_samples=log_samples, random_seed=seed, numpy_random_seed=seed,
+            torch_random_seed=seed, fewshot_random_seed=seed, bootstrap_iters=1000,
+        )
+    finally:
+        model.train(was_training)
+    elapsed = time.perf_counter() - started
+    if raw is None:  # only on non-zero ranks of a distributed run
+        raise RuntimeError("lm_eval.simple_evaluate returned None (not rank 0 of a distributed run?)")
+    results = {key: _jsonable(raw[key]) for key in KEEP_KEYS if key in raw}
+    results = {key: value for key, value in results.items() if value is not _DROP}
+    results["jest"] = {
+        "model": model_name,
+        "tasks": list(tasks),
+        "include_paths": [str(p) for p in include_paths],
+        "device": device,
+        "seed": seed,
+        "limit": limit,
+        "batch_size": batch_size,
+        "log_samples": log_samples,
+        "eval_seconds": round(elapsed, 3),
+        "versions": {"lm_eval": _version("lm_eval"), "transformers": transformers.__version__,
+                     "torch": torch.__version__, "datasets": _version("datasets")},
+    }
+    return results
+
+
+def _version(package: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
+
+
+def aggregate(results: Mapping[str, Any], table: Mapping[str, Any]) -> dict[str, Any]:
+    """Centered accuracy per multiple-choice task and their mean, with missing tasks flagged.
+
+    ``results``: what :func:`evaluate_checkpoint` returned (or its
+    ``results`` block alone); ``table``: ``tasks.json`` from ``build_tasks``
+    (``{"tasks": {name: {"chance": ..., ...}}}``). Centered accuracy is
+    ``(acc - chance) / (1 - chance)``: 0 at chance, 1 when perfect, negative
+    below chance. Every table task with a chance level counts; if any is
+    absent from ``results``, the mean is taken over the present ones and the
+    answer says ``complete: false`` and lists it under ``missing``.
+    """
+    per_task_results = results.get("results", results)
+    entries = table.get("tasks", table)
+    scored = {name: entry for name, entry in sorted(entries.items()) if entry.get("chance") is not None}
+    tasks: dict[str, Any] = {}
+    missing: list[str] = []
+    for name, entry in scored.items():
+        metric = entry.get("metric", "acc")
+        value = (per_task_results.get(name) or {}).get(f"{metric},none")
+        if value is None or (isinstance(value, float) and not math.isfinite(value)):
+            missing.append(name)
+            continue
+        chance = float(entry["chance"])
+        tasks[name] = {"metric": metric, "value": float(value), "chance": chance,
+                       "centered": (float(value) - chance) / (1.0 - chance)}
+    centered = [t["centered"] for t in tasks.values()]
+    out: dict[str, Any] = {
+        "version": AGGREGATE_VERSION,
+        "aggregate_centered_acc": sum(centered) / len(centered) if centered else None,
+        "n_tasks": len(tasks),
+        "n_expected": len(scored),
+        "complete": not missing,
+        "missing": missing,
+        "tasks": tasks,
+    }
+    # Perplexity-type tasks are passed through, not averaged into the accuracy.
+    for name, entry in sorted(entries.items()):
+        if entry.get("chance") is None and entry.get("metric"):
+            value = (per_task_results.get(name) or {}).get(f"{entry['metric']},none")
+            out.setdefault("other_metrics", {})[name] = {entry["metric"]: value}
+    return out

@@ -74,6 +74,18 @@ def training_subset(n: int, fraction: float) -> np.ndarray:
     return np.sort(order[:max(1, math.ceil(fraction * n))])
 
 
+def log_spaced_steps(total: int, count: int, first_fraction: float = 1 / 16) -> list[int]:
+    """`count` log-spaced steps from total * first_fraction to total (the final step always included).
+
+    Parity is read off these points: the earliest one bounds the largest speedup that
+    can be measured (a run that reaches the target at its first point shows only
+    "at least T / first point"), so evaluations are dense early, sparse late."""
+    if count <= 1:
+        return [total]
+    steps = np.unique(np.round(np.geomspace(max(1.0, total * first_fraction), total, count)).astype(int))
+    return sorted(set(steps.tolist()) | {total})
+
+
 def label_shares(labels: list[dict], label_ids: np.ndarray, prefix: str) -> dict:
     """Share of `label_ids` per source and per quality, under keys like '<prefix>source_brown'."""
     out = {}
@@ -246,6 +258,8 @@ def train(spec: RunSpec, threads: int | None = None, progress: bool = True) -> d
           + (f"; resuming at step {step}" if step else ""), flush=True)
 
     # ---- loop
+    snapshots = set(log_spaced_steps(tcfg["steps"], cfg["evaluation"]["checkpoints"])) if spec.kind == "learner" else set()
+    eval_steps = set(log_spaced_steps(tcfg["steps"], tcfg["eval_log_points"], first_fraction=1 / 64))
     t0 = time.time() - wall_offset
     # In a Snakemake log (not a terminal) a refresh every 15 s keeps the file readable.
     bar = tqdm(total=tcfg["steps"], initial=step, desc=spec.name, disable=not progress,
@@ -277,10 +291,12 @@ def train(spec: RunSpec, threads: int | None = None, progress: bool = True) -> d
                    **label_shares(pool.labels, pool.index["label"][cand_ids[selection.chosen]], "sel_share_"),
                    "wall_time": time.time() - t0, "time": time.time()}
             last = step == tcfg["steps"]
-            if step % tcfg["eval_every"] == 0 or last:
+            if step % tcfg["eval_every"] == 0 or step in eval_steps or last:
                 row.update(evaluate_heldout(model, heldout, eval_idx, tcfg["eval_batch_size"], device))
             if step % tcfg["log_every"] == 0 or "heldout_loss" in row or last:
                 metrics.append(row)
+            if step in snapshots:  # a plain HF folder per evaluation point (the evaluate stage reads them)
+                model.save_pretrained(run_dir / "snapshots" / f"step_{step:07d}", safe_serialization=True)
             if step % tcfg["checkpoint_every"] == 0 or last:
                 if not all(torch.isfinite(p).all() for p in model.parameters()):
                     raise NonFiniteLossError(

@@ -52,3 +52,8 @@ def reference_inputs(wildcards):
     if arm["reference_scoring"] == "cached":
         needed["reference_scores"] = ref / "pool_scores.json"
     return needed
+
+
+def used_references():
+    """References some JEST arm needs (only these are trained)."""
+    return sorted({arm["reference"] for arm in CFG["arms"].values() if arm["policy"] == "jest"})

@@ -18,7 +18,8 @@ from jest.tracking import read_metrics
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 CACHE = PROJECT_ROOT / "results" / "cache"
-STAGES = ("prepare_data", "train_tokenizer", "build_shards", "train", "sync_mlflow")
+STAGES = ("prepare_data", "train_tokenizer", "build_shards", "train_reference", "score_reference", "train",
+          "sync_mlflow", "analyze")
 
 
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
@@ -81,9 +82,19 @@ def test_smoke_dag_end_to_end_and_resume_after_kill(tmp_path):
     receipt = json.loads((run / "mlflow_synced.json").read_text())
     assert receipt["missing"] == 0 and receipt["points"] > 30
 
+    # the report and its machine-readable headline, for the JEST arm against the baseline
+    summary = json.loads((ref / "smoke" / "report" / "summary.json").read_text())
+    assert [row["arm"] for row in summary["headline"]] == ["jest_f0.5"]
+    assert summary["baseline"]["arm"] == "uniform"
+    assert (ref / "smoke" / "report" / "report.html").stat().st_size > 10_000
+    jest_rows = read_metrics(ref / "smoke" / "runs" / "jest_f0.5_s0" / "metrics.jsonl")
+    assert "sel_share_quality_clean" in jest_rows[-1] and "score_mean_selected" in jest_rows[-1]
+
     client = MlflowClient(f"sqlite:///{ref / 'mlflow.db'}")
     exp = client.get_experiment_by_name("jest-smoke")
     (mlrun,) = client.search_runs([exp.experiment_id], "tags.method = 'uniform'")
+    (jest_run,) = client.search_runs([exp.experiment_id], "tags.method = 'jest'")
+    assert jest_run.data.tags["filter_ratio"] == "0.5"
     history = {m.step: m.value for m in client.get_metric_history(mlrun.info.run_id, "train_loss")}
     assert history == {r["step"]: r["train_loss"] for r in rows}
 

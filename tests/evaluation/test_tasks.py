@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,8 @@ import yaml
 from jest.evaluation import tasks as T
 from jest.evaluation.tasks import build_tasks, load_table
 
-EXPECTED = ["jest_heldout_ppl", "jest_bb_subject_verb_agreement", "jest_bb_hyperbaton", "jest_bb_reorder_words",
-            "jest_continuation"]
+EXPECTED = ["jest_heldout_ppl", "jest_bb_subject_verb_agreement", "jest_bb_reorder_words",
+            "jest_bb_discourse_marker_prediction", "jest_continuation"]
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
@@ -64,12 +65,12 @@ def test_table_entries(built, n_heldout):
     counts = {name: e["n_items"] for name, e in table["tasks"].items()}
     assert counts["jest_heldout_ppl"] == n_heldout
     assert counts["jest_bb_subject_verb_agreement"] == len(T.SVA_SUBTASKS) * T.SVA_PER_SUBTASK
-    assert counts["jest_bb_hyperbaton"] == T.HYPERBATON_ITEMS
+    assert counts["jest_bb_discourse_marker_prediction"] == 857
     assert counts["jest_bb_reorder_words"] == 100
     assert table["tasks"]["jest_bb_subject_verb_agreement"]["chance"] == 0.5
-    assert table["tasks"]["jest_bb_hyperbaton"]["chance"] == 0.5
+    assert table["tasks"]["jest_bb_discourse_marker_prediction"]["chance"] == pytest.approx(0.1)
     assert table["tasks"]["jest_continuation"]["chance"] == 0.25
-    assert table["tasks"]["jest_bb_hyperbaton"]["licence"] == "Apache-2.0"
+    assert table["tasks"]["jest_bb_reorder_words"]["licence"] == "Apache-2.0"
 
 
 def test_item_content(built, heldout_jsonl):
@@ -78,9 +79,15 @@ def test_item_content(built, heldout_jsonl):
     assert {r["subtask"] for r in sva} == set(T.SVA_SUBTASKS)
     simple = next(r for r in sva if r["subtask"] == "simple_english")
     assert simple["context"].startswith("The ") and all(" " not in c for c in simple["choices"])
-    hyperbaton = _rows(out_dir / "jest_bb_hyperbaton.jsonl")[0]
-    assert hyperbaton["context"] == "" and sorted(hyperbaton["choices"][0].split()) == sorted(
-        hyperbaton["choices"][1].split())
+    for row in _rows(out_dir / "jest_bb_discourse_marker_prediction.jsonl"):
+        shared_tail = os.path.commonprefix([c[::-1] for c in row["choices"]])[::-1]
+        assert row["context"] and len(row["choices"]) == 10
+        assert len(shared_tail) >= min(len(c) for c in row["choices"]) - 25, "choices differ only in the marker"
+    def bag(text: str) -> list[str]:
+        return sorted(w.strip(".?!,") for w in text.lower().split())
+
+    for row in _rows(out_dir / "jest_bb_reorder_words.jsonl"):
+        assert bag(row["choices"][row["gold"]]) == bag(row["context"]), "the answer unscrambles the context"
     texts = [json.loads(line)["text"] for line in heldout_jsonl.read_text().splitlines()]
     for row in _rows(out_dir / "jest_continuation.jsonl"):
         words = row["context"].split()
@@ -114,9 +121,9 @@ def test_seed_and_doc_cap_change_the_items(heldout_jsonl, cache_dir, tmp_path, b
     table = build_tasks(heldout_jsonl, cache_dir, tmp_path, seed=seed + 1, n_heldout_docs=5)
     assert table["tasks"]["jest_heldout_ppl"]["n_items"] == 5
     assert table["tasks"]["jest_continuation"]["n_items"] < _count(out_dir / "jest_continuation.jsonl")
-    for name in ("jest_bb_hyperbaton", "jest_bb_subject_verb_agreement"):
+    for name in ("jest_bb_discourse_marker_prediction", "jest_bb_subject_verb_agreement"):
         assert (tmp_path / f"{name}.jsonl").read_bytes() != (out_dir / f"{name}.jsonl").read_bytes()
-    # reorder_words keeps all 100 items; only the choice order follows the seed.
+    # reorder_words keeps all 100 items; only their order and the choice order follow the seed.
     assert sorted(r["id"] for r in _rows(tmp_path / "jest_bb_reorder_words.jsonl")) == sorted(
         r["id"] for r in _rows(out_dir / "jest_bb_reorder_words.jsonl"))
 

@@ -1,7 +1,7 @@
 # JEST reproducibility harness: the whole pipeline. `snakemake --cores N` runs the
 # default config (config/tiny.yaml); `--configfile config/<scale>.yaml` picks a scale.
 # Stages: prepare_data -> train_tokenizer -> build_shards -> train_reference -> score_reference
-#         -> train (arms x seeds) -> sync_mlflow -> analyze (report, summary.json).
+#         -> train (arms x seeds) -> evaluate (lm-eval, build_tasks) -> sync_mlflow -> analyze.
 
 
 # The default config only when none is given: a scale file must not inherit the
@@ -15,6 +15,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/reference.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/analyze.smk"
 
 

@@ -8,6 +8,8 @@
     python -m jest score-reference --config CONFIG --ref-dir DIR --shards DIR
     python -m jest train         --config CONFIG --arm ARM --seed N --run-dir DIR --shards DIR --tokenizer DIR
                                  [--references DIR]
+    python -m jest build-tasks   --config CONFIG --heldout FILE --out DIR --cache DIR
+    python -m jest evaluate      --config CONFIG --run-dir DIR --tasks DIR
     python -m jest sync-mlflow   RUN_DIR [RUN_DIR ...]
 """
 from __future__ import annotations
@@ -80,6 +82,22 @@ def _cmd_score_reference(args) -> None:
     meta = score_pool(model, Path(args.shards), ref_dir, args.batch_size, ref_dir, progress=not args.no_progress)
     print(f"scored {meta['sequences']} pool sequences in {meta['seconds']:.1f} s: mean loss "
           f"{meta['mean_loss']:.4f}, {meta['flops']:.3e} FLOPs")
+
+
+def _cmd_build_tasks(args) -> None:
+    from jest.evaluation.tasks import build_tasks
+    cfg = load_config(args.config)
+    ecfg = cfg["evaluation"]
+    table = build_tasks(Path(args.heldout), Path(args.cache), Path(args.out), seed=ecfg["seed"],
+                        n_heldout_docs=ecfg["heldout_docs"])
+    for name, entry in sorted(table["tasks"].items()):
+        print(f"{name:40s} {entry.get('n_items', '?'):>6} items  chance {entry.get('chance')}")
+
+
+def _cmd_evaluate(args) -> None:
+    from jest.evaluation.runner import evaluate_run
+    cfg = load_config(args.config)
+    evaluate_run(cfg, Path(args.run_dir), Path(args.tasks), threads=args.threads)
 
 
 def _cmd_sync_mlflow(args) -> None:
@@ -164,6 +182,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_score_reference)
+
+    p = sub.add_parser("build-tasks", help="write the lm-eval task YAMLs and data files")
+    p.add_argument("--config", required=True)
+    p.add_argument("--heldout", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--cache", required=True)
+    p.set_defaults(func=_cmd_build_tasks)
+
+    p = sub.add_parser("evaluate", help="lm-eval on a run's saved snapshots, mirrored to MLflow")
+    p.add_argument("--config", required=True)
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--tasks", required=True, help="folder written by build-tasks")
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("sync-mlflow", help="push any metric points MLflow lacks (idempotent)")
     p.add_argument("run_dirs", nargs="+")

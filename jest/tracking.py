@@ -178,12 +178,17 @@ class MlflowMirror:
     def run_id(self) -> str | None:
         return json.loads(self.id_file.read_text())["run_id"] if self.id_file.exists() else None
 
+    def _points(self) -> list[tuple[str, float, int, int]]:
+        """Training rows and, once evaluated, lm-eval rows (logged at their training step)."""
+        return _metric_points(read_metrics(self.run_dir / "metrics.jsonl")
+                              + read_metrics(self.run_dir / "eval" / "metrics.jsonl"))
+
     def file_points(self) -> int:
-        return len(_metric_points(read_metrics(self.run_dir / "metrics.jsonl")))
+        return len(self._points())
 
     def missing_points(self) -> int:
         """Points of metrics.jsonl that MLflow does not hold (read back fresh from the store)."""
-        points = _metric_points(read_metrics(self.run_dir / "metrics.jsonl"))
+        points = self._points()
         with _store_lock(self.uri):
             known = self._known_points(self._client(), self.run_id(), {p[0] for p in points})
         return sum((k, s) not in known for k, _, s, _ in points)
@@ -228,7 +233,7 @@ class MlflowMirror:
         from mlflow.entities import Metric
         client = self._client()
         run_id = self._run_id(client)
-        points = _metric_points(read_metrics(self.run_dir / "metrics.jsonl"))
+        points = self._points()
         if self._logged is None:
             self._logged = self._known_points(client, run_id, {p[0] for p in points})
         new = [p for p in points if (p[0], p[2]) not in self._logged]

@@ -102,6 +102,12 @@ def run_name(arm: str, seed: int) -> str:
     return f"{arm}_s{seed}"
 
 
+def training_hash(cfg: dict, arm: str) -> str:
+    """What a checkpoint depends on: the data, the model, the loop and the arm (not evaluation,
+    MLflow or other arms), so that editing those never invalidates a run in progress."""
+    return config_hash({k: cfg[k] for k in ("data", "model", "train", "device")} | {"arm": cfg["arms"][arm]})
+
+
 def lr_at(step: int, train_cfg: dict) -> float:
     """Linear warmup to the peak, then cosine decay to min_lr_ratio * peak (step is 0-based)."""
     peak, warmup, total = train_cfg["lr"], train_cfg["warmup_steps"], train_cfg["steps"]
@@ -223,7 +229,7 @@ def train(spec: RunSpec, threads: int | None = None, progress: bool = True) -> d
         state = load_checkpoint(ckpt, model, optimizer, metrics.path)
         step, position, wall_offset = state["step"], state["position"], state["wall_time"]
         ledger.load_state_dict(state["ledger"])
-        if state["config_hash"] != config_hash(cfg):
+        if state["config_hash"] != training_hash(cfg, spec.arm):
             raise RuntimeError(f"checkpoint {ckpt} was written with another config; delete {ckpt_root} "
                                "to start this run afresh")
     elif metrics.path.exists():
@@ -304,7 +310,7 @@ def train(spec: RunSpec, threads: int | None = None, progress: bool = True) -> d
                         f"{ckpt_root}. Lower 'train.lr' or enable 'train.grad_clip'.")
                 save_checkpoint(ckpt_root, step, model, optimizer,
                                 {"step": step, "position": position, "ledger": ledger.state_dict(),
-                                 "wall_time": time.time() - t0, "config_hash": config_hash(cfg)},
+                                 "wall_time": time.time() - t0, "config_hash": training_hash(cfg, spec.arm)},
                                 metrics.path, keep=tcfg["keep_checkpoints"])
             if step % cfg["mlflow"]["sync_every"] == 0:
                 mirror.sync()

@@ -17,6 +17,9 @@ lm-eval 0.4.x quirks handled here:
   tiny models): longer requests are truncated from the left by lm-eval.
 - A task YAML whose ``data_files`` is missing fails deep inside ``datasets``
   with a hub error; the files are checked first (``check_task_data``).
+- ``TaskManager()`` indexes all ~14k built-in task YAMLs on construction (10-100 s
+  on a busy 2-core CPU); for local-only suites ``include_defaults=False`` is used.
+- ``bootstrap_iters`` defaults to 100,000 (stderr of perplexities); 1,000 here.
 """
 
 from __future__ import annotations
@@ -81,6 +84,44 @@ def _data_files(config: Mapping[str, Any]) -> list[str]:
     for value in values:
         out.extend([value] if isinstance(value, str) else list(value))
     return out
+
+
+def _all_local(tasks: Sequence[str], include_paths: Iterable[Path]) -> bool:
+    """Whether every task (group members included) is defined by a YAML under ``include_paths``."""
+    yamls = _task_yamls(include_paths)
+    pending, seen = list(tasks), set()
+    while pending:
+        name = pending.pop(0)
+        if name in seen:
+            continue
+        if name not in yamls:
+            return False
+        seen.add(name)
+        config = yamls[name][1]
+        if "group" in config and not isinstance(config.get("task"), str):
+            pending.extend(m if isinstance(m, str) else m.get("task", "") for m in config.get("task") or [])
+    return True
+
+
+_DEFAULT_TASK_MANAGERS: dict[tuple[str, ...], Any] = {}
+
+
+def _task_manager(tasks: Sequence[str], include_paths: list[Path]):
+    """A TaskManager that indexes lm-eval's ~14k built-in YAMLs only when a task needs them.
+
+    Indexing the built-ins takes 10-100 s of CPU (most of a tiny model's
+    evaluation), so suites of local tasks skip it; with built-ins the manager
+    is reused within the process.
+    """
+    from lm_eval.tasks import TaskManager
+
+    paths = [str(p) for p in include_paths]
+    if _all_local(tasks, include_paths):
+        return TaskManager(include_path=paths, include_defaults=False)
+    key = tuple(paths)
+    if key not in _DEFAULT_TASK_MANAGERS:
+        _DEFAULT_TASK_MANAGERS[key] = TaskManager(include_path=paths or None)
+    return _DEFAULT_TASK_MANAGERS[key]
 
 
 def check_task_data(tasks: Sequence[str], include_paths: Iterable[Path]) -> None:
@@ -194,7 +235,6 @@ def evaluate_checkpoint(model_dir_or_model: Any, tokenizer: Any, tasks: list[str
     import torch
     import transformers
     from lm_eval.models.huggingface import HFLM
-    from lm_eval.tasks import TaskManager
 
     include_paths = [Path(p).resolve() for p in include_paths]
     check_task_data(tasks, include_paths)
@@ -205,7 +245,7 @@ def evaluate_checkpoint(model_dir_or_model: Any, tokenizer: Any, tasks: list[str
     started = time.perf_counter()
     try:
         lm = HFLM(pretrained=model, tokenizer=tok, device=device, batch_size=batch_size)
-        task_manager = TaskManager(include_path=[str(p) for p in include_paths])
+        task_manager = _task_manager(tasks, include_paths)
         raw = lm_eval.simple_evaluate(
             model=lm, tasks=list(tasks), task_manager=task_manager, device=device, limit=limit,
             batch_size=batch_size, log_samples=log_samples, random_seed=seed, numpy_random_seed=seed,
@@ -248,11 +288,16 @@ def aggregate(results: Mapping[str, Any], table: Mapping[str, Any]) -> dict[str,
 
     ``results``: what :func:`evaluate_checkpoint` returned (or its
     ``results`` block alone); ``table``: ``tasks.json`` from ``build_tasks``
-    (``{"tasks": {name: {"chance": ..., ...}}}``). Centered accuracy is
-    ``(acc - chance) / (1 - chance)``: 0 at chance, 1 when perfect, negative
-    below chance. Every table task with a chance level counts; if any is
-    absent from ``results``, the mean is taken over the present ones and the
-    answer says ``complete: false`` and lists it under ``missing``.
+    (``{"tasks": {name: {"metric": ..., "chance": ..., ...}}}``). Centered
+    accuracy is ``(acc - chance) / (1 - chance)`` with each task's primary
+    accuracy (``metric``: acc, or acc_norm for jest_continuation): 0 at chance,
+    1 when perfect, negative below chance. Every table task with a chance
+    level counts; if any is absent from ``results``, the mean is taken over
+    the present ones and the answer says ``complete: false`` and lists it
+    under ``missing``. A suite
+    that runs a subset on purpose passes the table filtered to that subset
+    (``{"tasks": {k: table["tasks"][k] for k in subset}}``); the version string
+    then still names the formula, and ``n_expected`` says over how many tasks.
     """
     per_task_results = results.get("results", results)
     entries = table.get("tasks", table)

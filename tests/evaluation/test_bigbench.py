@@ -126,9 +126,9 @@ def test_refusing_pip_goes_straight_to_the_fallback(tmp_path, monkeypatch):
 
 
 def test_task_files_are_cached_verified_and_repaired(cache_dir: Path, tmp_path: Path):
-    member = "hyperbaton/task.json"
+    member = "discourse_marker_prediction/task.json"
     first = bigbench.task_files(cache_dir, [member])[member]
-    assert json.loads(first)["name"] == "hyperbaton"
+    assert json.loads(first)["name"] == "discourse_marker_prediction"
     cached = cache_dir / "pypi" / f"bigbench-{bigbench.BIGBENCH.version}" / member
     manifest = json.loads((cached.parents[1] / "members.json").read_text())
     assert manifest["sdist_sha256"] == bigbench.BIGBENCH.sha256

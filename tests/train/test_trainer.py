@@ -58,7 +58,7 @@ def test_same_seed_same_curve_bit_for_bit_and_training_learns(smoke_workspace, t
     assert evals[-1] < math.log(ws["cfg"]["data"]["vocab_size"]) - 0.5
     last = a[-1]
     b_ = ws["cfg"]["train"]["batch_size"]
-    assert last["examples_seen"] == steps * b_ and last["tokens_seen"] == steps * b_ * 64
+    assert last["examples_seen"] == steps * b_ and last["tokens_seen"] == steps * b_ * ws["cfg"]["data"]["seq_len"]
     assert last["flops_train"] == last["flops_train_score"] == last["flops_total"] > 0
     card = json.loads((tmp_path / "a" / "card.json").read_text())
     assert card["status"] == "finished" and card["seed"] == 0 and card["packages"]["torch"].startswith("2.13")

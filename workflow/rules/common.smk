@@ -21,8 +21,9 @@ CACHE = cache_root(CFG)
 ENV = str(Path(workflow.basedir) / "environment.yml")
 os.environ.setdefault("HF_HOME", str(CACHE / "hf"))
 
-# The library reads the resolved config from this file. It is rewritten only when
-# its content changes, so an unchanged config never looks newer than its outputs.
+# The library reads the resolved config from this file. It is a param, not an input:
+# a rule reruns when the config sections it reads change (its `trigger` param), not
+# whenever any key of the file changes.
 RESOLVED_CONFIG = ROOT / "config.resolved.json"
 _resolved = json.dumps(CFG, indent=2, sort_keys=True) + "\n"
 if not RESOLVED_CONFIG.exists() or RESOLVED_CONFIG.read_text() != _resolved:

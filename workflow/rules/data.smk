@@ -3,13 +3,13 @@
 
 rule prepare_data:
     input:
-        config=RESOLVED_CONFIG,
     output:
         curated=ROOT / "data" / "curated.jsonl",
         heldout=ROOT / "data" / "heldout.jsonl",
         pool=ROOT / "data" / "pool.jsonl",
         manifest=ROOT / "data" / "manifest.json",
     params:
+        config=RESOLVED_CONFIG,
         trigger=section_hash("data"),
         out=ROOT / "data",
         cache=CACHE,
@@ -18,17 +18,17 @@ rule prepare_data:
     log:
         ROOT / "logs" / "prepare_data.log",
     shell:
-        "python -m jest prepare-data --config {input.config} --out {params.out} --cache {params.cache} > {log} 2>&1"
+        "python -m jest prepare-data --config {params.config} --out {params.out} --cache {params.cache} > {log} 2>&1"
 
 
 rule train_tokenizer:
     input:
-        config=RESOLVED_CONFIG,
         curated=rules.prepare_data.output.curated,
         pool=rules.prepare_data.output.pool,
     output:
         ROOT / "tokenizer" / "tokenizer.json",
     params:
+        config=RESOLVED_CONFIG,
         trigger=section_hash("data"),
         data=ROOT / "data",
         out=ROOT / "tokenizer",
@@ -37,12 +37,11 @@ rule train_tokenizer:
     log:
         ROOT / "logs" / "train_tokenizer.log",
     shell:
-        "python -m jest train-tokenizer --config {input.config} --data {params.data} --out {params.out} > {log} 2>&1"
+        "python -m jest train-tokenizer --config {params.config} --data {params.data} --out {params.out} > {log} 2>&1"
 
 
 rule build_shards:
     input:
-        config=RESOLVED_CONFIG,
         tokenizer=rules.train_tokenizer.output,
         data=rules.prepare_data.output,
     output:
@@ -51,6 +50,7 @@ rule build_shards:
         heldout=ROOT / "shards" / "heldout.tokens.npy",
         curated=ROOT / "shards" / "curated.tokens.npy",
     params:
+        config=RESOLVED_CONFIG,
         trigger=section_hash("data"),
         data=ROOT / "data",
         tokenizer=ROOT / "tokenizer",
@@ -60,5 +60,5 @@ rule build_shards:
     log:
         ROOT / "logs" / "build_shards.log",
     shell:
-        "python -m jest build-shards --config {input.config} --data {params.data} "
+        "python -m jest build-shards --config {params.config} --data {params.data} "
         "--tokenizer {params.tokenizer} --out {params.out} > {log} 2>&1"

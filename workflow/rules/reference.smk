@@ -4,7 +4,6 @@
 
 rule train_reference:
     input:
-        config=RESOLVED_CONFIG,
         shards=rules.build_shards.output.manifest,
         tokenizer=rules.train_tokenizer.output,
     output:
@@ -12,6 +11,7 @@ rule train_reference:
         metrics=ROOT / "references" / "{ref}" / "metrics.jsonl",
         model=ROOT / "references" / "{ref}" / "model" / "model.safetensors",
     params:
+        config=RESOLVED_CONFIG,
         trigger=lambda wc: config_hash(CFG["references"][wc.ref]),
         run_dir=lambda wc: ROOT / "references" / wc.ref,
         shards=ROOT / "shards",
@@ -22,20 +22,20 @@ rule train_reference:
     log:
         ROOT / "logs" / "train_reference" / "{ref}.log",
     shell:
-        "python -m jest train-reference --config {input.config} --ref {wildcards.ref} "
+        "python -m jest train-reference --config {params.config} --ref {wildcards.ref} "
         "--run-dir {params.run_dir} --shards {params.shards} --tokenizer {params.tokenizer} "
         "--threads {threads} > {log} 2>&1"
 
 
 rule score_reference:
     input:
-        config=RESOLVED_CONFIG,
         model=rules.train_reference.output.model,
         shards=rules.build_shards.output.pool,
     output:
         scores=ROOT / "references" / "{ref}" / "pool_scores.npy",
         meta=ROOT / "references" / "{ref}" / "pool_scores.json",
     params:
+        config=RESOLVED_CONFIG,
         ref_dir=lambda wc: ROOT / "references" / wc.ref,
         shards=ROOT / "shards",
     threads: 2
@@ -44,5 +44,5 @@ rule score_reference:
     log:
         ROOT / "logs" / "score_reference" / "{ref}.log",
     shell:
-        "python -m jest score-reference --config {input.config} --ref-dir {params.ref_dir} "
+        "python -m jest score-reference --config {params.config} --ref-dir {params.ref_dir} "
         "--shards {params.shards} --threads {threads} > {log} 2>&1"

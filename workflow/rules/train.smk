@@ -5,7 +5,6 @@
 rule train:
     input:
         unpack(reference_inputs),
-        config=RESOLVED_CONFIG,
         shards=rules.build_shards.output.manifest,
         tokenizer=rules.train_tokenizer.output,
     output:
@@ -15,6 +14,7 @@ rule train:
     wildcard_constraints:
         seed=r"\d+",
     params:
+        config=RESOLVED_CONFIG,
         trigger=lambda wc: config_hash([CFG[k] for k in ("model", "train", "device")] + [CFG["arms"][wc.arm]]),
         run_dir=lambda wc: run_dir(wc.arm, wc.seed),
         shards=ROOT / "shards",
@@ -26,7 +26,7 @@ rule train:
     log:
         ROOT / "logs" / "train" / "{arm}_s{seed}.log",
     shell:
-        "python -m jest train --config {input.config} --arm {wildcards.arm} --seed {wildcards.seed} "
+        "python -m jest train --config {params.config} --arm {wildcards.arm} --seed {wildcards.seed} "
         "--run-dir {params.run_dir} --shards {params.shards} --tokenizer {params.tokenizer} "
         "--references {params.references} --threads {threads} > {log} 2>&1"
 
@@ -35,9 +35,11 @@ rule sync_mlflow:
     input:
         card=rules.train.output.card,
         metrics=rules.train.output.metrics,
+        evaluated=ROOT / "runs" / "{arm}_s{seed}" / "eval" / "done.json",  # rule evaluate
     output:
         ROOT / "runs" / "{arm}_s{seed}" / "mlflow_synced.json",
     params:
+        config=RESOLVED_CONFIG,
         run_dir=lambda wc: run_dir(wc.arm, wc.seed),
     conda:
         ENV

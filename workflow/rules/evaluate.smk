@@ -1,0 +1,43 @@
+# Evaluation stage: the lm-eval suite is built once from the held-out split and the pinned
+# BIG-bench items (jest/evaluation/tasks.py); every training run is then evaluated at its
+# log-spaced snapshots (jest/evaluation/runner.py), results mirrored into its MLflow run.
+
+
+rule build_tasks:
+    input:
+        heldout=rules.prepare_data.output.heldout,
+    output:
+        table=ROOT / "tasks" / "tasks.json",
+    params:
+        config=RESOLVED_CONFIG,
+        trigger=section_hash("evaluation"),
+        out=ROOT / "tasks",
+        cache=CACHE,
+    conda:
+        ENV
+    log:
+        ROOT / "logs" / "build_tasks.log",
+    shell:
+        "python -m jest build-tasks --config {params.config} --heldout {input.heldout} --out {params.out} "
+        "--cache {params.cache} > {log} 2>&1"
+
+
+rule evaluate:
+    input:
+        card=rules.train.output.card,
+        tasks=rules.build_tasks.output.table,
+    output:
+        ROOT / "runs" / "{arm}_s{seed}" / "eval" / "done.json",
+    params:
+        config=RESOLVED_CONFIG,
+        trigger=section_hash("evaluation"),
+        run_dir=lambda wc: run_dir(wc.arm, wc.seed),
+        tasks=ROOT / "tasks",
+    threads: 2
+    conda:
+        ENV
+    log:
+        ROOT / "logs" / "evaluate" / "{arm}_s{seed}.log",
+    shell:
+        "python -m jest evaluate --config {params.config} --run-dir {params.run_dir} --tasks {params.tasks} "
+        "--threads {threads} > {log} 2>&1"

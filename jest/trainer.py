@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -225,15 +226,21 @@ def train(spec: RunSpec, threads: int | None = None, progress: bool = True) -> d
     # ---- resume
     step, position, wall_offset = 0, 0, 0.0
     ckpt = latest_checkpoint(ckpt_root)
+    if ckpt is not None and json.loads((ckpt / "state.json").read_text())["config_hash"] != training_hash(cfg, spec.arm):
+        # Written under another data / model / training config: useless for this run, but kept.
+        stale = ckpt_root.with_name(f"checkpoints.stale-{time.strftime('%Y%m%d-%H%M%S')}")
+        ckpt_root.rename(stale)
+        print(f"[{spec.name}] checkpoints from another config moved to {stale}; starting afresh", flush=True)
+        ckpt = None
     if ckpt is not None:
         state = load_checkpoint(ckpt, model, optimizer, metrics.path)
         step, position, wall_offset = state["step"], state["position"], state["wall_time"]
         ledger.load_state_dict(state["ledger"])
-        if state["config_hash"] != training_hash(cfg, spec.arm):
-            raise RuntimeError(f"checkpoint {ckpt} was written with another config; delete {ckpt_root} "
-                               "to start this run afresh")
-    elif metrics.path.exists():
-        metrics.path.unlink()  # rows from a run that never reached a checkpoint
+    else:  # a fresh start: drop what an earlier attempt derived (rows, snapshots, evals, its MLflow run)
+        for derived in (metrics.path, run_dir / "mlflow_run.json"):
+            derived.unlink(missing_ok=True)
+        for derived in (run_dir / "snapshots", run_dir / "eval"):
+            shutil.rmtree(derived, ignore_errors=True)
 
     # ---- tracking
     n_params = sum(p.numel() for p in model.parameters())

@@ -8,7 +8,6 @@ evaluation resumes where it stopped.
 """
 from __future__ import annotations
 
-import json
 import re
 import time
 from pathlib import Path

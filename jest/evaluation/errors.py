@@ -26,10 +26,3 @@ class MissingMemberError(EvaluationError):
 class MissingTaskDataError(EvaluationError, FileNotFoundError):
     """A task YAML points at a data file that does not exist (tasks not built, or moved)."""
 
-
-class UnknownTaskError(EvaluationError, KeyError):
-    """A task name is not defined by any YAML under the include paths."""
-
-    def __str__(self) -> str:
-        # KeyError.__str__ would repr() the message and wrap it in quotes.
-        return str(self.args[0])

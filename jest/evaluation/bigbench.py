@@ -37,6 +37,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from jest.io import sha256_file  # noqa: F401  (also used by the tests)
+
 from jest.evaluation.errors import ChecksumMismatchError, MissingMemberError, SourceFetchError
 
 log = logging.getLogger(__name__)
@@ -74,14 +76,6 @@ DIRECT_URL_REFUSAL = "cannot declare direct URL dependencies"
 TASKS_PREFIX = f"bigbench-{BIGBENCH.version}/bigbench/benchmark_tasks/"
 LICENCE = "Apache-2.0"  # BIG-bench (google/BIG-bench), sdist licence field and task file headers
 SOURCE = f"PyPI {BIGBENCH.spec} (sdist sha256 {BIGBENCH.sha256[:12]}...)"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _pip_version() -> tuple[int, ...]:

@@ -144,3 +144,18 @@ def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(smoke_
     for ckpt in (run_dir / "checkpoints").glob("step_*"):
         weights = load_file(ckpt / "model.safetensors")
         assert all(torch.isfinite(t).all() for t in weights.values())
+
+
+def test_checkpoints_of_another_config_are_moved_aside_not_resumed(smoke_workspace, tmp_path):
+    ws = smoke_workspace
+    short = {"train": {"steps": 4, "warmup_steps": 1, "eval_every": 2, "checkpoint_every": 2}}
+    first = deep_merge(ws["cfg"], short)
+    train(_spec(ws, tmp_path / "r", first), progress=False)
+    changed = deep_merge(first, {"train": {"lr": 0.001}})
+    train(_spec(ws, tmp_path / "r", changed), progress=False)
+    stale = list(tmp_path.glob("r/checkpoints.stale-*"))
+    assert len(stale) == 1 and any(stale[0].glob("step_*"))  # kept, not deleted
+    card = json.loads((tmp_path / "r" / "card.json").read_text())
+    assert card["resumed_from_step"] is None and card["config"]["train"]["lr"] == 0.001
+    fresh = _curve(tmp_path / "r")
+    assert [r["step"] for r in fresh] == [1, 2, 3, 4]

@@ -8,6 +8,10 @@ for _key, _value in {
     "TRANSFORMERS_OFFLINE": "1",
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "TOKENIZERS_PARALLELISM": "false",
+    # An unreachable tracking server must not stall training for minutes per sync: our own
+    # retries (jest.tracking) are the outer loop, the files stay the source of truth.
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
 }.items():
     os.environ.setdefault(_key, _value)
 

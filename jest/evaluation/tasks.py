@@ -129,40 +129,30 @@ def _subject_verb_agreement(files: dict[str, Any], rng: random.Random) -> list[d
         picked = sorted(rng.sample(usable, min(SVA_PER_SUBTASK, len(usable))))
         for index in picked:
             example = examples[index]
-            gold = _gold(example["target_scores"]).strip()
-            choices, gold_index = _shuffled_choices([c.strip() for c in example["target_scores"]], gold, rng)
-            rows.append({"id": f"subject_verb_agreement/{subtask}/{index}", "context": example["input"].strip(),
-                         "choices": choices, "gold": gold_index, "subtask": subtask,
-                         "condition": example.get("comment", "")})
+            rows.append({**_mc_row(example, f"subject_verb_agreement/{subtask}/{index}", rng),
+                         "subtask": subtask, "condition": example.get("comment", "")})
     return rows
 
 
-def _discourse_marker_prediction(files: dict[str, Any], rng: random.Random) -> list[dict[str, Any]]:
-    """A sentence as context; 10 versions of the next sentence that differ only in their discourse marker."""
-    examples = files["discourse_marker_prediction/task.json"]["examples"]
-    rows = []
-    for index, example in enumerate(examples):
-        if not _well_formed(example):
-            continue
-        gold = _gold(example["target_scores"]).strip()
-        choices, gold_index = _shuffled_choices([c.strip() for c in example["target_scores"]], gold, rng)
-        rows.append({"id": f"discourse_marker_prediction/{index}", "context": example["input"].strip(),
-                     "choices": choices, "gold": gold_index})
-    return rows
+def _mc_row(example: dict[str, Any], row_id: str, rng: random.Random) -> dict[str, Any]:
+    """A BIG-bench multiple-choice example as a row: stripped context, choices shuffled with `rng`."""
+    gold = _gold(example["target_scores"]).strip()
+    choices, gold_index = _shuffled_choices([c.strip() for c in example["target_scores"]], gold, rng)
+    return {"id": row_id, "context": example["input"].strip(), "choices": choices, "gold": gold_index}
 
 
-def _reorder_words(files: dict[str, Any], rng: random.Random) -> list[dict[str, Any]]:
-    """Scrambled words as context, 8 candidate sentences; the fluent original is the answer."""
-    examples = files["undo_permutation/reorder_words/task.json"]["examples"]
-    rows = []
-    for index, example in enumerate(examples):
-        if not _well_formed(example):
-            continue
-        gold = _gold(example["target_scores"]).strip()
-        choices, gold_index = _shuffled_choices([c.strip() for c in example["target_scores"]], gold, rng)
-        rows.append({"id": f"undo_permutation/reorder_words/{index}", "context": example["input"].strip(),
-                     "choices": choices, "gold": gold_index})
-    return rows
+def _whole_task(relpath: str, id_prefix: str):
+    """Rows of every well-formed example of one BIG-bench task file, in file order."""
+    def build(files: dict[str, Any], rng: random.Random) -> list[dict[str, Any]]:
+        return [_mc_row(example, f"{id_prefix}/{index}", rng)
+                for index, example in enumerate(files[relpath]["examples"]) if _well_formed(example)]
+    return build
+
+
+# A sentence as context; 10 versions of the next sentence that differ only in their discourse marker.
+_discourse_marker_prediction = _whole_task("discourse_marker_prediction/task.json", "discourse_marker_prediction")
+# Scrambled words as context, 8 candidate sentences; the fluent original is the answer.
+_reorder_words = _whole_task("undo_permutation/reorder_words/task.json", "undo_permutation/reorder_words")
 
 
 MC_TASKS: tuple[MCTask, ...] = (

@@ -3,9 +3,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import shutil
 import tempfile
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -38,3 +42,32 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def fetch_verified(target: Path, sha256: str, download, on_mismatch, staging_prefix: str) -> Path:
+    """Return `target` once its sha256 is `sha256`, fetching it with `download(staging_dir) -> file`.
+
+    A cached file with the wrong sha256 (truncated download, tampering) is deleted
+    and fetched again once; if the fresh download is also wrong the pin or the
+    registry is at fault, retrying would not help, and `on_mismatch(got_sha)`
+    gives the error to raise. The download goes to a staging folder next to
+    `target` and is moved in place only when verified.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        cached_sha = sha256_file(target)
+        if cached_sha == sha256:
+            return target
+        log.warning("cached %s has sha256 %s, expected %s: deleting and re-fetching", target, cached_sha, sha256)
+        target.unlink()
+    staging = Path(tempfile.mkdtemp(prefix=staging_prefix, dir=target.parent))
+    try:
+        fetched = download(staging)
+        fetched_sha = sha256_file(fetched)
+        if fetched_sha != sha256:
+            raise on_mismatch(fetched_sha)
+        os.replace(fetched, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target

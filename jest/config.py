@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,41 @@ def _explain(error: jsonschema.ValidationError) -> str:
         return f"'{key}' = {error.instance!r} is out of range ({error.validator} {error.validator_value})"
     if error.validator == "type":
         return f"'{key}' = {error.instance!r} has the wrong type; expected {error.validator_value}"
+    if error.validator == "pattern":
+        return _unsafe_message(key, error.instance, error.validator_value,
+                               is_key="propertyNames" in error.schema_path)
     return f"'{key}': {error.message}"
+
+
+# Names that become folder names and arguments of Snakemake's shell commands: the config
+# `name`, arm and reference names. Paths (results_dir, cache_dir) appear in the same shell
+# lines, so they may hold no whitespace, quotes or shell characters either.
+SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+SAFE_PATH = "^[^\\s;&|$`\"'<>(){}\\[\\]*?!\\\\#~]+$"
+_RULES = {SAFE_NAME: "letters, digits, '_', '.', '-', starting with a letter or digit; names become "
+                     "folder names and arguments of Snakemake's shell commands, so no spaces, slashes or shell characters",
+          SAFE_PATH: "a path with no whitespace, quotes, '~' or shell characters ;&|$`<>(){}[]*?!#\\, "
+                     "because it appears in Snakemake's shell commands"}
+
+
+def _unsafe_message(key: str, value, pattern: str, is_key: bool = False) -> str:
+    what = f"name {value!r} under '{key}'" if is_key else f"'{key}' = {value!r}"
+    return f"{what} is not allowed; allowed pattern: {pattern} ({_RULES.get(pattern, 'see the schema')})"
+
+
+def _check_shell_safe(cfg: dict) -> None:
+    """Full-string checks of every config string that reaches a shell command or a path.
+
+    The schema's patterns say the same, but a JSON-schema pattern is a search, and `$` also
+    matches before a trailing newline; here the whole string must match.
+    """
+    checks = [("name", cfg["name"], SAFE_NAME, False), ("results_dir", cfg["results_dir"], SAFE_PATH, False)]
+    if cfg.get("cache_dir") is not None:
+        checks.append(("cache_dir", cfg["cache_dir"], SAFE_PATH, False))
+    checks += [(section, name, SAFE_NAME, True) for section in ("arms", "references") for name in cfg[section]]
+    for key, value, pattern, is_key in checks:
+        if not re.fullmatch(pattern[1:-1], value):
+            raise ConfigError("invalid config:\n  " + _unsafe_message(key, value, pattern, is_key))
 
 
 def validate_config(config: dict) -> dict:
@@ -77,6 +112,7 @@ def validate_config(config: dict) -> dict:
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         raise ConfigError("invalid config:\n  " + "\n  ".join(_explain(e) for e in errors))
+    _check_shell_safe(config)
     _check_cross_fields(config)
     _check_arms(config, explicit_arm_keys)
     return config
@@ -91,8 +127,16 @@ def super_batch_size(batch_size: int, filter_ratio: float) -> int:
 
 
 def _check_arms(cfg: dict, explicit: dict[str, set]) -> None:
-    """Per-policy rules: uniform arms take no JEST keys; JEST arms need a reference and a whole super-batch."""
+    """Per-policy rules: uniform arms take no JEST keys; JEST arms need a reference and a whole super-batch;
+    `ablation_arms` names JEST arms (the uniform baseline is what every report compares against)."""
     b = cfg["train"]["batch_size"]
+    unknown = [a for a in cfg["ablation_arms"] if a not in cfg["arms"]]
+    if unknown:
+        raise ConfigError(f"'ablation_arms' names {unknown}, which are not arms; allowed values: {sorted(cfg['arms'])}")
+    uniform = [a for a in cfg["ablation_arms"] if cfg["arms"][a]["policy"] == "uniform"]
+    if uniform:
+        raise ConfigError(f"'ablation_arms' = {uniform}: a uniform-policy arm is the baseline every report "
+                          "compares against; keep it a headline arm (remove it from 'ablation_arms')")
     for name, arm in cfg["arms"].items():
         if arm["policy"] == "uniform":
             stray = sorted(explicit.get(name, set()) - {"policy"})
@@ -127,12 +171,19 @@ def _check_model_and_train(model: dict, train: dict, prefix: str) -> None:
     if model["n_embd"] % model["n_head"]:
         raise ConfigError(
             f"'{prefix}model.n_head' = {model['n_head']} must divide '{prefix}model.n_embd' = {model['n_embd']}")
-    micro = train["micro_batch_size"] or train["batch_size"]
-    if train["batch_size"] % micro:
+    procs = train["nproc_per_node"]
+    if train["batch_size"] % procs:
         raise ConfigError(
-            f"'{prefix}train.micro_batch_size' = {micro} must divide '{prefix}train.batch_size' = "
-            f"{train['batch_size']}; allowed values: "
-            f"{[m for m in range(1, train['batch_size'] + 1) if train['batch_size'] % m == 0]}")
+            f"'{prefix}train.batch_size' = {train['batch_size']} must divide by '{prefix}train.nproc_per_node' = "
+            f"{procs} (each process trains on an equal slice of the chosen batch); allowed batch sizes: "
+            f"multiples of {procs}")
+    micro = train["micro_batch_size"] or train["batch_size"] // procs
+    if (train["batch_size"] // procs) % micro:
+        per_proc = train["batch_size"] // procs
+        raise ConfigError(
+            f"'{prefix}train.micro_batch_size' = {micro} must divide the per-process batch "
+            f"'{prefix}train.batch_size' / '{prefix}train.nproc_per_node' = {per_proc}; allowed values: "
+            f"{[m for m in range(1, per_proc + 1) if per_proc % m == 0]}")
     if train["warmup_steps"] >= train["steps"]:
         raise ConfigError(
             f"'{prefix}train.warmup_steps' = {train['warmup_steps']} must be smaller than "

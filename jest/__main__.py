@@ -109,7 +109,7 @@ def _cmd_sync_mlflow(args) -> None:
     for run_dir in map(Path, args.run_dirs):
         card = json.loads((run_dir / "card.json").read_text())
         cfg = card["config"]
-        mirror = MlflowMirror(run_dir, tracking_uri(cfg), experiment_name(cfg), card["run"], {}, {})
+        mirror = MlflowMirror(run_dir, args.tracking_uri or tracking_uri(cfg), experiment_name(cfg), card["run"], {}, {})
         status = {"finished": "FINISHED", "failed": "FAILED"}.get(card.get("status"))
         ok = mirror.sync(final_status=status, artifacts=(run_dir / "card.json", run_dir / "metrics.jsonl"))
         missing = mirror.missing_points() if ok else None
@@ -168,6 +168,8 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("sync-mlflow", help="push any metric points MLflow lacks (idempotent)")
     p.add_argument("run_dirs", nargs="+")
     p.add_argument("--receipt", help="write a JSON receipt here once MLflow holds every point")
+    p.add_argument("--tracking-uri", help="push to this MLflow store instead of the run's configured one "
+                                          "(e.g. when the configured server is gone)")
     p.set_defaults(func=_cmd_sync_mlflow)
 
     args = parser.parse_args(argv)

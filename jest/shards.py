@@ -52,6 +52,10 @@ def build_shards(data_dir: Path, tokenizer_dir: Path, out_dir: Path, seq_len: in
     manifest = {"seq_len": seq_len, "vocab_size": len(tok), "dtype": np.dtype(dtype).name, "splits": {}}
     for split in splits:
         docs = _read_docs(data_dir / f"{split}.jsonl")
+        if not docs:  # the tokenizer would fail on an empty batch with an IndexError
+            raise ShardError(f"split '{split}' has no full sequence of {seq_len} tokens: "
+                             f"{data_dir / f'{split}.jsonl'} holds no document; re-run the prepare_data stage "
+                             "or add data to the split")
         ids = tok([d["text"] for d in docs], add_special_tokens=False)["input_ids"]
         streams: dict[tuple, list[tuple[int, list[int]]]] = defaultdict(list)
         for i, (doc, toks) in enumerate(zip(docs, ids)):

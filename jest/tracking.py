@@ -147,28 +147,43 @@ class MlflowMirror:
     """Mirror one run folder into one MLflow run (created on first sync, id kept in mlflow_run.json)."""
 
     def __init__(self, run_dir: Path, uri: str, experiment: str, run_name: str,
-                 params: dict, tags: dict, retries: int = 8):
+                 params: dict, tags: dict, retries: int | None = None):
         self.run_dir = Path(run_dir)
         self.uri, self.experiment, self.run_name = uri, experiment, run_name
+        # A sqlite store is busy at worst (parallel writers): retry patiently. MLflow's HTTP client
+        # already retries each request with backoff (MLFLOW_HTTP_REQUEST_MAX_RETRIES), so a server
+        # gets fewer tries of ours on top: a dead one costs ~25 s, not minutes, per sync.
+        if retries is None:
+            retries = 3 if uri.startswith(("http://", "https://")) else 8
         self.params, self.tags, self.retries = params, tags, retries
         self.id_file = self.run_dir / "mlflow_run.json"
         self._logged: set[tuple[str, int]] | None = None  # (key, step) known to be in MLflow
+        self._down = False  # the last sync failed after all its tries: the next ones try once
+        self.last_error: str | None = None  # why the last sync failed (for the run's card); None after a success
 
     # -- public -------------------------------------------------------------
     def sync(self, final_status: str | None = None, artifacts: tuple[Path, ...] = (), strict: bool = False) -> bool:
-        """Push missing points (and, at the end, status and artifacts). False if MLflow failed."""
-        delay = 0.2
-        for attempt in range(self.retries):
+        """Push missing points (and, at the end, status and artifacts). False if MLflow failed.
+
+        After a sync that failed all its tries, the following syncs of this mirror try once
+        until one succeeds: an unreachable store slows a training run by one try per sync,
+        and the `sync_mlflow` step (a fresh mirror, all its tries) reconciles afterwards.
+        """
+        delay, tries = 0.2, 1 if self._down else self.retries
+        for attempt in range(tries):
             try:
                 with _store_lock(self.uri):
                     self._sync_once(final_status, artifacts)
+                self._down, self.last_error = False, None
                 return True
             except Exception as err:  # noqa: BLE001 - any store error is retried, then reported
                 last = err
                 self._logged = None  # re-read what MLflow holds before the next try
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
-        message = (f"MLflow sync of {self.run_dir} failed after {self.retries} tries ({last!r}); "
+                if attempt + 1 < tries:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+        self._down, self.last_error = True, f"{type(last).__name__}: {last}"[:2000]
+        message = (f"MLflow sync of {self.run_dir} failed after {tries} tr{'y' if tries == 1 else 'ies'} ({last!r}); "
                    f"the run's files are intact: re-run `python -m jest sync-mlflow {self.run_dir}`")
         if strict:
             raise RuntimeError(message) from last

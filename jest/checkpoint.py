@@ -69,11 +69,14 @@ def latest_checkpoint(ckpt_root: Path) -> Path | None:
 
 
 def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    metrics_path: Path) -> dict:
-    """Restore model, optimizer and RNG in place; put back metrics.jsonl; return the trainer state."""
+                    metrics_path: Path | None) -> dict:
+    """Restore model, optimizer and RNG in place; put back metrics.jsonl (unless metrics_path is
+    None: the ranks of a multi-process run other than 0 write nothing); return the trainer state."""
     load_model(model, str(path / "model.safetensors"), strict=True)
-    optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
+    # Via the CPU: a checkpoint written on cuda:0 must not land on GPU 0 for every rank;
+    # load_state_dict moves each state tensor to its parameter's device.
+    optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True, map_location="cpu"))
     torch.set_rng_state(torch.load(path / "rng.pt", weights_only=True)["torch"])
-    if (path / "metrics.jsonl").exists():
+    if metrics_path is not None and (path / "metrics.jsonl").exists():
         shutil.copyfile(path / "metrics.jsonl", metrics_path)
     return json.loads((path / "state.json").read_text())

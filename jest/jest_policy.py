@@ -7,18 +7,23 @@ B candidates with the selector. The next-token loss decomposes per example, so
 the paper's pairwise (contrastive) coupling is absent; joint selection uses
 M = diag(s) + lambda * C with C the cosine similarity of the candidates' pooled
 final hidden states, and lambda = 0 reproduces independent sampling.
+
+Under torchrun (jest.distributed) every rank holds the same super-batch, scores
+only its shard of it and gathers the others' losses (and features), so every
+rank selects from identical scores with the same generator: the same choice.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from jest.config import super_batch_size
+from jest.distributed import World
 from jest.flops import forward_flops_per_token
 from jest.io import sha256_file
 from jest.model import shape_summary
@@ -41,6 +46,8 @@ class PolicyContext:
     pool_sha256: str
     references_root: Path
     device: torch.device
+    precision: str = "fp32"                      # train.precision: scoring forwards run in it too
+    world: World = field(default_factory=World)  # the training processes; one by default
 
 
 def _step_generator(seed: int, step: int) -> torch.Generator:
@@ -106,18 +113,22 @@ class JestPolicy:
     def select(self, step: int, candidates: torch.Tensor, candidate_ids: np.ndarray,
                learner: torch.nn.Module, batch_size: int) -> Selection:
         arm, B = self.arm, candidates.size(0)
-        flops = 0.0
+        world, precision = self.ctx.world, self.ctx.precision
+        my_candidates = candidates[world.shard(B)]  # this rank's rows (all of them in one process)
+        flops = 0.0  # global FLOPs, whatever the number of processes sharing them
         learner_loss = features = None
         if self.needs_learner:
-            learner_loss, features = sequence_losses(learner, candidates, arm["score_batch_size"], self.prefix_len,
-                                                     with_features=self.needs_features)
-            learner_loss = learner_loss.cpu()
+            learner_loss, features = sequence_losses(learner, my_candidates, arm["score_batch_size"], self.prefix_len,
+                                                     with_features=self.needs_features, precision=precision)
+            learner_loss = world.gather_rows(learner_loss, B).cpu()
+            if features is not None:
+                features = world.gather_rows(features, B)
             flops += B * self.prefix_len * forward_flops_per_token(shape_summary(learner.config), self.prefix_len)
-        if self.ref_scores is not None:
+        if self.ref_scores is not None:  # cached per pool index: the same on every rank
             ref_loss = torch.from_numpy(self.ref_scores[candidate_ids])
         else:
-            ref_loss, _ = sequence_losses(self.ref_model, candidates, arm["score_batch_size"])
-            ref_loss = ref_loss.cpu()
+            ref_loss, _ = sequence_losses(self.ref_model, my_candidates, arm["score_batch_size"], precision=precision)
+            ref_loss = world.gather_rows(ref_loss, B).cpu()
             flops += B * self.ctx.seq_len * self.ref_fpt
 
         if arm["criterion"] == "learnability":

@@ -1,6 +1,11 @@
 # Training stage: one job per arm x seed, all through the same loop (jest/trainer.py),
 # then a reconcile step that makes sure MLflow holds every metric point of the run.
 
+# `python`, or torchrun with one process per GPU when train.nproc_per_node > 1 (jest/distributed.py).
+# The count is an integer of the validated config, never free text from it.
+_NPROC = int(CFG["train"]["nproc_per_node"])
+TRAIN_LAUNCHER = "python" if _NPROC == 1 else f"torchrun --standalone --nproc_per_node {_NPROC}"
+
 
 rule train:
     input:
@@ -20,13 +25,14 @@ rule train:
         shards=ROOT / "shards",
         tokenizer=ROOT / "tokenizer",
         references=ROOT / "references",
+        launcher=TRAIN_LAUNCHER,
     threads: 2
     conda:
         ENV
     log:
         ROOT / "logs" / "train" / "{arm}_s{seed}.log",
     shell:
-        "python -m jest train --config {params.config} --arm {wildcards.arm} --seed {wildcards.seed} "
+        "{params.launcher} -m jest train --config {params.config} --arm {wildcards.arm} --seed {wildcards.seed} "
         "--run-dir {params.run_dir} --shards {params.shards} --tokenizer {params.tokenizer} "
         "--references {params.references} --threads {threads} > {log} 2>&1"
 

@@ -115,9 +115,14 @@ def _task_manager(tasks: Sequence[str], include_paths: list[Path]):
     """
     from lm_eval.tasks import TaskManager
 
+    from jest.evaluation.suites import lm_eval_dirs
+
     paths = [str(p) for p in include_paths]
-    if _all_local(tasks, include_paths):
-        return TaskManager(include_path=paths, include_defaults=False)
+    # lm-eval's standard tasks we know the folder of are indexed from that folder alone; the
+    # include paths come last so that they override built-in names, as in lm-eval.
+    local = [*lm_eval_dirs(tasks), *include_paths]
+    if _all_local(tasks, local):
+        return TaskManager(include_path=[str(p) for p in local], include_defaults=False)
     key = tuple(paths)
     if key not in _DEFAULT_TASK_MANAGERS:
         _DEFAULT_TASK_MANAGERS[key] = TaskManager(include_path=paths or None)
@@ -220,7 +225,8 @@ def evaluate_checkpoint(model_dir_or_model: Any, tokenizer: Any, tasks: list[str
 
     ``model_dir_or_model``: a folder written by ``save_pretrained`` or a
     ``PreTrainedModel``; ``tokenizer``: a tokenizer, a folder, or None (the
-    model folder). ``tasks``: task or group names (e.g. ``["jest_core"]``);
+    model folder). ``tasks``: task, group or suite names (e.g.
+    ``["jest_core", "standard"]``, see :mod:`jest.evaluation.suites`);
     ``include_paths``: folders of task YAMLs (``build_tasks``' out_dir).
     ``limit``: at most this many documents per task (None: all); the data
     files are shuffled when built, so the first ``limit`` are a sample.
@@ -236,6 +242,9 @@ def evaluate_checkpoint(model_dir_or_model: Any, tokenizer: Any, tasks: list[str
     import transformers
     from lm_eval.models.huggingface import HFLM
 
+    from jest.evaluation.suites import expand
+
+    tasks = expand(tasks)  # suite names ("standard") -> their lm-eval tasks
     include_paths = [Path(p).resolve() for p in include_paths]
     check_task_data(tasks, include_paths)
     model, tok, model_name = _load_model(model_dir_or_model, tokenizer)
@@ -298,6 +307,11 @@ def aggregate(results: Mapping[str, Any], table: Mapping[str, Any]) -> dict[str,
     that runs a subset on purpose passes the table filtered to that subset
     (``{"tasks": {k: table["tasks"][k] for k in subset}}``); the version string
     then still names the formula, and ``n_expected`` says over how many tasks.
+    :func:`jest.evaluation.suites.task_table` builds the table for a config's
+    ``evaluation.tasks`` (shipped tasks, lm-eval's standard ones, user tasks
+    that declare ``metadata.chance``). Tasks with metrics in ``results`` but no
+    chance level (not in the table, or declared without one) are passed through
+    under ``other_metrics`` and named in ``chance_unknown``: stored, never averaged.
     """
     per_task_results = results.get("results", results)
     entries = table.get("tasks", table)
@@ -323,9 +337,30 @@ def aggregate(results: Mapping[str, Any], table: Mapping[str, Any]) -> dict[str,
         "missing": missing,
         "tasks": tasks,
     }
-    # Perplexity-type tasks are passed through, not averaged into the accuracy.
+    # Perplexity-type tasks are passed through, not averaged into the accuracy; so are tasks whose
+    # chance level is unknown (a user task that declares none, an lm-eval task the table lacks),
+    # with all their metrics, listed under `chance_unknown`.
+    unknown = [name for name, entry in entries.items() if entry.get("chance") is None and not entry.get("metric")]
+    unknown += [name for name in per_task_results if name not in entries and _numeric(per_task_results[name])]
     for name, entry in sorted(entries.items()):
         if entry.get("chance") is None and entry.get("metric"):
             value = (per_task_results.get(name) or {}).get(f"{entry['metric']},none")
             out.setdefault("other_metrics", {})[name] = {entry["metric"]: value}
+    for name in sorted(unknown):
+        out.setdefault("other_metrics", {})[name] = _numeric(per_task_results.get(name) or {})
+    if unknown:
+        out["chance_unknown"] = sorted(unknown)
+    return out
+
+
+def _numeric(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """The numeric metrics of one task's results (``acc,none`` -> ``acc``), without standard errors."""
+    if not isinstance(metrics, Mapping):
+        return {}
+    out = {}
+    for key, value in metrics.items():
+        name, _, filter_name = str(key).partition(",")
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not name.endswith("_stderr") \
+                and name != "sample_len":
+            out[name if filter_name in ("", "none") else str(key)] = float(value)
     return out

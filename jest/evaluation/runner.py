@@ -16,6 +16,8 @@ import torch
 
 from jest.config import PROJECT_ROOT
 from jest.evaluation.evaluate import aggregate, evaluate_checkpoint
+from jest.evaluation.preflight import check_datasets
+from jest.evaluation.suites import task_table
 from jest.evaluation.tasks import load_table
 from jest.io import atomic_write_json
 from jest.tracking import MetricsFile, read_metrics
@@ -52,9 +54,12 @@ def evaluate_run(cfg: dict, run_dir: Path, tasks_dir: Path, threads: int | None 
                        key=lambda p: int(STEP_DIR.search(p.name).group(1)))
     if not snapshots:
         raise FileNotFoundError(f"no snapshots in {run_dir / 'snapshots'}: train the run first")
-    table = load_table(tasks_dir)
-    if "jest_core" not in ecfg["tasks"]:  # aggregate over the shipped tasks that were asked for
-        table = {**table, "tasks": {k: v for k, v in table["tasks"].items() if k in ecfg["tasks"]}}
+    include_paths = _include_paths(cfg, tasks_dir)
+    # Every requested task with a known or declared chance level, and only those (suites expanded).
+    table = task_table(ecfg["tasks"], include_paths, load_table(tasks_dir))
+    # Hub datasets (lm-eval's standard tasks) must be in the offline cache: say which are not, and how
+    # to get them, before the first snapshot (the workflow checks this before any job, too).
+    check_datasets(ecfg["tasks"], include_paths)
     out_dir = run_dir / "eval"
     out_dir.mkdir(parents=True, exist_ok=True)
     rows_file = MetricsFile(out_dir / "metrics.jsonl")
@@ -67,7 +72,7 @@ def evaluate_run(cfg: dict, run_dir: Path, tasks_dir: Path, threads: int | None 
             continue
         t0 = time.time()
         try:
-            results = evaluate_checkpoint(snap, tokenizer_dir, list(ecfg["tasks"]), _include_paths(cfg, tasks_dir),
+            results = evaluate_checkpoint(snap, tokenizer_dir, list(ecfg["tasks"]), include_paths,
                                           device=device, seed=ecfg["seed"], limit=ecfg["limit"],
                                           batch_size=ecfg["batch_size"])
         except AssertionError as err:  # lm-eval asserts that every answer fits the model's context

@@ -3,11 +3,26 @@
 # log-spaced snapshots (jest/evaluation/runner.py), results mirrored into its MLflow run.
 
 
+# Pre-flight, before any job runs (never on dry runs: `snakemake -n` works without the data):
+# the Hugging Face datasets of lm-eval tasks in `evaluation.tasks` (the `standard` suite, user
+# tasks) must be in the offline cache, and every task name must exist. Otherwise stop now, naming
+# the datasets and the commands that fetch them, rather than after training. A pass is recorded
+# in tasks/datasets_checked.json and not repeated while the tasks and the cache path stay the same.
+onstart:
+    from jest.evaluation.preflight import workflow_preflight
+
+    workflow_preflight(CFG, ROOT / "tasks" / "datasets_checked.json",
+                       f"--config {([*workflow.overwrite_configfiles] or ['config/tiny.yaml'])[0]}")
+
+
 rule build_tasks:
     input:
         heldout=rules.prepare_data.output.heldout,
     output:
         table=ROOT / "tasks" / "tasks.json",
+    # As early as its input allows: a failure here (BIG-bench source not fetchable) stops the
+    # workflow before the training jobs.
+    priority: 50
     params:
         config=RESOLVED_CONFIG,
         trigger=section_hash("evaluation"),

@@ -19,7 +19,23 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/analyze.smk"
 
 
-rule all:
+# Targets. `snakemake` (no target) runs the headline: the uniform baseline and the JEST arms
+# not listed in `ablation_arms` (tiny: learnability, joint selection, f = 0.5 / 0.8 / 0.9, every
+# seed) and their report in results/<config>/report/. `snakemake ablations` adds the arms of
+# `ablation_arms` (criteria, selectors, lambda, cheap scoring, the reference ladder) and writes
+# the report of every arm to results/<config>/report/ablations/; `snakemake all` builds both.
+rule headline:
     default_target: True
     input:
         rules.analyze.output,
+
+
+rule ablations:
+    input:
+        rules.analyze_ablations.output,
+
+
+rule all:
+    input:
+        rules.analyze.output,
+        rules.analyze_ablations.output,

@@ -25,8 +25,11 @@ DPI = 120
 
 
 def _colors(names: list[str]) -> dict[str, str]:
-    cycle = [f"C{i}" for i in range(10)]
-    return {n: cycle[i % len(cycle)] for i, n in enumerate(names)}
+    """Distinct colours: matplotlib's default cycle up to 10 names, tab20 beyond (headline + ablation arms)."""
+    if len(names) <= 10:
+        return {n: f"C{i}" for i, n in enumerate(names)}
+    cmap = matplotlib.colormaps["tab20"]
+    return {n: matplotlib.colors.to_hex(cmap(i % 20)) for i, n in enumerate(names)}
 
 
 def save(fig: Figure, out_dir: Path, name: str) -> dict[str, str]:

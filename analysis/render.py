@@ -39,10 +39,18 @@ def speedup(sp: dict | None) -> str:
     return f"{head} [{lo_s}, {hi_s}]"
 
 
+def differs(d: dict | None) -> str:
+    """{"selector": {"ablation": "topk", "headline": "joint"}} -> 'selector = topk (headline: joint)'."""
+    if not d:
+        return "nothing (same settings)"
+    return "; ".join(f"{k} = {v['ablation']} (headline: {v['headline']})" for k, v in d.items())
+
+
 def _env(autoescape: bool) -> jinja2.Environment:
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                              autoescape=autoescape)
-    env.filters.update(fmt=fmt, speedup=speedup, tojson_pretty=lambda x: json.dumps(x, indent=2, sort_keys=True))
+    env.filters.update(fmt=fmt, speedup=speedup, differs=differs,
+                       tojson_pretty=lambda x: json.dumps(x, indent=2, sort_keys=True))
     return env
 
 
@@ -82,6 +90,25 @@ Baseline `{{ s.baseline.arm }}`, seeds {{ s.baseline.seeds }}, final step {{ s.b
 {% for h in s.headline %}
 | {{ h.arm }} | {{ h.filter_ratio }} | {{ h.seeds }} | {{ h.baseline_final | fmt }} | {{ h.arm_final | fmt }} | {{ h.reached | fmt }} ({{ h.p_reached | fmt('.2f') }}) | {{ h.T_j | fmt('.1f') }} | {{ h.iterations | speedup }} | {{ h.flops.get('train') | speedup }} | {{ h.flops.get('train+score') | speedup }} | {{ h.flops.get('total') | speedup }} |
 {% endfor %}
+
+{% if s.ablation_arms %}
+## Ablations
+
+{% if s.arm_scope == 'all' %}
+Each ablation arm against the same baseline target, set against the headline JEST arm with the same
+filter ratio; not part of the claim verdicts.
+
+| arm | set against | what differs | seeds | reached (share of bootstrap) | T_j | iterations | FLOPs train+score | FLOPs total |
+|---|---|---|---|---|---|---|---|---|
+{% for a in s.ablations %}
+| {{ a.arm }} | {{ a.compared_to | fmt }} | {{ a.differs | differs }} | {{ a.seeds }} | {{ a.reached | fmt }} ({{ a.p_reached | fmt('.2f') }}) | {{ a.T_j | fmt('.1f') }} | {{ a.iterations | speedup }} | {{ a.flops.get('train+score') | speedup }} | {{ a.flops.get('total') | speedup }} |
+{% endfor %}
+{% else %}
+Configured ablation arms, not in this report (`snakemake ablations` runs them and writes
+`report/ablations/`): {{ s.ablation_arms | join(', ') }}.
+{% endif %}
+
+{% endif %}
 
 ## Figures
 
@@ -205,6 +232,26 @@ final step {{ s.baseline.final_step | fmt('.0f') }}.</p>
 <td>{{ h.flops.get('train+score') | speedup }}</td><td>{{ h.flops.get('total') | speedup }}</td></tr>
 {% endfor %}
 </table>
+
+{% if s.ablation_arms %}
+<h2>Ablations</h2>
+{% if s.arm_scope == 'all' %}
+<p>Each ablation arm against the same baseline target, set against the headline JEST arm with the same
+filter ratio; not part of the claim verdicts.</p>
+<table><tr><th>arm</th><th>set against</th><th>what differs</th><th>seeds</th><th>reached (share of bootstrap)</th>
+<th>T_j</th><th>iterations</th><th>FLOPs train+score</th><th>FLOPs total</th></tr>
+{% for a in s.ablations %}
+<tr><td>{{ a.arm }}</td><td>{{ a.compared_to | fmt }}</td><td>{{ a.differs | differs }}</td><td>{{ a.seeds }}</td>
+<td>{{ a.reached | fmt }} ({{ a.p_reached | fmt('.2f') }})</td><td>{{ a.T_j | fmt('.1f') }}</td>
+<td>{{ a.iterations | speedup }}</td><td>{{ a.flops.get('train+score') | speedup }}</td>
+<td>{{ a.flops.get('total') | speedup }}</td></tr>
+{% endfor %}
+</table>
+{% else %}
+<p>Configured ablation arms, not in this report (<code>snakemake ablations</code> runs them and writes
+<code>report/ablations/</code>): {{ s.ablation_arms | join(', ') }}.</p>
+{% endif %}
+{% endif %}
 
 <h2>Figures</h2>
 {% for name, f in s.figures.items() %}

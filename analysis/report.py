@@ -5,7 +5,7 @@
 Reads results/<config>/runs/*/{card.json, metrics.jsonl, eval/step_<N>.json}
 (analysis.runs, analysis.evals); compares every arm with the uniform baseline
 on each available metric (analysis.parity); judges the article's claims
-(analysis.claims); draws the figures (analysis.plots) and writes
+(analysis.claims) on the headline arms; draws the figures (analysis.plots) and writes
 
     <out>/summary.json     the numbers (schema: analysis.summary, SUMMARY_SCHEMA_VERSION)
     <out>/report.md        tables + links to figures/*.png
@@ -13,6 +13,11 @@ on each available metric (analysis.parity); judges the article's claims
     <out>/figures/*.png, *.svg
 
 Only finished runs enter the numbers; every run with a card is listed.
+
+--arms headline (the default target's report) leaves out the arms the config lists
+under `ablation_arms`; --arms all (`snakemake ablations`) reports them too, in an
+ablation table and the per-arm speedup plot, never in the claim verdicts. Then,
+unless --no-mlflow, the report is logged as one MLflow run (analysis.mlflow_summary).
 """
 from __future__ import annotations
 
@@ -37,6 +42,7 @@ from analysis.render import render_html, render_markdown
 from analysis.runs import load_cards, load_curves
 from analysis.summary import (
     SUMMARY_SCHEMA_VERSION,
+    ablation_rows,
     arm_settings,
     assemble,
     choose_baseline,
@@ -48,7 +54,9 @@ from analysis.summary import (
 LM_EVAL_METRIC = Metric(AGGREGATE_METRIC, True, "lm-eval aggregate centered accuracy (0 = chance, 1 = perfect)")
 DEFAULT_METRICS = ("heldout_loss", "heldout_bpb")
 
-__all__ = ["SUMMARY_SCHEMA_VERSION", "build_report", "main"]
+ARM_SCOPES = ("headline", "all")
+
+__all__ = ["ARM_SCOPES", "SUMMARY_SCHEMA_VERSION", "build_report", "main"]
 
 
 def _metric_tables(curves: pd.DataFrame, evals: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, pd.DataFrame | None,
@@ -71,10 +79,13 @@ def _curves_by_arm(table, flops_table, metric: str, arms: list[str]) -> dict[str
     return out
 
 
-def load_references(results_dir: Path, config_name: str) -> list[dict]:
-    """The reference models' ID cards (results/<config>/references/<name>/card.json), in brief."""
+def load_references(results_dir: Path, config_name: str, names: set[str] | None = None) -> list[dict]:
+    """The reference models' ID cards (results/<config>/references/<name>/card.json), in brief;
+    only those in `names` when given."""
     out = []
     for path in sorted((Path(results_dir) / config_name / "references").glob("*/card.json")):
+        if names is not None and path.parent.name not in names:
+            continue
         card = json.loads(path.read_text())
         final = card.get("final") or {}
         out.append({"name": path.parent.name, "status": card.get("status"), "steps": card.get("steps"),
@@ -88,27 +99,47 @@ def _figure(figures: dict, fig, out_dir: Path, name: str, caption: str) -> None:
     figures[name] = {"png": f"figures/{name}.png", "svg": f"figures/{name}.svg", "caption": caption}
 
 
+def ablation_arms(config: dict) -> list[str]:
+    """The config's `ablation_arms` (absent in configs older than the key: none)."""
+    return list(config.get("ablation_arms") or [])
+
+
 def build_report(results_dir: Path, config_name: str, out_dir: Path, *, metric: str | None = None,
                  rule: str = "first", smooth: str = "none", n_boot: int = 2000, boot_seed: int = 0,
-                 ci_level: float = 0.95, n_bins: int = 10) -> dict:
-    """Write summary.json, report.md, report.html and figures/ under out_dir; return the summary."""
+                 ci_level: float = 0.95, n_bins: int = 10, arms: str = "headline") -> dict:
+    """Write summary.json, report.md, report.html and figures/ under out_dir; return the summary.
+
+    arms: "headline" leaves out the config's `ablation_arms`; "all" reports every arm."""
+    if arms not in ARM_SCOPES:
+        raise ValueError(f"arms must be one of {ARM_SCOPES}, got {arms!r}")
     runs_dir = Path(results_dir) / config_name / "runs"
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     cards_df = load_cards(runs_dir)
     cards = [json.loads((Path(d) / "card.json").read_text()) for d in cards_df["run_dir"]]
+    # Which arms are ablations: the DAG's resolved config (the current one) when present, else the runs'.
+    resolved = Path(results_dir) / config_name / "config.resolved.json"
+    current = json.loads(resolved.read_text()) if resolved.exists() else (cards[0].get("config", {}) if cards else {})
+    ablations = ablation_arms(current)
+    if arms == "headline" and ablations:
+        keep = ~cards_df["arm"].isin(ablations)
+        cards = [c for c, k in zip(cards, keep) if k]
+        cards_df = cards_df[keep].reset_index(drop=True)
+    in_scope = set(cards_df["arm"])
     all_curves = load_curves(runs_dir, finished_only=False)
+    if not all_curves.empty:
+        all_curves = all_curves[all_curves["arm"].isin(in_scope)]
     finished = set(cards_df.loc[cards_df["status"] == "finished", "run"])
     curves = all_curves[all_curves["run"].isin(finished)] if not all_curves.empty else all_curves
     last_rows = {run: df.iloc[-1].dropna().to_dict() for run, df in all_curves.groupby("run")} \
         if not all_curves.empty else {}
     eval_long, eval_notes = load_evals(runs_dir)
-    evals = wide(eval_long)
+    evals = wide(eval_long[eval_long["arm"].isin(in_scope)])
 
     # The cards hold the config the runs actually used; the DAG's resolved config is the fallback.
-    resolved = Path(results_dir) / config_name / "config.resolved.json"
-    config = cards[0].get("config", {}) if cards else (json.loads(resolved.read_text()) if resolved.exists() else {})
-    settings = arm_settings(cards) or {a: s for a, s in config.get("arms", {}).items()}
+    config = cards[0].get("config", {}) if cards else current
+    settings = {a: s for a, s in (arm_settings(cards) or config.get("arms", {})).items()
+                if arms == "all" or a not in ablations}
     arms_with_runs = [a for a in settings if a in set(curves.get("arm", []))]
     baseline = choose_baseline({a: settings[a] for a in arms_with_runs})
     compared = [a for a in arms_with_runs if a != baseline]
@@ -151,7 +182,8 @@ def build_report(results_dir: Path, config_name: str, out_dir: Path, *, metric: 
 
     # ---- figures
     figures: dict = {}
-    references = load_references(results_dir, config_name)
+    used_refs = {s.get("reference", "ref") for a, s in settings.items() if s.get("policy") == "jest"}
+    references = load_references(results_dir, config_name, used_refs or None)
     for name, rs in results.items():
         info = tables[name][2]
         ref_lines = {r["name"]: r[name] for r in references if r.get(name) is not None and r["status"] == "finished"}
@@ -162,15 +194,17 @@ def build_report(results_dir: Path, config_name: str, out_dir: Path, *, metric: 
         _figure(figures, plots.plot_metric_vs_flops(curves_of[primary_name], results[primary_name], primary, baseline),
                 out_dir, f"flops_{primary_name}",
                 f"{primary.axis_label} vs cumulative FLOPs under each accounting (log x).")
-        head = headline_rows(results[primary_name], settings)
+        head = headline_rows([r for r in results[primary_name] if r.arm not in ablations], settings)
+        abl = ablation_rows([r for r in results[primary_name] if r.arm in ablations], settings, head)
         jest_rows = [h for h in head if h["policy"] == "jest"]
         if jest_rows:
             _figure(figures, plots.plot_speedup_vs_filter_ratio(jest_rows), out_dir, "speedup_vs_filter_ratio",
                     "Speedup to parity vs filter ratio (95% bootstrap CI), against the claimed 13x iterations "
-                    "and 10x FLOPs (train+score); log y.")
-        if head:
-            _figure(figures, plots.plot_ablation(head), out_dir, "speedup_per_arm",
-                    "Speedup to parity per arm: iterations and FLOPs (train+score), 95% CI.")
+                    "and 10x FLOPs (train+score); log y" + ("; headline arms only." if abl else "."))
+        if head or abl:
+            _figure(figures, plots.plot_ablation(head + abl), out_dir, "speedup_per_arm",
+                    "Speedup to parity per arm: iterations and FLOPs (train+score), 95% CI"
+                    + (f"; the last {len(abl)} are the ablations." if abl else "."))
     for kind, (over_training, pool) in over.items():
         if not over_training.empty:
             _figure(figures, plots.plot_composition(over_training, pool, kind, [baseline, *compared]), out_dir, f"composition_{kind}",
@@ -190,7 +224,7 @@ def build_report(results_dir: Path, config_name: str, out_dir: Path, *, metric: 
                        baseline_finals=base_finals, baseline_seeds=base_seeds, final_step=final_step,
                        primary=primary, results_by_metric=results, settings=settings, parity_kwargs=pkw,
                        composition=composition, runs=run_rows(cards, last_rows), references=references,
-                       figures=figures, extra_notes=notes)
+                       figures=figures, extra_notes=notes, arm_scope=arms, ablation_arms=ablations)
     summary = to_json(summary)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n")
     (out_dir / "report.md").write_text(render_markdown(summary))
@@ -209,10 +243,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--smooth", choices=("none", "running_best"), default="none")
     ap.add_argument("--n-boot", type=int, default=2000, help="bootstrap replicates (default 2000)")
     ap.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    ap.add_argument("--arms", choices=ARM_SCOPES, default="headline",
+                    help="headline: leave out the config's ablation_arms (default); all: report every arm")
+    ap.add_argument("--no-mlflow", action="store_true",
+                    help="do not log the report as an MLflow summary run (default: log it; failures only warn)")
     args = ap.parse_args(argv)
     out = args.out or args.results / args.config / "report"
     summary = build_report(args.results, args.config, out, metric=args.metric, rule=args.rule, smooth=args.smooth,
-                           n_boot=args.n_boot, boot_seed=args.seed)
+                           n_boot=args.n_boot, boot_seed=args.seed, arms=args.arms)
+    if not args.no_mlflow:
+        from analysis.mlflow_summary import log_summary
+        run_id = log_summary(summary, out, args.results, args.results / args.config / "runs")
+        if run_id:
+            print(f"MLflow summary run: {run_id}")
     for c in summary["claims"]:
         print(f"{c['claim']}: {c['verdict']} ({c['reason']})")
     for n in summary["notes"]:

@@ -1,14 +1,18 @@
 """summary.json: the report's numbers, one versioned JSON document (schema below).
 
-SUMMARY_SCHEMA_VERSION = "jest-summary-v1". Bump it on any change of meaning
-or layout. Speedups are objects {value, ci_low, ci_high, bound, ci_low_censored,
+SUMMARY_SCHEMA_VERSION = "jest-summary-v2". Bump it on any change of meaning
+or layout. v2 (from v1): "headline" holds the headline arms only; the config's
+`ablation_arms` go to "ablations" (when the report covers them: "arm_scope": "all");
+new keys "arm_scope", "ablation_arms", "ablations". Speedups are objects {value, ci_low, ci_high, bound, ci_low_censored,
 ci_high_censored} (analysis.parity.Speedup; bound: null | "upper" (parity not
 reached: the true speedup is below value) | "lower" (reached at the first eval
 point: at least value)). Non-finite numbers are written as null.
 
 {
-  "schema_version": "jest-summary-v1",
+  "schema_version": "jest-summary-v2",
   "config": {"name": str, "config_hash": [str], "resolved": {the full config of the runs}},
+  "arm_scope": "headline" | "all",     # which arms the report covers (analysis.report --arms)
+  "ablation_arms": [str],              # the config's ablation arms (run by `snakemake ablations`)
   "baseline": {"arm": str | null, "seeds": [int], "final_step": float,
                "final": {metric: {"mean": float, "per_seed": {seed: float}}}},
   "primary_metric": {"name": str, "higher_is_better": bool, "label": str},
@@ -16,7 +20,7 @@ point: at least value)). Non-finite numbers are written as null.
   "parity_settings": {"rule": "first" | "sustained", "smooth": "none" | "running_best",
                       "n_boot": int, "boot_seed": int, "ci_level": float,
                       "flop_accountings": {"train": "flops_train", ...}},
-  "headline": [            # one row per compared arm (policy != baseline), primary metric
+  "headline": [            # one row per compared headline arm (not the baseline, not an ablation), primary metric
     {"arm": str, "policy": str, "filter_ratio": float, "series": str, "settings": {arm config},
      "metric": str, "higher_is_better": bool, "baseline_final": float (= target), "arm_final": float,
      "seeds": [int], "baseline_seeds": [int], "reached": bool, "T_u": float, "T_j": float | null,
@@ -24,7 +28,11 @@ point: at least value)). Non-finite numbers are written as null.
      "baseline_self_step": float | null,
      "iterations": Speedup, "flops": {"train": Speedup, "train+score": Speedup, "total": Speedup}}
   ],
-  "parity": {metric: [analysis.parity.ParityResult.to_dict(), ...]},   # every metric, full detail
+  "ablations": [           # one row per ablation arm in the report: a headline row plus
+    {..., "compared_to": str | null,   # the headline JEST arm it is set against (same filter ratio)
+     "differs": {key: {"ablation": value, "headline": value}}}   # its settings that differ
+  ],
+  "parity": {metric: [analysis.parity.ParityResult.to_dict(), ...]},   # every metric, every compared arm
   "claims": [{"id", "claim", "factor", "quantity", "accounting", "paper_setting", "setting_here",
               "best_arm", "measured": Speedup | null, "verdict": "holds" | "does not hold" |
               "inconclusive", "reason", "per_arm": [{"arm", "verdict", "reason", "single_seed"}]}],
@@ -46,7 +54,7 @@ from __future__ import annotations
 from analysis.claims import CLAIMS, judge
 from analysis.parity import ACCOUNTINGS, ParityResult, Speedup, to_json
 
-SUMMARY_SCHEMA_VERSION = "jest-summary-v1"
+SUMMARY_SCHEMA_VERSION = "jest-summary-v2"
 
 
 # ---------------------------------------------------------------- arms
@@ -96,6 +104,21 @@ def headline_rows(results: list[ParityResult], settings: dict[str, dict]) -> lis
                      "T_u": r.T_u, "T_j": r.T_j, "T_end": r.T_end, "p_reached": r.p_reached,
                      "ci_available": r.ci_available, "max_measurable_speedup": r.max_measurable_speedup,
                      "baseline_self_step": r.baseline_self_step, "iterations": r.iterations, "flops": r.flops})
+    return rows
+
+
+def ablation_rows(results: list[ParityResult], settings: dict[str, dict], headline: list[dict]) -> list[dict]:
+    """Headline-style rows for ablation arms, each set against the headline JEST arm with the same
+    filter ratio (else the first headline JEST arm), naming the settings that differ."""
+    rows = headline_rows(results, settings)
+    jest_head = [h for h in headline if h["policy"] == "jest"]
+    for row in rows:
+        same_f = [h for h in jest_head if h["filter_ratio"] == row["filter_ratio"]]
+        base = (same_f or jest_head or [None])[0]
+        row["compared_to"] = base["arm"] if base else None
+        mine, theirs = row["settings"], base["settings"] if base else {}
+        row["differs"] = {k: {"ablation": mine.get(k), "headline": theirs.get(k)}
+                          for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k)}
     return rows
 
 
@@ -180,19 +203,32 @@ def assemble(*, config_name: str, config: dict, cards: list[dict], baseline: str
              baseline_finals: dict, baseline_seeds: list, final_step: float | None, primary,
              results_by_metric: dict[str, list[ParityResult]], settings: dict, parity_kwargs: dict,
              composition: dict, runs: list[dict], references: list[dict], figures: dict,
-             extra_notes: list[str]) -> dict:
+             extra_notes: list[str], arm_scope: str = "headline", ablation_arms: list[str] = ()) -> dict:
     """The summary document (see the module docstring); Speedup objects are kept until `to_json`."""
-    headline = headline_rows(results_by_metric.get(primary.name, []), settings)
+    primary_results = results_by_metric.get(primary.name, [])
+    headline = headline_rows([r for r in primary_results if r.arm not in ablation_arms], settings)
+    ablations = ablation_rows([r for r in primary_results if r.arm in ablation_arms], settings, headline)
+    extra = []
+    if ablation_arms and arm_scope == "headline":
+        extra.append(f"Ablation arms are not in this report: {', '.join(ablation_arms)} "
+                     "(`snakemake ablations` runs them and writes report/ablations/).")
+    elif ablation_arms:
+        missing = [a for a in ablation_arms if a not in {r["arm"] for r in ablations}]
+        if missing:
+            extra.append(f"Ablation arms without finished runs (not in the ablation table): {', '.join(missing)}.")
     return {
         "schema_version": SUMMARY_SCHEMA_VERSION,
         "config": {"name": config_name, "config_hash": sorted({c["config_hash"] for c in cards
                                                                if c.get("config_hash")}), "resolved": config},
+        "arm_scope": arm_scope,
+        "ablation_arms": list(ablation_arms),
         "baseline": {"arm": baseline, "seeds": baseline_seeds, "final_step": final_step, "final": baseline_finals},
         "primary_metric": {"name": primary.name, "higher_is_better": primary.higher_is_better,
                            "label": primary.axis_label},
         "metrics": list(results_by_metric),
         "parity_settings": {**parity_kwargs, "flop_accountings": dict(ACCOUNTINGS)},
         "headline": headline,
+        "ablations": ablations,
         "parity": {m: [r.to_dict() for r in rs] for m, rs in results_by_metric.items()},
         "claims": claims(headline, config, cards, primary.name),
         "composition": composition,
@@ -200,8 +236,8 @@ def assemble(*, config_name: str, config: dict, cards: list[dict], baseline: str
         "references": references,
         "provenance": provenance(cards),
         "figures": figures,
-        "notes": notes_for(headline, results_by_metric, cards, baseline) + extra_notes,
+        "notes": notes_for(headline + ablations, results_by_metric, cards, baseline) + extra + extra_notes,
     }
 
 
-__all__ = ["SUMMARY_SCHEMA_VERSION", "Speedup", "assemble", "to_json"]
+__all__ = ["SUMMARY_SCHEMA_VERSION", "Speedup", "ablation_rows", "assemble", "to_json"]

@@ -1,11 +1,17 @@
-# Analysis stage: every finished run -> parity tables with bootstrap CIs, plots, the report
-# and summary.json (analysis/report.py; pure functions over the run folders).
+# Analysis stage: finished runs -> parity tables with bootstrap CIs, plots, the report and
+# summary.json (analysis/report.py; pure functions over the run folders), then one MLflow
+# "summary" run (tag kind=summary) holding the report as artifacts and the speedups as metrics.
+#
+# Two reports, one per target (Snakefile):
+#   report/            the headline arms only (uniform + the JEST arms not in `ablation_arms`);
+#                      built by the default target. Claim verdicts come from these arms.
+#   report/ablations/  every arm, headline and ablation (`snakemake ablations` / `snakemake all`);
+#                      the ablation arms get their own table and the per-arm speedup plot.
 
 
 rule analyze:
     input:
-        runs=all_runs(),
-        references=expand(ROOT / "references" / "{ref}" / "card.json", ref=used_references()),
+        **analyze_input(HEADLINE_ARMS),
     output:
         summary=ROOT / "report" / "summary.json",
         markdown=ROOT / "report" / "report.md",
@@ -19,4 +25,26 @@ rule analyze:
     log:
         ROOT / "logs" / "analyze.log",
     shell:
-        "python -m analysis.report --results {params.results} --config {params.name} --out {params.out} > {log} 2>&1"
+        "python -m analysis.report --results {params.results} --config {params.name} --out {params.out} "
+        "--arms headline > {log} 2>&1"
+
+
+rule analyze_ablations:
+    input:
+        **analyze_input(list(CFG["arms"])),
+    output:
+        summary=ROOT / "report" / "ablations" / "summary.json",
+        markdown=ROOT / "report" / "ablations" / "report.md",
+        html=report(ROOT / "report" / "ablations" / "report.html", caption="../report/caption.rst",
+                    category="Report (ablations)"),
+    params:
+        results=results_root(CFG),
+        name=CFG["name"],
+        out=ROOT / "report" / "ablations",
+    conda:
+        ENV
+    log:
+        ROOT / "logs" / "analyze_ablations.log",
+    shell:
+        "python -m analysis.report --results {params.results} --config {params.name} --out {params.out} "
+        "--arms all > {log} 2>&1"

@@ -39,8 +39,23 @@ def run_dir(arm, seed):
     return ROOT / "runs" / f"{arm}_s{seed}"
 
 
-def all_runs():
-    return [run_dir(arm, seed) / "mlflow_synced.json" for arm in CFG["arms"] for seed in CFG["seeds"]]
+# Headline arms run with the default target; the arms listed under `ablation_arms` only with
+# the `ablations` and `all` targets (Snakefile). The uniform baseline must be a headline arm:
+# every report compares against it.
+ABLATION_ARMS = list(CFG["ablation_arms"])  # checked by validate_config
+HEADLINE_ARMS = [a for a in CFG["arms"] if a not in ABLATION_ARMS]
+
+# GPUs per training job = train.nproc_per_node (torchrun's processes) on a GPU device, else 0.
+# The profiles read it as `gpu: "$JEST_TRAIN_GPUS"` (Snakemake expands environment variables in
+# resource values), so that one SLURM profile serves the single-GPU and the 8-GPU configs.
+TRAIN_GPUS = int(CFG["train"]["nproc_per_node"]) if CFG["device"] != "cpu" else 0
+os.environ.update(JEST_TRAIN_GPUS=str(TRAIN_GPUS), JEST_GPUS="1" if CFG["device"] != "cpu" else "0")
+
+
+def all_runs(arms=None):
+    """The MLflow receipts of every run of `arms` (default: the headline arms), all seeds."""
+    arms = HEADLINE_ARMS if arms is None else arms
+    return [run_dir(arm, seed) / "mlflow_synced.json" for arm in arms for seed in CFG["seeds"]]
 
 
 def reference_inputs(wildcards):
@@ -55,6 +70,16 @@ def reference_inputs(wildcards):
     return needed
 
 
-def used_references():
-    """References some JEST arm needs (only these are trained)."""
-    return sorted({arm["reference"] for arm in CFG["arms"].values() if arm["policy"] == "jest"})
+def used_references(arms=None):
+    """References the JEST arms among `arms` (default: every arm) need; only these are trained."""
+    arms = list(CFG["arms"]) if arms is None else arms
+    return sorted({CFG["arms"][a]["reference"] for a in arms if CFG["arms"][a]["policy"] == "jest"})
+
+
+def analyze_input(arms):
+    """The analyze rules' inputs: the MLflow receipts of every run of `arms` and the references they use."""
+    return {
+        "runs": all_runs(arms),
+        "references": expand(ROOT / "references" / "{ref}" / "card.json", ref=used_references(arms)),
+    }
+

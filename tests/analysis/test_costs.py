@@ -1,0 +1,30 @@
+"""analysis.costs predicts the FLOP ledger the runs log, exactly (the numbers below are the ledger
+of the committed tiny reference runs: results/reference/tiny, cards of uniform_s0 / jest_f0.8_s0)."""
+import pytest
+
+from analysis.costs import config_costs, hours, main
+from jest.config import PROJECT_ROOT, load_config
+
+TINY_POOL_SEQUENCES = 18877   # results/tiny/shards/manifest.json: pool sequences of 128 tokens
+
+
+def test_tiny_costs_equal_the_logged_flop_ledger():
+    cfg = load_config(PROJECT_ROOT / "config" / "tiny.yaml")
+    costs = config_costs(cfg, pool_tokens=TINY_POOL_SEQUENCES * 128)
+    arms = costs["arms"]
+    assert arms["uniform"]["train"] == arms["uniform"]["train+score"] == 1147561574400      # flops_train
+    assert arms["jest_f0.8"]["train+score"] == 3060164198400                              # flops_train_score
+    assert arms["jest_f0.9"]["train+score"] == 4972766822400
+    ref = costs["references"]["ref"]
+    assert ref["train_flops"] + ref["pool_scoring"] == 6211036512256                      # the card's fixed_flops
+    # cheap scoring: the learner scores 32 of 128 tokens, a quarter of the tokens at a shorter attention span
+    prefix = arms["abl_prefix0.25_f0.8"]
+    assert prefix["train+score"] - prefix["train"] < (arms["jest_f0.8"]["train+score"] - prefix["train"]) / 4
+    assert costs["references"]["ref_q25"]["train_flops"] == ref["train_flops"]    # same shape and steps
+
+
+def test_wall_time_is_flops_over_peak_times_mfu(capsys):
+    assert hours(3600 * 1e15, gpus=2, peak=1e15, mfu=0.5) == pytest.approx(1.0)
+    assert main([str(PROJECT_ROOT / "config" / "gpu.yaml"), "--pool-tokens", "2.7e9"]) == 0
+    out = capsys.readouterr().out
+    assert "N = 110,100,480" in out and "assumed MFU 40%" in out and "8.114e+17" in out

@@ -1,0 +1,223 @@
+"""MLflow as users compare runs: a real `mlflow server` (bound to 127.0.0.1) over a store filled by
+real run records, queried through its REST API.
+
+The runs: the smoke DAG's, when this checkout has them (results/smoke/runs, from
+`snakemake --configfile config/smoke.yaml`), else the committed real records of two tiny reference
+runs (tests/analysis/data/tiny_runs: uniform_s0 and jest_f0.8_s0). They are copied to a temporary
+results folder, mirrored into a fresh sqlite store through jest.tracking.MlflowMirror (the trainer's
+path), then the report is built and logged as the summary run (analysis.mlflow_summary), as the
+analyze rule does. The test asserts that baseline and JEST runs are one tag filter apart, with their
+metrics; that the summary run (tags.kind = 'summary') holds the headline speedups and the report
+files; and that the server listens on 127.0.0.1 only.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+
+from analysis.mlflow_summary import log_summary, store_of
+from analysis.report import build_report
+from jest.config import PROJECT_ROOT
+from jest.tracking import MlflowMirror, experiment_name, read_metrics
+
+FIXTURE_RUNS = PROJECT_ROOT / "tests" / "analysis" / "data" / "tiny_runs"
+START_TIMEOUT_S = 90   # ~20 s on a loaded 2-core machine; generous so that load does not skip it
+
+
+def _source_runs() -> tuple[Path, str]:
+    """(runs folder, where from): the smoke DAG's finished runs if present, else the committed records."""
+    smoke = PROJECT_ROOT / "results" / "smoke" / "runs"
+    cards = [json.loads(p.read_text()) for p in sorted(smoke.glob("*/card.json"))] if smoke.is_dir() else []
+    policies = {c["config"]["arms"][c["arm"]]["policy"] for c in cards if c.get("status") == "finished"}
+    if {"uniform", "jest"} <= policies:
+        return smoke, "smoke DAG results"
+    return FIXTURE_RUNS, "committed tiny run records"
+
+
+def _pick(runs: Path) -> list[Path]:
+    """One finished uniform run and one finished JEST run (seed 0 first)."""
+    chosen = {}
+    for card_path in sorted(runs.glob("*/card.json"), key=lambda p: (not p.parent.name.endswith("_s0"), p)):
+        card = json.loads(card_path.read_text())
+        policy = card["config"]["arms"][card["arm"]]["policy"]
+        if card.get("status") == "finished" and policy not in chosen:
+            chosen[policy] = card_path.parent
+    return [chosen["uniform"], chosen["jest"]]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str, timeout: float = 5.0) -> dict:
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return json.loads(r.read() or b"{}")
+
+
+def _post(url: str, body: dict) -> dict:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """Run folders mirrored into a fresh sqlite store, and the report logged as the summary run."""
+    source, origin = _source_runs()
+    picked = _pick(source)
+    name = json.loads((picked[0] / "card.json").read_text())["config"]["name"]
+    results = tmp_path_factory.mktemp("mlflow") / "results"
+    runs = results / name / "runs"
+    for run in picked:
+        (runs / run.name).mkdir(parents=True)
+        for f in ("card.json", "metrics.jsonl"):
+            shutil.copy(run / f, runs / run.name / f)
+    saved = os.environ.pop("MLFLOW_TRACKING_URI", None)      # the store is the results folder's sqlite file
+    try:
+        uri = f"sqlite:///{(results / 'mlflow.db').resolve()}"
+        for run in sorted(runs.iterdir()):
+            card = json.loads((run / "card.json").read_text())
+            arm = card["config"]["arms"][card["arm"]]
+            tags = {"method": arm["policy"], "kind": "learner", "arm": card["arm"], "seed": card["seed"],
+                    "scale": name, "filter_ratio": arm.get("filter_ratio", 0.0)}
+            mirror = MlflowMirror(run, uri, experiment_name(card["config"]), card["run"],
+                                  {"arm": card["arm"], "policy": arm["policy"]}, tags)
+            assert mirror.sync(final_status="FINISHED", strict=True)
+        out = results / name / "report"
+        summary = build_report(results, name, out, n_boot=50)
+        assert store_of(summary, results) == (uri, f"jest-{name}")
+        summary_run = log_summary(summary, out, results, runs)
+        assert summary_run is not None
+    finally:
+        if saved is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = saved
+    return {"uri": uri, "experiment": f"jest-{name}", "runs": runs, "summary": summary, "out": out,
+            "results": results, "summary_run": summary_run, "origin": origin}
+
+
+@pytest.fixture(scope="module")
+def server(store, tmp_path_factory):
+    """`mlflow server` over the store, one worker, on a free port of 127.0.0.1."""
+    port = _free_port()
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    mlflow_cli = Path(sys.executable).parent / "mlflow"
+    cmd = [str(mlflow_cli), "server", "--backend-store-uri", store["uri"], "--host", "127.0.0.1",
+           "--port", str(port), "--workers", "1"]
+    # no job-execution runner (MLflow 3's background workers): not needed to serve runs, and slow to start
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + START_TIMEOUT_S
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.skip(f"mlflow server exited at start (rc {proc.returncode}): {log.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+                if time.time() > deadline:
+                    pytest.skip(f"mlflow server did not answer within {START_TIMEOUT_S} s: {log.read_text()[-2000:]}")
+                time.sleep(0.5)
+        yield {"base": base, "port": port, "proc": proc}
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)     # the server and its worker: the group this test started
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=15)
+
+
+def _search(server, experiment_id: str, filter_string: str) -> list[dict]:
+    body = {"experiment_ids": [experiment_id], "filter": filter_string, "max_results": 100}
+    return _post(f"{server['base']}/api/2.0/mlflow/runs/search", body).get("runs", [])
+
+
+def _metrics(run: dict) -> dict[str, float]:
+    return {m["key"]: m["value"] for m in run["data"].get("metrics", [])}
+
+
+def _tags(run: dict) -> dict[str, str]:
+    return {t["key"]: t["value"] for t in run["data"].get("tags", [])}
+
+
+def test_baseline_and_jest_runs_are_one_filter_apart_with_their_metrics(server, store):
+    exp = _get(f"{server['base']}/api/2.0/mlflow/experiments/get-by-name?experiment_name={store['experiment']}")
+    exp_id = exp["experiment"]["experiment_id"]
+    for method in ("uniform", "jest"):
+        (run,) = _search(server, exp_id, f"tags.method = '{method}'")
+        tags, metrics = _tags(run), _metrics(run)
+        rows = read_metrics(store["runs"] / f"{tags['arm']}_s{tags['seed']}" / "metrics.jsonl")
+        last_eval = [r for r in rows if "heldout_loss" in r][-1]
+        assert metrics["heldout_loss"] == pytest.approx(last_eval["heldout_loss"]), store["origin"]
+        assert metrics["flops_train"] == pytest.approx(rows[-1]["flops_train"])
+        assert run["info"]["status"] == "FINISHED"
+        assert tags["group"] == "headline"                  # set by the report's summary logging
+        if method == "jest":
+            assert float(tags["filter_ratio"]) > 0 and metrics["flops_train_score"] > metrics["flops_train"]
+    # the JEST run's full history, point by point, through the REST API
+    (jest_run,) = _search(server, exp_id, "tags.method = 'jest'")
+    tags = _tags(jest_run)
+    history = _get(f"{server['base']}/api/2.0/mlflow/metrics/get-history?run_id={jest_run['info']['run_id']}"
+                   f"&metric_key=heldout_loss&max_results=1000")["metrics"]
+    rows = read_metrics(store["runs"] / f"{tags['arm']}_s{tags['seed']}" / "metrics.jsonl")
+    assert {m["step"]: m["value"] for m in history} == pytest.approx(
+        {r["step"]: r["heldout_loss"] for r in rows if "heldout_loss" in r})
+    assert len(_search(server, exp_id, "tags.group = 'headline'")) == 2
+
+
+def test_summary_run_holds_the_headline_speedups_and_the_report(server, store):
+    exp_id = _get(f"{server['base']}/api/2.0/mlflow/experiments/get-by-name?"
+                  f"experiment_name={store['experiment']}")["experiment"]["experiment_id"]
+    (run,) = _search(server, exp_id, "tags.kind = 'summary'")
+    assert run["info"]["run_id"] == store["summary_run"]
+    tags, metrics = _tags(run), _metrics(run)
+    assert tags["method"] == "summary" and tags["arm_scope"] == "headline"
+    (head,) = store["summary"]["headline"]
+    assert metrics[f"speedup_iterations.{head['arm']}"] == pytest.approx(head["iterations"]["value"])
+    assert metrics[f"speedup_flops_train_score.{head['arm']}"] == pytest.approx(
+        head["flops"]["train+score"]["value"])
+    assert metrics[f"reached.{head['arm']}"] == float(head["reached"])
+    assert tags["verdict.iterations_13x"] == store["summary"]["claims"][0]["verdict"]
+    listed = _get(f"{server['base']}/api/2.0/mlflow/artifacts/list?run_id={run['info']['run_id']}")
+    paths = {f["path"] for f in listed.get("files", [])}
+    assert {"summary.json", "report.md", "report.html", "figures"} <= paths
+    # a rebuilt report logs into the same summary run, not a new one
+    saved = os.environ.pop("MLFLOW_TRACKING_URI", None)
+    try:
+        assert log_summary(store["summary"], store["out"], store["results"], store["runs"]) == store["summary_run"]
+    finally:
+        if saved is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = saved
+    assert len(_search(server, exp_id, "tags.kind = 'summary'")) == 1
+
+
+def test_server_listens_on_loopback_only(server):
+    listening = []
+    root = psutil.Process(server["proc"].pid)
+    for p in [root, *root.children(recursive=True)]:
+        try:
+            conns = p.net_connections(kind="inet")
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        listening += [c.laddr for c in conns if c.status == psutil.CONN_LISTEN and c.laddr.port == server["port"]]
+    assert listening, "no listening socket found for the server's port"
+    assert {addr.ip for addr in listening} == {"127.0.0.1"}

@@ -180,10 +180,10 @@ def _check_model_and_train(model: dict, train: dict, prefix: str) -> None:
     micro = train["micro_batch_size"] or train["batch_size"] // procs
     if (train["batch_size"] // procs) % micro:
         per_proc = train["batch_size"] // procs
-        raise ConfigError(
-            f"'{prefix}train.micro_batch_size' = {micro} must divide the per-process batch "
-            f"'{prefix}train.batch_size' / '{prefix}train.nproc_per_node' = {per_proc}; allowed values: "
-            f"{[m for m in range(1, per_proc + 1) if per_proc % m == 0]}")
+        batch = (f"'{prefix}train.batch_size' = {per_proc}" if procs == 1 else
+                 f"the per-process batch '{prefix}train.batch_size' / '{prefix}train.nproc_per_node' = {per_proc}")
+        raise ConfigError(f"'{prefix}train.micro_batch_size' = {micro} must divide {batch}; allowed values: "
+                          f"{[m for m in range(1, per_proc + 1) if per_proc % m == 0]}")
     if train["warmup_steps"] >= train["steps"]:
         raise ConfigError(
             f"'{prefix}train.warmup_steps' = {train['warmup_steps']} must be smaller than "

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from jest.flops import ACCOUNTINGS
 from jest.io import atomic_write_json
-from jest.tracking import MlflowMirror, _store_lock, experiment_name, tracking_uri
+from jest.tracking import experiment_id, experiment_name, locked_retries, tracking_uri
 
 ID_FILE = "mlflow_run.json"
 ARTIFACTS = ("summary.json", "report.md", "report.html")
@@ -115,8 +115,7 @@ def _log_once(summary: dict, out_dir: Path, uri: str, experiment: str, runs_dir:
     tags = summary_tags(summary)
     if run_id is None:
         # the experiment exactly as the training runs create it (artifacts next to a sqlite store)
-        exp_id = MlflowMirror(out_dir, uri, experiment, "summary", {}, {})._experiment_id(client)
-        run_id = client.create_run(exp_id, run_name=f"summary-{tags['arm_scope']}", tags=tags).info.run_id
+        run_id = client.create_run(experiment_id(client, uri, experiment), run_name=f"summary-{tags['arm_scope']}", tags=tags).info.run_id
         atomic_write_json(id_file, {"run_id": run_id, "tracking_uri": uri, "experiment": experiment})
     now = int(time.time() * 1000)
     metrics = [Metric(k, v, now, 0) for k, v in sorted(summary_metrics(summary).items())]
@@ -144,16 +143,10 @@ def log_summary(summary: dict, out_dir: Path, results_dir: Path, runs_dir: Path 
     uri, experiment = store_of(summary, results_dir)
     if retries is None:
         retries = 2 if uri.startswith(("http://", "https://")) else 3
-    last: Exception | None = None
-    delay = 0.5
-    for _ in range(retries):
-        try:
-            with _store_lock(uri):
-                return _log_once(summary, out_dir, uri, experiment, runs_dir)
-        except Exception as err:  # noqa: BLE001 - MLflow trouble must not fail the report
-            last = err
-            time.sleep(delay)
-            delay *= 2
+    try:
+        return locked_retries(uri, lambda: _log_once(summary, out_dir, uri, experiment, runs_dir), retries)
+    except Exception as err:  # noqa: BLE001 - MLflow trouble must not fail the report
+        last = err
     warnings.warn(f"MLflow: the report in {out_dir} was not logged to {uri} ({last!r}); the report files are "
                   f"complete; re-run `python -m analysis.report ...` to log it", stacklevel=2)
     return None

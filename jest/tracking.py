@@ -143,6 +143,37 @@ def _metric_points(rows: list[dict]) -> list[tuple[str, float, int, int]]:
     return points
 
 
+def locked_retries(uri: str, action, tries: int, on_error=None):
+    """`action()` under the store's write lock, up to `tries` times, with a backoff between
+    tries (0.2 s, doubling, at most 5 s); `on_error(err)` after each failed try. Returns what
+    `action` returns; raises the last error once every try failed."""
+    delay = 0.2
+    for attempt in range(tries):
+        try:
+            with _store_lock(uri):
+                return action()
+        except Exception as err:  # noqa: BLE001 - the caller decides what a final failure means
+            if on_error is not None:
+                on_error(err)
+            if attempt + 1 >= tries:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def experiment_id(client, uri: str, experiment: str) -> str:
+    """The experiment's id, created if needed; with a sqlite store its artifacts live next to
+    the store, not in the working directory."""
+    exp = client.get_experiment_by_name(experiment)
+    if exp is not None:
+        return exp.experiment_id
+    artifact_location = None
+    db = _sqlite_path(uri)
+    if db is not None:
+        artifact_location = (db.parent / "mlartifacts" / experiment).resolve().as_uri()
+    return client.create_experiment(experiment, artifact_location=artifact_location)
+
+
 class MlflowMirror:
     """Mirror one run folder into one MLflow run (created on first sync, id kept in mlflow_run.json)."""
 
@@ -169,19 +200,15 @@ class MlflowMirror:
         until one succeeds: an unreachable store slows a training run by one try per sync,
         and the `sync_mlflow` step (a fresh mirror, all its tries) reconciles afterwards.
         """
-        delay, tries = 0.2, 1 if self._down else self.retries
-        for attempt in range(tries):
-            try:
-                with _store_lock(self.uri):
-                    self._sync_once(final_status, artifacts)
-                self._down, self.last_error = False, None
-                return True
-            except Exception as err:  # noqa: BLE001 - any store error is retried, then reported
-                last = err
-                self._logged = None  # re-read what MLflow holds before the next try
-                if attempt + 1 < tries:
-                    time.sleep(delay)
-                    delay = min(delay * 2, 5.0)
+        tries = 1 if self._down else self.retries
+        try:
+            locked_retries(self.uri, lambda: self._sync_once(final_status, artifacts), tries,
+                           on_error=self._forget_logged)
+        except Exception as err:  # noqa: BLE001 - any store error is retried, then reported
+            last = err
+        else:
+            self._down, self.last_error = False, None
+            return True
         self._down, self.last_error = True, f"{type(last).__name__}: {last}"[:2000]
         message = (f"MLflow sync of {self.run_dir} failed after {tries} tr{'y' if tries == 1 else 'ies'} ({last!r}); "
                    f"the run's files are intact: re-run `python -m jest sync-mlflow {self.run_dir}`")
@@ -213,15 +240,8 @@ class MlflowMirror:
         from mlflow.tracking import MlflowClient
         return MlflowClient(tracking_uri=self.uri)
 
-    def _experiment_id(self, client) -> str:
-        exp = client.get_experiment_by_name(self.experiment)
-        if exp is not None:
-            return exp.experiment_id
-        artifact_location = None
-        db = _sqlite_path(self.uri)
-        if db is not None:  # keep artifacts next to the store, not in the working directory
-            artifact_location = (db.parent / "mlartifacts" / self.experiment).resolve().as_uri()
-        return client.create_experiment(self.experiment, artifact_location=artifact_location)
+    def _forget_logged(self, _err: Exception) -> None:
+        self._logged = None  # re-read what MLflow holds before the next try
 
     def _run_id(self, client) -> str:
         if self.id_file.exists():
@@ -229,7 +249,7 @@ class MlflowMirror:
             if saved.get("tracking_uri") == self.uri:
                 return saved["run_id"]
         from mlflow.entities import Param
-        run = client.create_run(self._experiment_id(client), run_name=self.run_name,
+        run = client.create_run(experiment_id(client, self.uri, self.experiment), run_name=self.run_name,
                                 tags={k: str(v) for k, v in self.tags.items()})
         params = [Param(k, str(v)[:6000]) for k, v in sorted(self.params.items())]
         for i in range(0, len(params), 100):

@@ -56,7 +56,10 @@ def sequence_losses(model, tokens: torch.Tensor, batch_size: int, prefix_len: in
         with precision_context(device, precision):
             hidden = model.model(input_ids=x).last_hidden_state                # (c, T, d)
             logits = model.lm_head(hidden[:, :-1])                             # (c, T-1, V)
-        nll = F.cross_entropy(logits.transpose(1, 2).float(), x[:, 1:], reduction="none")  # (c, T-1)
+        # Flat (c*(T-1), V) rows, as HF's training loss does: the class-dim-1 layout of a transposed
+        # (c, V, T-1) view ran 3-4x slower on CPU and held scoring to 4.5% MFU on an H200.
+        nll = F.cross_entropy(logits.flatten(0, 1).float(), x[:, 1:].flatten(),
+                              reduction="none").view(x.size(0), -1)            # (c, T-1)
         losses.append(nll.mean(dim=1))
         if with_features:
             feats.append(hidden.float().mean(dim=1))

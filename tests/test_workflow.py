@@ -1,8 +1,9 @@
-"""The real Snakemake DAG on the smoke config: dry run, lint, a full run, kill + rerun."""
+"""The real Snakemake DAG on the smoke config: dry run, lint, a full run, kill + rerun, a checkout path with a space."""
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -121,3 +122,32 @@ def test_smoke_dag_end_to_end_and_resume_after_kill(tmp_path):
     assert strip(resumed) == strip(rows)
     card = json.loads((killed / "smoke" / "runs" / "uniform_s0" / "card.json").read_text())
     assert card["resumed_from_step"] >= 10
+
+
+@pytest.mark.slow
+def test_smoke_dag_runs_from_a_checkout_under_a_path_with_a_space(tmp_path):
+    """The rules' shell lines hold absolute paths under the checkout (results, cache, configs), which
+    no config check can cover; unquoted, `prepare_data` failed in '/tmp/my proj/jest' (seen before
+    the `{...:q}` change). A copy of the tracked files under such a path runs the whole smoke DAG."""
+    root = tmp_path / "my projects" / "jest harness"
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                             check=True).stdout.split("\0")
+    for rel in tracked:
+        if rel and not rel.startswith(("results/", "tests/")) and (PROJECT_ROOT / rel).is_file():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(PROJECT_ROOT / rel, root / rel)
+    cfg = yaml.safe_load((PROJECT_ROOT / "config" / "smoke.yaml").read_text())
+    # results_dir and cache_dir keep their defaults: folders under the checkout, handed to the shell
+    # lines as absolute paths under the spaced root; the cache links to the downloads the tests share
+    cfg.pop("results_dir", None)
+    cfg.pop("cache_dir", None)
+    (root / "results").mkdir()
+    CACHE.mkdir(parents=True, exist_ok=True)
+    (root / "results" / "cache").symlink_to(CACHE, target_is_directory=True)
+    (root / "smoke.yaml").write_text(yaml.safe_dump(cfg))
+    env = {**ENV, "PYTHONPATH": str(root)}  # import the copy's jest, whose PROJECT_ROOT is the spaced path
+    proc = subprocess.run([*SNAKEMAKE, "--cores", "2", "--configfile", "smoke.yaml"], cwd=root, env=env,
+                          capture_output=True, text=True, check=False)
+    _ok(proc)
+    summary = json.loads((root / "results" / "smoke" / "report" / "summary.json").read_text())
+    assert summary["runs"] and (root / "results" / "smoke" / "report" / "report.html").is_file()

@@ -32,6 +32,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the harness from this checkout, also where it is not pip-installed
+from jest.tracking import read_metrics  # noqa: E402
+
 DEVDATA = ROOT / ".devdata"
 ARMS = ("uniform", "jest_f0.8")  # the baseline and the middle headline JEST arm
 SEED = 0
@@ -69,10 +72,6 @@ def pack(config_name: str) -> None:
             fh.write("/.devdata/\n")
     size = sum(p.stat().st_size for p in DEVDATA.rglob("*") if p.is_file())
     print(f"packed {DEVDATA} ({size / 2**20:.1f} MiB) from {src}; carry it with: carry [\".whl\", \".devdata\"]")
-
-
-def _rows(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def compare(gpu_rows: list[dict], cpu_rows: list[dict]) -> dict:
@@ -127,9 +126,9 @@ def run(out: Path, device: str, precision: str, compile_arm: str | None, work: P
             report["runs"][name] = {"ok": False, "returncode": proc.returncode, "wall_s": wall}
             status = 1
             continue
-        rows = _rows(run_dir / "metrics.jsonl")
+        rows = read_metrics(run_dir / "metrics.jsonl")
         shutil.copy2(run_dir / "metrics.jsonl", out / f"{name}.metrics.jsonl")
-        result = compare(rows, _rows(DEVDATA / "cpu" / f"{arm}_s{SEED}.metrics.jsonl"))
+        result = compare(rows, read_metrics(DEVDATA / "cpu" / f"{arm}_s{SEED}.metrics.jsonl"))
         card = json.loads((run_dir / "card.json").read_text())
         result.update(wall_s=round(wall, 1), train_wall_s=rows[-1]["wall_time"],
                       steps_per_s=round(rows[-1]["step"] / rows[-1]["wall_time"], 2),

@@ -41,7 +41,8 @@ def reference_spec(cfg: dict, ref: str, run_dir: Path, shards_dir: Path, tokeniz
     """A reference model trains through the same loop: its own shape and budget, a uniform
     policy, the curated split (or a nested fraction of it)."""
     rcfg = cfg["references"][ref]
-    derived = {**cfg, "model": rcfg["model"], "train": rcfg["train"], "arms": {ref: {"policy": "uniform"}}}
+    derived = {**cfg, "model": rcfg["model"], "train": rcfg["train"],
+               "arms": {ref: {"policy": "uniform", "budget": 1.0}}}
     return RunSpec(cfg=derived, arm=ref, seed=rcfg["seed"], run_dir=run_dir, shards_dir=shards_dir,
                    tokenizer_dir=tokenizer_dir, kind="reference", data_fraction=rcfg["data_fraction"])
 

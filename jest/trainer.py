@@ -44,7 +44,7 @@ from jest.optim import build_optimizer, train_step
 from jest.policy import Selection, build_policy
 from jest.runspec import RunData, RunSpec, training_hash
 from jest.runspec import label_shares, reference_spec  # noqa: F401 (imported from here by jest/bench.py, tests)
-from jest.schedule import StepPlan, lr_at
+from jest.schedule import StepPlan, arm_train_config, decay_steps, lr_at
 from jest.timing import StepTimer
 from jest.tokenizer import load_tokenizer
 from jest.tracking import (MetricsFile, MlflowMirror, experiment_name, git_commit, machine_info,
@@ -168,7 +168,8 @@ class Training:
 
     def __init__(self, spec: RunSpec, world: World, threads: int | None):
         self.spec, self.world, self.main = spec, world, world.is_main
-        self.cfg, self.tcfg = spec.cfg, spec.cfg["train"]
+        self.cfg, self.tcfg = spec.cfg, arm_train_config(spec.cfg, spec.arm)  # steps: the arm's budget
+        self.budget = self.cfg["arms"][spec.arm]["budget"]
         self.run_dir = Path(spec.run_dir)
         self.ckpt_root, self.card_path = self.run_dir / "checkpoints", self.run_dir / "card.json"
         if self.main:
@@ -263,12 +264,15 @@ class Training:
                    compile=tcfg["compile"], peak_flops_per_second=self.peak, peak_flops_source=self.peak_source,
                    n_params=n_params, flops_per_token={"train": self.train_fpt},
                    kind=spec.kind, train_split=spec.train_split, data_fraction=spec.data_fraction,
-                   pool_share=pool_share, fixed_flops=self.policy.fixed_flops,
+                   pool_share=pool_share, fixed_flops=self.policy.fixed_flops, budget=self.budget,
+                   schedule={k: tcfg[k] for k in ("schedule", "steps", "warmup_steps", "lr", "min_lr_ratio")}
+                   | {"decay_steps": decay_steps(tcfg)},
                    started=time.strftime("%Y-%m-%dT%H:%M:%S%z"), resumed_from_step=self.step or None)
         world = self.world
         print(f"[{spec.name}] {n_params:,} parameters ({matmul_params(shape):,} in matmuls); "
               f"{batch.b} x {batch.seq_len} = {batch.tokens:,} tokens per step, super-batch {batch.super_b}; "
               f"{self.train_fpt * batch.tokens:.3e} training FLOPs per step; {tcfg['steps']} steps"
+              + (f" (budget {self.budget:g} x {cfg['train']['steps']})" if self.budget != 1 else "")
               + (f"; {world.world_size} processes of {batch.b // world.world_size} sequences"
                  if world.distributed else "")
               + (f"; resuming at step {self.step}" if self.step else ""), flush=True)

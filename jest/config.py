@@ -17,6 +17,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from jest.schedule import arm_train_config, decay_steps
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_PATH = PROJECT_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -128,8 +130,11 @@ def super_batch_size(batch_size: int, filter_ratio: float) -> int:
 
 def _check_arms(cfg: dict, explicit: dict[str, set]) -> None:
     """Per-policy rules: uniform arms take no JEST keys; JEST arms need a reference and a whole super-batch;
-    `ablation_arms` names JEST arms (the uniform baseline is what every report compares against)."""
+    `ablation_arms` names JEST arms (the uniform baseline is what every report compares against);
+    every arm's budget leaves room for the warmup (and wsd's decay)."""
     b = cfg["train"]["batch_size"]
+    for name in cfg["arms"]:
+        _check_schedule_fits(arm_train_config(cfg, name), f"arms.{name}.budget", cfg["arms"][name]["budget"])
     unknown = [a for a in cfg["ablation_arms"] if a not in cfg["arms"]]
     if unknown:
         raise ConfigError(f"'ablation_arms' names {unknown}, which are not arms; allowed values: {sorted(cfg['arms'])}")
@@ -139,10 +144,10 @@ def _check_arms(cfg: dict, explicit: dict[str, set]) -> None:
                           "compares against; keep it a headline arm (remove it from 'ablation_arms')")
     for name, arm in cfg["arms"].items():
         if arm["policy"] == "uniform":
-            stray = sorted(explicit.get(name, set()) - {"policy"})
+            stray = sorted(explicit.get(name, set()) - {"policy", "budget"})
             if stray:
-                raise ConfigError(f"'arms.{name}' has policy 'uniform', which takes no other keys; remove {stray}")
-            cfg["arms"][name] = {"policy": "uniform"}
+                raise ConfigError(f"'arms.{name}' has policy 'uniform', which besides 'budget' takes no other keys; remove {stray}")
+            cfg["arms"][name] = {"policy": "uniform", "budget": arm["budget"]}
             continue
         if arm["reference"] not in cfg["references"]:
             raise ConfigError(f"'arms.{name}.reference' = {arm['reference']!r} is not a configured reference; "
@@ -184,10 +189,18 @@ def _check_model_and_train(model: dict, train: dict, prefix: str) -> None:
                  f"the per-process batch '{prefix}train.batch_size' / '{prefix}train.nproc_per_node' = {per_proc}")
         raise ConfigError(f"'{prefix}train.micro_batch_size' = {micro} must divide {batch}; allowed values: "
                           f"{[m for m in range(1, per_proc + 1) if per_proc % m == 0]}")
-    if train["warmup_steps"] >= train["steps"]:
+    _check_schedule_fits(train, f"{prefix}train.steps", train["steps"], prefix)
+
+
+def _check_schedule_fits(train: dict, key: str, value, prefix: str = "") -> None:
+    """The warmup (and wsd's decay) must fit in the run's own steps (`train` already budget-scaled)."""
+    decay = decay_steps(train) if train["schedule"] == "wsd" else 1
+    if train["warmup_steps"] + decay > train["steps"]:
+        what = ("" if train["schedule"] == "cosine"
+                else f" + the wsd decay's {decay} steps ('{prefix}train.decay_fraction')")
         raise ConfigError(
-            f"'{prefix}train.warmup_steps' = {train['warmup_steps']} must be smaller than "
-            f"'{prefix}train.steps' = {train['steps']}")
+            f"'{key}' = {value} gives {train['steps']} steps, too few for '{prefix}train.warmup_steps' = "
+            f"{train['warmup_steps']}{what}: raise '{key}' or lower the warmup")
 
 
 def load_config(path: str | Path, overrides: dict | None = None) -> dict:

@@ -39,7 +39,7 @@ def test_defaults_are_filled_at_every_level():
     cfg = validate_config({"name": "x"})
     assert cfg["train"]["lr"] == 0.003
     assert cfg["data"]["brown"]["heldout_fraction"] == 0.1
-    assert cfg["arms"] == {"uniform": {"policy": "uniform"}}
+    assert cfg["arms"] == {"uniform": {"policy": "uniform", "budget": 1.0}}
     assert cfg["references"]["ref"]["train"]["lr"] == 0.003  # defaults through $ref too
 
 

@@ -15,7 +15,8 @@ import pytest
 from jest.config import PROJECT_ROOT, deep_merge, validate_config
 from jest.io import atomic_write_json
 from jest.tracking import read_metrics
-from jest.trainer import NonFiniteLossError, RunSpec, log_spaced_steps, lr_at, train
+from jest.schedule import log_spaced_steps, lr_at
+from jest.trainer import NonFiniteLossError, RunSpec, train
 
 VOLATILE = ("wall_time", "time")
 

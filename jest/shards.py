@@ -106,7 +106,7 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 class TokenShard:
     """Read-only view of one split: sequences by index, with their provenance labels."""
 
-    def __init__(self, shards_dir: Path, split: str, verify_hash: bool = False):
+    def __init__(self, shards_dir: Path, split: str, verify_hash: bool = True):
         shards_dir = Path(shards_dir)
         manifest_path = shards_dir / "manifest.json"
         if not manifest_path.is_file():
@@ -125,8 +125,14 @@ class TokenShard:
         if self.tokens.shape != (meta["sequences"], manifest["seq_len"]) or len(self.index) != meta["sequences"]:
             raise ShardError(f"shard {path} has shape {self.tokens.shape}, manifest says "
                              f"({meta['sequences']}, {manifest['seq_len']}); delete {shards_dir} and rebuild")
-        if verify_hash and sha256_file(path) != meta["sha256"]:
-            raise ShardError(f"sha256 of {path} does not match its manifest; delete {shards_dir} and rebuild")
+        # On by default (training, scoring, evaluation all read through here): hashing the file costs
+        # about 1 ms per MB, against minutes of training on it (docs/faults.md has the measurement),
+        # and a shard changed after build_shards would otherwise train without a word.
+        if verify_hash and (got := sha256_file(path)) != meta["sha256"]:
+            raise ShardError(
+                f"shard {path} was changed after build_shards wrote it: its sha256 is {got}, {manifest_path} "
+                f"says {meta['sha256']}. Rebuild the shards: `snakemake --cores N --forcerun build_shards "
+                f"[--configfile CONFIG]` (or delete {shards_dir} and re-run your snakemake command)")
         self.split = split
         self.seq_len = manifest["seq_len"]
         self.labels = json.loads((shards_dir / "labels.json").read_text())

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from jest.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from jest.checkpoint import last_good_checkpoint_note, set_aside_unloadable_checkpoints  # i18: integrity
 from jest.config import config_hash
 from jest.distributed import World, check_batch_divides, init_world
 from jest.flops import FlopLedger, forward_flops_per_token, matmul_params, train_flops_per_token
@@ -267,8 +268,8 @@ def read_step_values(world: World, loss: torch.Tensor, grad_norm: torch.Tensor, 
     train_loss = world.mean(loss).item()
     if not math.isfinite(train_loss):
         raise NonFiniteLossError(
-            f"training loss is {train_loss} at step {step}; the last good checkpoint is kept in "
-            f"{ckpt_root}. Lower 'train.lr' or raise 'train.warmup_steps'.")
+            f"training loss is {train_loss} at step {step}; {last_good_checkpoint_note(ckpt_root)}. "
+            "Lower 'train.lr' or raise 'train.warmup_steps'.")
     return train_loss, grad_norm.item()  # DDP: gradients are all-reduced, so the norm is global already
 
 
@@ -338,6 +339,7 @@ def _train(spec: RunSpec, world: World, threads: int | None, progress: bool) -> 
     # ---- resume (every rank loads the same checkpoint; rank 0 tidies the folder first)
     step, position, wall_offset = 0, 0, 0.0
     if main:
+        set_aside_unloadable_checkpoints(ckpt_root, spec.name)  # i18: a torn checkpoint -> the previous one
         set_aside_stale_checkpoints(ckpt_root, training_hash(cfg, spec.arm), spec.name)
     world.barrier()
     ckpt = latest_checkpoint(ckpt_root)
@@ -443,8 +445,8 @@ def _train(spec: RunSpec, world: World, threads: int | None, progress: bool) -> 
             if step % tcfg["checkpoint_every"] == 0 or last:
                 if not all(torch.isfinite(p).all() for p in model.parameters()):  # every rank: all stop
                     raise NonFiniteLossError(
-                        f"weights became NaN/inf at step {step}; the last good checkpoint is kept in "
-                        f"{ckpt_root}. Lower 'train.lr' or enable 'train.grad_clip'.")
+                        f"weights became NaN/inf at step {step}; {last_good_checkpoint_note(ckpt_root)}. "
+                        "Lower 'train.lr' or enable 'train.grad_clip'.")
                 if main:
                     save_checkpoint(ckpt_root, step, model, optimizer,
                                     {"step": step, "position": position, "ledger": ledger.state_dict(),

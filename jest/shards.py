@@ -125,9 +125,9 @@ class TokenShard:
         if self.tokens.shape != (meta["sequences"], manifest["seq_len"]) or len(self.index) != meta["sequences"]:
             raise ShardError(f"shard {path} has shape {self.tokens.shape}, manifest says "
                              f"({meta['sequences']}, {manifest['seq_len']}); delete {shards_dir} and rebuild")
-        # On by default (training, scoring, evaluation all read through here): hashing the file costs
-        # about 1 ms per MB, against minutes of training on it (docs/faults.md has the measurement),
-        # and a shard changed after build_shards would otherwise train without a word.
+        # On by default (training, references and pool scoring read through here): hashing costs ~8 ms
+        # per MB on the 2-core test machine under load (README, "Integrity checks"), against minutes of
+        # training on the file, and a shard changed after build_shards would otherwise train silently.
         if verify_hash and (got := sha256_file(path)) != meta["sha256"]:
             raise ShardError(
                 f"shard {path} was changed after build_shards wrote it: its sha256 is {got}, {manifest_path} "

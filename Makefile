@@ -30,7 +30,7 @@ $(STAMP): requirements.lock pyproject.toml
 	@touch $@
 
 reproduce: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) --profile workflow/profiles/default
+	$(BIN)/snakemake --cores $(CORES)   # profiles/default loads by itself (Snakemake's default workflow profile)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests

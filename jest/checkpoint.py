@@ -5,17 +5,20 @@ the optimizer state, the torch RNG state, the trainer state (step, data position
 FLOP ledger) and a copy of metrics.jsonl up to that step. It is written under a
 temporary name and renamed when complete, so a folder with the final name is
 always whole. Everything is loaded without unpickling code (safetensors,
-torch.load(weights_only=True), JSON).
+torch.load(weights_only=True), JSON). A checkpoint that is whole by name but does not load
+(a truncated file, a disk error, a hand edit) is moved aside to checkpoints.unloadable/ with a
+warning naming it, and the run resumes from the previous one.
 """
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_file, load_model, save_model
 
 from jest.io import atomic_write_json
 
@@ -80,3 +83,38 @@ def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.O
     if metrics_path is not None and (path / "metrics.jsonl").exists():
         shutil.copyfile(path / "metrics.jsonl", metrics_path)
     return json.loads((path / "state.json").read_text())
+
+
+def check_loadable(path: Path) -> None:
+    """Read every file of a checkpoint without touching a model; raise if one does not load."""
+    json.loads((path / "state.json").read_text())["step"]
+    load_file(str(path / "model.safetensors"))
+    torch.load(path / "optimizer.pt", weights_only=True, map_location="cpu")
+    torch.load(path / "rng.pt", weights_only=True)["torch"]
+
+
+def set_aside_unloadable_checkpoints(ckpt_root: Path, name: str) -> list[Path]:
+    """From the newest checkpoint back, move each one that does not load to checkpoints.unloadable/
+    (kept for inspection) with a warning naming it, until one loads; return the moved folders.
+    The newest loadable checkpoint is then what load_checkpoint resumes from (or none: a fresh start)."""
+    moved = []
+    for ckpt in reversed(list_checkpoints(ckpt_root)):
+        try:
+            check_loadable(ckpt)
+            break
+        except Exception as err:  # noqa: BLE001 - whatever the damage, this checkpoint cannot be resumed
+            aside = ckpt_root.with_name("checkpoints.unloadable") / f"{ckpt.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+            aside.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(ckpt, aside)
+            moved.append(aside)
+            print(f"[{name}] WARNING: checkpoint {ckpt} does not load ({type(err).__name__}: {err}); moved to "
+                  f"{aside}, resuming from the previous checkpoint if there is one", flush=True)
+    return moved
+
+
+def last_good_checkpoint_note(ckpt_root: Path) -> str:
+    """For a message that stops a run: where a re-run would resume from."""
+    ckpt = latest_checkpoint(ckpt_root)
+    if ckpt is None:
+        return f"no checkpoint was written yet (none in {ckpt_root}): a re-run starts from step 0"
+    return f"the last good checkpoint, {ckpt}, is kept"

@@ -106,7 +106,7 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 class TokenShard:
     """Read-only view of one split: sequences by index, with their provenance labels."""
 
-    def __init__(self, shards_dir: Path, split: str, verify_hash: bool = False):
+    def __init__(self, shards_dir: Path, split: str, verify_hash: bool = True):
         shards_dir = Path(shards_dir)
         manifest_path = shards_dir / "manifest.json"
         if not manifest_path.is_file():
@@ -125,8 +125,14 @@ class TokenShard:
         if self.tokens.shape != (meta["sequences"], manifest["seq_len"]) or len(self.index) != meta["sequences"]:
             raise ShardError(f"shard {path} has shape {self.tokens.shape}, manifest says "
                              f"({meta['sequences']}, {manifest['seq_len']}); delete {shards_dir} and rebuild")
-        if verify_hash and sha256_file(path) != meta["sha256"]:
-            raise ShardError(f"sha256 of {path} does not match its manifest; delete {shards_dir} and rebuild")
+        # On by default (training, references and pool scoring read through here): hashing costs ~8 ms
+        # per MB on the 2-core test machine under load (README, "Integrity checks"), against minutes of
+        # training on the file, and a shard changed after build_shards would otherwise train silently.
+        if verify_hash and (got := sha256_file(path)) != meta["sha256"]:
+            raise ShardError(
+                f"shard {path} was changed after build_shards wrote it: its sha256 is {got}, {manifest_path} "
+                f"says {meta['sha256']}. Rebuild the shards: `snakemake --cores N --forcerun build_shards "
+                f"[--configfile CONFIG]` (or delete {shards_dir} and re-run your snakemake command)")
         self.split = split
         self.seq_len = manifest["seq_len"]
         self.labels = json.loads((shards_dir / "labels.json").read_text())

@@ -32,7 +32,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from jest.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from jest.checkpoint import (last_good_checkpoint_note, latest_checkpoint, load_checkpoint, save_checkpoint,
+                             set_aside_unloadable_checkpoints)
 from jest.config import config_hash
 from jest.distributed import World, check_batch_divides, init_world
 from jest.flops import FlopLedger, forward_flops_per_token, matmul_params, train_flops_per_token
@@ -52,7 +53,7 @@ from jest.tracking import (MetricsFile, MlflowMirror, experiment_name, git_commi
 
 
 class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN or infinite; the last good checkpoint is kept."""
+    """The training loss became NaN or infinite; the last good checkpoint, if any, is kept."""
 
 
 def train(spec: RunSpec, threads: int | None = None, progress: bool = True) -> dict:
@@ -118,8 +119,8 @@ def read_step_values(world: World, loss: torch.Tensor, grad_norm: torch.Tensor, 
     train_loss = world.mean(loss).item()
     if not math.isfinite(train_loss):
         raise NonFiniteLossError(
-            f"training loss is {train_loss} at step {step}; the last good checkpoint is kept in "
-            f"{ckpt_root}. Lower 'train.lr' or raise 'train.warmup_steps'.")
+            f"training loss is {train_loss} at step {step}; {last_good_checkpoint_note(ckpt_root)}. "
+            "Lower 'train.lr' or raise 'train.warmup_steps'.")
     return train_loss, grad_norm.item()  # DDP: gradients are all-reduced, so the norm is global already
 
 
@@ -213,6 +214,7 @@ class Training:
         """Every rank loads the same checkpoint; rank 0 tidies the folder first. A fresh start
         drops what an earlier attempt derived (rows, snapshots, evaluations, its MLflow run)."""
         if self.main:
+            set_aside_unloadable_checkpoints(self.ckpt_root, self.spec.name)  # a torn checkpoint -> the previous one
             set_aside_stale_checkpoints(self.ckpt_root, training_hash(self.cfg, self.spec.arm), self.spec.name)
         self.world.barrier()
         ckpt = latest_checkpoint(self.ckpt_root)
@@ -354,8 +356,8 @@ class Training:
         """Check the weights on every rank (all stop together), then rank 0 saves."""
         if not all(torch.isfinite(p).all() for p in self.model.parameters()):
             raise NonFiniteLossError(
-                f"weights became NaN/inf at step {self.step}; the last good checkpoint is kept in "
-                f"{self.ckpt_root}. Lower 'train.lr' or enable 'train.grad_clip'.")
+                f"weights became NaN/inf at step {self.step}; {last_good_checkpoint_note(self.ckpt_root)}. "
+                "Lower 'train.lr' or enable 'train.grad_clip'.")
         if self.main:
             save_checkpoint(self.ckpt_root, self.step, self.model, self.optimizer,
                             {"step": self.step, "position": self.position, "ledger": self.ledger.state_dict(),

@@ -37,3 +37,25 @@ def smoke_workspace(tmp_path_factory) -> dict:
     train_tokenizer([data / "curated.jsonl", data / "pool.jsonl"], cfg["data"]["vocab_size"], tok)
     build_shards(data, tok, shards, cfg["data"]["seq_len"])
     return {"root": root, "cfg": cfg, "data": data, "tokenizer": tok, "shards": shards}
+
+
+@pytest.fixture(scope="session")
+def smoke_dag(tmp_path_factory) -> Path:
+    """One uninterrupted real Snakemake run of the smoke DAG (outputs under a temporary results_dir),
+    shared by every test that compares an interrupted run with it. Returns the results_dir."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    from jest.config import deep_merge
+    results = tmp_path_factory.mktemp("smoke_dag")
+    cfg = deep_merge(yaml.safe_load((PROJECT_ROOT / "config" / "smoke.yaml").read_text()),
+                     {"results_dir": str(results), "cache_dir": str(SOURCE_CACHE)})
+    (results / "smoke.yaml").write_text(yaml.safe_dump(cfg))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--configfile",
+                           str(results / "smoke.yaml")], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
+                          check=False)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return results

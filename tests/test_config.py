@@ -78,3 +78,56 @@ def test_overrides_merge_deeply(tmp_path):
     path.write_text(yaml.safe_dump({"name": "c", "train": {"steps": 70}}))
     cfg = load_config(path, overrides={"train": {"lr": 0.01}})
     assert (cfg["train"]["steps"], cfg["train"]["lr"]) == (70, 0.01)
+
+
+# ---------------------------------------------------------------- issue #18 item 5, issue #17 item 2
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_a_non_finite_number_is_refused_naming_the_key(value):
+    with pytest.raises(ConfigError) as err:
+        validate_config({"name": "x", "train": {"lr": value}})
+    assert f"'train.lr' = {value!r} is not a finite number" in str(err.value)
+
+
+def test_yaml_nan_in_a_config_file_is_refused(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("name: x\narms:\n  j: {policy: jest, tau: .nan}\n")
+    with pytest.raises(ConfigError, match=r"'arms\.j\.tau' = nan is not a finite number"):
+        load_config(path)
+
+
+def test_duplicate_seeds_are_refused():
+    with pytest.raises(ConfigError, match=r"'seeds' = \[0, 1, 0\] lists a value twice"):
+        validate_config({"name": "x", "seeds": [0, 1, 0]})
+
+
+def test_a_seq_len_no_split_can_hold_is_refused_before_any_data(tmp_path):
+    from jest.config import split_token_ceilings
+    cfg = load_config(PROJECT_ROOT / "config" / "smoke.yaml")
+    heldout = split_token_ceilings(cfg)["heldout"]
+    assert 128 < heldout < 10**6  # 60 Brown texts: a few dozen held out, ~14.4 kB each at most
+    with pytest.raises(ConfigError, match=r"'data.seq_len' = 1000000 is longer than the \w+ split can hold"):
+        load_config(PROJECT_ROOT / "config" / "smoke.yaml", overrides={"data": {"seq_len": 10**6}})
+    # a bring-your-own file counts with its size: 200 bytes hold far fewer than 8,000 tokens
+    small = tmp_path / "s.jsonl"
+    small.write_text('{"text": "a few words"}\n' * 8)
+    srcs = [{"kind": "jsonl", "name": s, "path": str(small), "split": s} for s in ("curated", "heldout", "pool")]
+    with pytest.raises(ConfigError, match="'data.seq_len' = 8000"):
+        validate_config({"name": "x", "data": {"embedded": False, "extra_sources": srcs, "seq_len": 8000}})
+    assert validate_config({"name": "x", "data": {"embedded": False, "extra_sources": srcs, "seq_len": 64}})
+
+
+def test_cli_override_strings_are_converted_by_the_schema_types():
+    """What Snakemake's --config hands over for train='{steps: 10, lr: 1e-3}' seeds='[0]' (strings below the top)."""
+    from jest.config import coerce_overrides, validate_snakemake_config
+    given = {"train": {"steps": "10", "lr": "1e-3", "micro_batch_size": "null", "compile": "false"}, "seeds": ["0"],
+             "arms": {"j": {"policy": "jest", "filter_ratio": "0.5"}}, "name": "x"}
+    assert coerce_overrides(given) == {"train": {"steps": 10, "lr": 1e-3, "micro_batch_size": None, "compile": False},
+                                       "seeds": [0], "arms": {"j": {"policy": "jest", "filter_ratio": 0.5}},
+                                       "name": "x"}
+    cfg = validate_snakemake_config({"name": "x", "train": {"steps": "10", "warmup_steps": 2, "batch_size": 8},
+                                     "seeds": ["0"]}, {"train": {"steps": "10"}, "seeds": ["0"]})
+    assert cfg["train"]["steps"] == 10 and cfg["train"]["batch_size"] == 8 and cfg["seeds"] == [0]
+    with pytest.raises(ConfigError) as err:
+        validate_snakemake_config({"name": "x", "train": {"steps": "ten"}}, {"train": {"steps": "ten"}})
+    assert "'train.steps' = 'ten' has the wrong type" in str(err.value)
+    assert "--configfile" in str(err.value) and "--config gave ['train']" in str(err.value)

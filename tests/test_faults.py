@@ -391,3 +391,93 @@ def test_a_split_with_no_full_sequence_stops_build_shards_with_the_fix(smoke_wor
     fix = "holds no document; re-run the prepare_data stage" if not content else "lower 'data.seq_len'"
     assert fix in str(err.value)
     assert not (tmp_path / "shards" / "manifest.json").exists()  # no manifest: nothing downstream trusts it
+
+
+# ---------------------------------------------------------------- 6. integrity (issue #18): shards, checkpoints
+def _train_cli(cfg_path: Path, run_dir: Path, shards: Path, tokenizer: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "jest", "train", "--config", str(cfg_path), "--arm", "uniform",
+                           "--seed", "0", "--run-dir", str(run_dir), "--shards", str(shards), "--tokenizer",
+                           str(tokenizer), "--threads", "1", "--no-progress"],
+                          cwd=PROJECT_ROOT, capture_output=True, text=True, check=False)
+
+
+def _flip_one_token(shards: Path, split: str) -> Path:
+    path = shards / f"{split}.tokens.npy"
+    tokens = np.load(path)
+    tokens[len(tokens) // 2, 3] ^= 1  # one token, mid-file: the shape and the header stay valid
+    np.save(path, tokens)
+    return path
+
+
+@pytest.mark.parametrize("split", ["pool", "heldout"])
+def test_a_tampered_shard_stops_the_train_cli_naming_the_file_and_the_rebuild(smoke_workspace, tmp_path, split):
+    ws = smoke_workspace
+    shards = tmp_path / "shards"
+    shutil.copytree(ws["shards"], shards)
+    tampered = _flip_one_token(shards, split)
+    cfg_path = tmp_path / "cfg.json"
+    atomic_write_json(cfg_path, deep_merge(ws["cfg"], {"results_dir": str(tmp_path)}))
+    proc = _train_cli(cfg_path, tmp_path / "run", shards, ws["tokenizer"])
+    assert proc.returncode != 0
+    assert "ShardError" in proc.stderr and f"shard {tampered} was changed after build_shards" in proc.stderr
+    assert "--forcerun build_shards" in proc.stderr
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()  # stopped before the first step
+
+
+def test_a_tampered_pool_stops_score_reference(smoke_workspace, scored, tmp_path):
+    shards = tmp_path / "shards"
+    shutil.copytree(smoke_workspace["shards"], shards)
+    tampered = _flip_one_token(shards, "pool")
+    ref = tmp_path / "ref"
+    shutil.copytree(scored["ref"] / "model", ref / "model")
+    proc = subprocess.run(_score_cmd(scored["cfg_path"], ref, shards), cwd=PROJECT_ROOT, capture_output=True,
+                          text=True, check=False)
+    assert proc.returncode != 0 and f"shard {tampered} was changed after build_shards" in proc.stderr
+    assert not (ref / "pool_scores.npy").exists()
+
+
+def test_an_unloadable_latest_checkpoint_is_set_aside_and_the_run_resumes_from_the_previous(smoke_workspace,
+                                                                                            tmp_path):
+    """A real smoke training run (CLI); its newest checkpoint truncated, then (after recovery) given bad JSON:
+    each re-run warns naming the checkpoint, resumes from the one before and ends with the same rows."""
+    ws = smoke_workspace
+    cfg_path = tmp_path / "cfg.json"
+    atomic_write_json(cfg_path, deep_merge(ws["cfg"], {"results_dir": str(tmp_path), "train": {
+        "steps": 30, "checkpoint_every": 10, "keep_checkpoints": 2}}))
+    run = tmp_path / "run"
+    proc = _train_cli(cfg_path, run, ws["shards"], ws["tokenizer"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    volatile = ("wall_time", "time")
+    rows = lambda: [{k: v for k, v in r.items() if k not in volatile} for r in read_metrics(run / "metrics.jsonl")]  # noqa: E731
+    uninterrupted = rows()
+    assert uninterrupted[-1]["step"] == 30
+    ckpts = run / "checkpoints"
+    assert sorted(p.name for p in ckpts.iterdir()) == ["step_0000020", "step_0000030"]
+
+    damages = {"truncated safetensors": lambda c: (c / "model.safetensors").write_bytes(
+                   (c / "model.safetensors").read_bytes()[:1000]),
+               "bad JSON": lambda c: (c / "state.json").write_text('{"step": 30, "posit')}
+    for what, damage in damages.items():
+        damage(ckpts / "step_0000030")
+        (run / "metrics.jsonl").unlink()  # what a kill after the last checkpoint could leave: nothing to trust
+        proc = _train_cli(cfg_path, run, ws["shards"], ws["tokenizer"])
+        assert proc.returncode == 0, (what, proc.stderr[-3000:])
+        assert f"WARNING: checkpoint {ckpts / 'step_0000030'} does not load" in proc.stdout, (what, proc.stdout)
+        card = json.loads((run / "card.json").read_text())
+        assert card["resumed_from_step"] == 20, what
+        assert rows() == uninterrupted, what
+    aside = sorted((run / "checkpoints.unloadable").iterdir())
+    assert len(aside) == 2 and all(p.name.startswith("step_0000030-") for p in aside)  # kept for inspection
+
+
+def test_a_nan_stop_before_the_first_checkpoint_does_not_claim_one(smoke_workspace, tmp_path):
+    from jest.trainer import NonFiniteLossError, RunSpec, train
+
+    ws = smoke_workspace
+    cfg = validate_config(deep_merge(ws["cfg"], {"results_dir": str(tmp_path), "train": {
+        "lr": 1e12, "grad_clip": 0, "warmup_steps": 0, "checkpoint_every": 1000}}))
+    with pytest.raises(NonFiniteLossError) as err:
+        train(RunSpec(cfg=cfg, arm="uniform", seed=0, run_dir=tmp_path / "run", shards_dir=ws["shards"],
+                      tokenizer_dir=ws["tokenizer"]), progress=False)
+    assert "no checkpoint was written yet" in str(err.value) and "last good checkpoint" not in str(err.value)
+    assert "Lower 'train.lr'" in str(err.value)

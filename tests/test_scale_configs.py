@@ -4,7 +4,7 @@
 - config/gpu.yaml and config/cluster.yaml state their cost in a header comment, and the numbers
   are the ones analysis.costs computes (jest.flops on the shapes jest.model builds);
 - `snakemake -n --configfile config/gpu.yaml` lists the jobs (a dry run needs no data);
-- a SLURM dry run of config/cluster.yaml (workflow/profiles/slurm) launches every training job with
+- a SLURM dry run of config/cluster.yaml (profiles/slurm) launches every training job with
   torchrun on 8 GPUs (the torchrun launch is the train rule's, workflow/rules/train.smk);
 - the default target runs the headline arms only; `ablations` and `all` add the ablation arms.
 """
@@ -122,7 +122,7 @@ def test_gpu_config_dry_run_lists_the_jobs(tmp_path):
 def test_slurm_dry_run_launches_training_with_torchrun(tmp_path):
     pytest.importorskip("snakemake_executor_plugin_slurm",
                         reason="the SLURM executor plugin (snakemake-executor-plugin-slurm) is not installed")
-    out = _dry_run(_copy("cluster", tmp_path), "--profile", "workflow/profiles/slurm")
+    out = _dry_run(_copy("cluster", tmp_path), "--workflow-profile", "profiles/slurm")
     jobs = _train_jobs(out)
     assert len(jobs) == 12 == _job_counts(out)["train"]
     for job in jobs:

@@ -69,12 +69,11 @@ def test_a_bad_config_fails_before_any_job(tmp_path):
 
 
 @pytest.mark.slow
-def test_smoke_dag_end_to_end_and_resume_after_kill(tmp_path):
+def test_smoke_dag_end_to_end_and_resume_after_kill(tmp_path, smoke_dag):
     from mlflow.tracking import MlflowClient
 
-    # 1. uninterrupted run
-    ref = tmp_path / "ref"
-    _ok(_snakemake(ref))
+    # 1. uninterrupted run (conftest.py's smoke_dag, shared with tests/test_integrity_dag.py)
+    ref = smoke_dag
     run = ref / "smoke" / "runs" / "uniform_s0"
     rows = read_metrics(run / "metrics.jsonl")
     assert rows and rows[-1]["step"] == 30 and "heldout_bpb" in rows[-1]

@@ -11,8 +11,11 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pathlib import Path
+
 from jest.data.documents import Document
 from jest.data.sources import NpmPin
+from jest.io import sha256_file
 
 
 def _breakdown(docs: Sequence[Document], field: str) -> dict[str, dict[str, int]]:
@@ -38,11 +41,36 @@ def split_summary(docs: Sequence[Document], file_name: str, file_sha256: str) ->
     }
 
 
+def local_input_files(extra_sources: Sequence[Mapping[str, Any]]) -> list[tuple[str, Path]]:
+    """(source name, path) of every local file the data stage reads besides the pinned packages:
+    each jsonl source, and the plain local paths in an hf source's ``data_files`` (not URLs or globs).
+    The Snakefile makes them inputs of prepare_data (an edited file re-runs it and what follows)
+    and the manifest records their sha256."""
+    files = []
+    for source in extra_sources:
+        if source["kind"] == "jsonl":
+            files.append((source["name"], Path(source["path"])))
+            continue
+        data_files = source.get("data_files")
+        entries = [] if data_files is None else [data_files] if isinstance(data_files, str) else list(data_files)
+        files += [(source["name"], Path(e)) for e in entries if "://" not in e and not any(c in e for c in "*?[")]
+    return files
+
+
+def input_file_hashes(extra_sources: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """sha256 and size of every local input file (``local_input_files``), for the manifest."""
+    return [{"source": name, "path": str(path), "bytes": path.stat().st_size, "sha256": sha256_file(path)}
+            for name, path in local_input_files(extra_sources) if path.is_file()]
+
+
 def build_manifest(
     split_summaries: Mapping[str, dict[str, Any]], pins_used: Sequence[NpmPin], data_cfg: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """Assemble the manifest; ``data_cfg`` is stored after a JSON round trip so it matches the file."""
+    """Assemble the manifest; ``data_cfg`` is stored after a JSON round trip so it matches the file.
+    ``input_files`` ties the splits to the exact bytes of the local files they came from; the pinned
+    packages are in ``sources`` (their sha256 is checked at every read, jest/data/sources.py)."""
     return {
+        "input_files": input_file_hashes(data_cfg.get("extra_sources") or []),
         "splits": dict(sorted(split_summaries.items())),
         "sources": [
             {"name": pin.name, "version": pin.version, "sha256": pin.sha256}

@@ -3,15 +3,17 @@ import json
 import os
 from pathlib import Path
 
-from jest.config import cache_root, config_hash, results_root, validate_config
+from jest.data.manifest import local_input_files
+from jest.config import PROJECT_ROOT, cache_root, config_hash, results_root, validate_snakemake_config
 from jest.io import atomic_write_json
 
 # Offline and self-contained, for every job this workflow launches.
 os.environ.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
                   MLFLOW_DISABLE_TELEMETRY="true", TOKENIZERS_PARALLELISM="false")
 
-# Fails here, naming the key and the allowed values, before any job runs.
-CFG = validate_config(config)
+# Fails here, naming the key and the allowed values, before any job runs (dry runs included).
+# `--config` values (text below the top level) are converted by the schema's types first.
+CFG = validate_snakemake_config(config, workflow.config_settings.config)
 # Relative paths when the results live under the working directory, so that targets
 # can be named as users see them (results/tiny/runs/...).
 ROOT = Path(os.path.relpath(results_root(CFG) / CFG["name"])) if not Path(CFG["results_dir"]).is_absolute() \
@@ -21,13 +23,38 @@ CACHE = cache_root(CFG)
 ENV = str(Path(workflow.basedir) / "environment.yml")
 os.environ.setdefault("HF_HOME", str(CACHE / "hf"))
 
-# The library reads the resolved config from this file. It is a param, not an input:
-# a rule reruns when the config sections it reads change (its `trigger` param), not
-# whenever any key of the file changes.
+# Jobs read the resolved config from an immutable snapshot named by its content,
+# results/<name>/config.<hash>.json: written once (atomically) and never rewritten, so no other
+# invocation (a dry run, a run the lock refuses, a run with another config) can change what a
+# running or queued job of this one reads; another config is another file. It is a Path param:
+# Snakemake's params trigger ignores Path values (only builtin types are compared), so a rule
+# reruns when the config sections it reads change (its `trigger` param), not whenever any key of
+# the config changes the snapshot's name.
+CONFIG_SNAPSHOT = ROOT / f"config.{config_hash(CFG)}.json"
+if not CONFIG_SNAPSHOT.exists():
+    atomic_write_json(CONFIG_SNAPSHOT, CFG)
+# config.resolved.json is the copy people and the report read (the config of the last run that
+# started jobs): written by the onstart hook (evaluate.smk), which Snakemake runs only after it
+# holds the lock and never on a dry run.
 RESOLVED_CONFIG = ROOT / "config.resolved.json"
-_resolved = json.dumps(CFG, indent=2, sort_keys=True) + "\n"
-if not RESOLVED_CONFIG.exists() or RESOLVED_CONFIG.read_text() != _resolved:
-    atomic_write_json(RESOLVED_CONFIG, CFG)
+
+
+def write_resolved_config():
+    """Point config.resolved.json at this run's config (called by onstart, under the lock)."""
+    if not RESOLVED_CONFIG.exists() or json.loads(RESOLVED_CONFIG.read_text()) != CFG:
+        atomic_write_json(RESOLVED_CONFIG, CFG)
+
+
+def data_input_files(wildcards=None):
+    """Local files that shape the data (bring-your-own jsonl, local hf data_files): inputs of
+    prepare_data, so editing one re-runs it and everything downstream (their sha256 is in the manifest)."""
+    return [str(path) for _, path in local_input_files(CFG["data"]["extra_sources"])]
+
+
+def task_files(wildcards=None):
+    """Every file under `evaluation.include_paths` (the user's lm-eval task folders): inputs of evaluate."""
+    roots = [Path(p) if Path(p).is_absolute() else PROJECT_ROOT / p for p in CFG["evaluation"]["include_paths"]]
+    return sorted(str(f) for root in roots for f in (root.rglob("*") if root.is_dir() else [root]) if f.is_file())
 
 
 def section_hash(*keys):

@@ -3,13 +3,14 @@
 
 rule prepare_data:
     input:
+        data_input_files,  # bring-your-own files (common.smk); the pinned packages are checked by sha256
     output:
         curated=ROOT / "data" / "curated.jsonl",
         heldout=ROOT / "data" / "heldout.jsonl",
         pool=ROOT / "data" / "pool.jsonl",
         manifest=ROOT / "data" / "manifest.json",
     params:
-        config=RESOLVED_CONFIG,
+        config=CONFIG_SNAPSHOT,
         trigger=section_hash("data"),
         out=ROOT / "data",
         cache=CACHE,
@@ -28,7 +29,7 @@ rule train_tokenizer:
     output:
         ROOT / "tokenizer" / "tokenizer.json",
     params:
-        config=RESOLVED_CONFIG,
+        config=CONFIG_SNAPSHOT,
         trigger=section_hash("data"),
         data=ROOT / "data",
         out=ROOT / "tokenizer",
@@ -50,7 +51,7 @@ rule build_shards:
         heldout=ROOT / "shards" / "heldout.tokens.npy",
         curated=ROOT / "shards" / "curated.tokens.npy",
     params:
-        config=RESOLVED_CONFIG,
+        config=CONFIG_SNAPSHOT,
         trigger=section_hash("data"),
         data=ROOT / "data",
         tokenizer=ROOT / "tokenizer",

@@ -11,6 +11,8 @@
 onstart:
     from jest.evaluation.preflight import workflow_preflight
 
+    write_resolved_config()  # common.smk: under the lock, never on a dry run
+
     workflow_preflight(CFG, ROOT / "tasks" / "datasets_checked.json",
                        f"--config {([*workflow.overwrite_configfiles] or ['config/tiny.yaml'])[0]}")
 
@@ -24,7 +26,7 @@ rule build_tasks:
     # workflow before the training jobs.
     priority: 50
     params:
-        config=RESOLVED_CONFIG,
+        config=CONFIG_SNAPSHOT,
         trigger=section_hash("evaluation"),
         out=ROOT / "tasks",
         cache=CACHE,
@@ -41,10 +43,11 @@ rule evaluate:
     input:
         card=rules.train.output.card,
         tasks=rules.build_tasks.output.table,
+        user_tasks=task_files,  # files under evaluation.include_paths (common.smk): an edited task re-runs this
     output:
         ROOT / "runs" / "{arm}_s{seed}" / "eval" / "done.json",
     params:
-        config=RESOLVED_CONFIG,
+        config=CONFIG_SNAPSHOT,
         trigger=section_hash("evaluation"),
         run_dir=lambda wc: run_dir(wc.arm, wc.seed),
         tasks=ROOT / "tasks",

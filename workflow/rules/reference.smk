@@ -11,7 +11,7 @@ rule train_reference:
         metrics=ROOT / "references" / "{ref}" / "metrics.jsonl",
         model=ROOT / "references" / "{ref}" / "model" / "model.safetensors",
     params:
-        config=RESOLVED_CONFIG,
+        config=CONFIG_SNAPSHOT,
         trigger=lambda wc: config_hash(CFG["references"][wc.ref]),
         run_dir=lambda wc: ROOT / "references" / wc.ref,
         shards=ROOT / "shards",
@@ -35,7 +35,7 @@ rule score_reference:
         scores=ROOT / "references" / "{ref}" / "pool_scores.npy",
         meta=ROOT / "references" / "{ref}" / "pool_scores.json",
     params:
-        config=RESOLVED_CONFIG,
+        config=CONFIG_SNAPSHOT,
         ref_dir=lambda wc: ROOT / "references" / wc.ref,
         shards=ROOT / "shards",
     threads: 2

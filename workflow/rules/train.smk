@@ -19,7 +19,7 @@ rule train:
     wildcard_constraints:
         seed=r"\d+",
     params:
-        config=RESOLVED_CONFIG,
+        config=CONFIG_SNAPSHOT,
         trigger=lambda wc: config_hash([CFG[k] for k in ("model", "train", "device")] + [CFG["arms"][wc.arm]]),
         run_dir=lambda wc: run_dir(wc.arm, wc.seed),
         shards=ROOT / "shards",
@@ -45,7 +45,7 @@ rule sync_mlflow:
     output:
         ROOT / "runs" / "{arm}_s{seed}" / "mlflow_synced.json",
     params:
-        config=RESOLVED_CONFIG,
+        config=CONFIG_SNAPSHOT,
         run_dir=lambda wc: run_dir(wc.arm, wc.seed),
     conda:
         ENV

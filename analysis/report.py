@@ -91,11 +91,12 @@ def ablation_arms(config: dict) -> list[str]:
 def build_report(results_dir: Path, config_name: str, out_dir: Path, *, metric: str | None = None,
                  rule: str = "sustained", smooth: str = "none", n_boot: int = 2000, boot_seed: int = 0,
                  ci_level: float = 0.95, n_bins: int = 10, arms: str = "headline",
-                 margin: float = DEFAULT_MARGIN) -> dict:
+                 margin: float = DEFAULT_MARGIN, figures: bool = True) -> dict:
     """Write summary.json, report.md, report.html and figures/ under out_dir; return the summary.
 
     arms: "headline" leaves out the config's `ablation_arms`; "all" reports every arm.
-    margin: the equivalence margin of every "no difference" test (a ratio of multipliers)."""
+    margin: the equivalence margin of every "no difference" test (a ratio of multipliers).
+    figures: False skips drawing (the numbers only: fast; report.md / .html then have no figures)."""
     if arms not in ARM_SCOPES:
         raise ValueError(f"arms must be one of {ARM_SCOPES}, got {arms!r}")
     runs_dir = Path(results_dir) / config_name / "runs"
@@ -201,7 +202,7 @@ def build_report(results_dir: Path, config_name: str, out_dir: Path, *, metric: 
     lm_rows = per_task_table(load_task_table(runs_dir, sorted(in_scope)), [baseline, *compared])
     used_refs = {s.get("reference", "ref") for a, s in settings.items() if s.get("policy") == "jest"}
     references = load_references(results_dir, config_name, used_refs or None)
-    figures = make_figures(out_dir, curves_of=curves_of, results=results, tables=tables, baseline=baseline,
+    figures = {} if not figures else make_figures(out_dir, curves_of=curves_of, results=results, tables=tables, baseline=baseline,
                            references=references, primary_name=primary_name, primary=primary,
                            headline=headline, ablations=abl, controls=controls, control_rows=control_rows,
                            family=family_rows, mults=prim, per_set=per_set, lm_rows=lm_rows, over=over,
@@ -257,12 +258,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     ap.add_argument("--arms", choices=ARM_SCOPES, default="headline",
                     help="headline: leave out the config's ablation_arms (default); all: report every arm")
+    ap.add_argument("--no-figures", action="store_true", help="numbers and tables only (no plots: fast)")
     ap.add_argument("--no-mlflow", action="store_true",
                     help="do not log the report as an MLflow summary run (default: log it; failures only warn)")
     args = ap.parse_args(argv)
     out = args.out or args.results / args.config / "report"
     summary = build_report(args.results, args.config, out, metric=args.metric, rule=args.rule, smooth=args.smooth,
-                           n_boot=args.n_boot, boot_seed=args.seed, arms=args.arms, margin=args.margin)
+                           n_boot=args.n_boot, boot_seed=args.seed, arms=args.arms, margin=args.margin,
+                           figures=not args.no_figures)
     if not args.no_mlflow:
         from analysis.mlflow_summary import log_summary
         run_id = log_summary(summary, out, args.results, args.results / args.config / "runs")

@@ -139,3 +139,8 @@ def make_synth():
 @pytest.fixture
 def synth_results(tmp_path):
     return make_synth_results(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def write_synth_run():
+    return write_run

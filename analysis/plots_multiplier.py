@@ -98,8 +98,7 @@ def plot_multipliers(rows: list[dict], ceiling: dict | None = None) -> Figure:
             _draw(ax, y, e, colors[r["arm"]])
         ax.axvline(claim, color="crimson", ls="--", lw=1.2, label=f"claimed {claim:g}x (paper: image-text)")
         ax.axvline(1.0, color="0.4", lw=0.8, label="1x = uniform")
-        c = (ceiling or {}).get("iterations" if q == "iterations" else "flops", {})
-        c = c if q == "iterations" else (c or {}).get(q)
+        c = (ceiling or {}).get("iterations") if q == "iterations" else ((ceiling or {}).get("flops") or {}).get(q)
         if c is not None and c.value is not None:
             ax.axvline(c.value, color="seagreen", lw=2, label=f"oracle_clean ceiling {fmt_estimate(c)}")
             if c.ci_low is not None and c.ci_high is not None:

@@ -92,6 +92,8 @@ def claims(mults: dict, jest_arms: list[str], ci_level: float = 0.95) -> list[di
         q = "iterations" if c.quantity == "iterations" else c.accounting
         ests = {a: mults[a]["quantities"][q] for a in jest_arms if a in mults}
         judged = claim_over_arms(ests, c.factor, ci_level)
+        if not mults:
+            judged["reason"] = "no multiplier: the config has no uniform compute family (>= 2 budgets)"
         out.append({"id": c.id, "claim": c.text, "factor": c.factor, "quantity": c.quantity,
                     "accounting": c.accounting, "paper_setting": c.paper_setting, **judged})
     return out
@@ -140,20 +142,24 @@ def controls(mults: dict, settings: dict[str, dict], jest_arms: list[str], margi
 
 
 def repetition(curves: pd.DataFrame, cards: list[dict]) -> list[dict]:
-    """Per arm: the most passes over the pool any of its runs made, and unique sequences; flagged > 1."""
+    """Per arm: the most passes over the pool any of its runs made (metrics rows, else the cards'
+    final rows) and the most unique sequences; `repeats` when passes > 1."""
+    def most(values) -> float | None:
+        vals = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+        return max(vals) if vals else None
+
     rows = []
-    if curves.empty:
-        return rows
-    for arm, g in curves.groupby("arm", sort=False):
-        passes = g["pool_passes"].max() if "pool_passes" in g else float("nan")
-        if not math.isfinite(passes):
-            passes = max((float((c.get("final") or {}).get("pool_passes") or float("nan")) for c in cards
-                          if c.get("arm") == arm), default=float("nan"))
-        unique = g["unique_sequences"].max() if "unique_sequences" in g else float("nan")
-        if math.isfinite(passes):
-            rows.append({"arm": arm, "pool_passes": float(passes),
-                         "unique_sequences": float(unique) if math.isfinite(unique) else None,
-                         "repeats": bool(passes > 1.0)})
+    arms = list(dict.fromkeys(list(curves["arm"]) if not curves.empty else [])) or \
+        list(dict.fromkeys(c.get("arm") for c in cards))
+    for arm in arms:
+        g = curves[curves["arm"] == arm] if not curves.empty else curves
+        finals = [(c.get("final") or {}) for c in cards if c.get("arm") == arm]
+        passes = most(g["pool_passes"]) if "pool_passes" in g else None
+        passes = passes if passes is not None else most(f.get("pool_passes") for f in finals)
+        unique = most(g["unique_sequences"]) if "unique_sequences" in g else None
+        unique = unique if unique is not None else most(f.get("unique_sequences") for f in finals)
+        if passes is not None:
+            rows.append({"arm": arm, "pool_passes": passes, "unique_sequences": unique, "repeats": passes > 1.0})
     return rows
 
 

@@ -14,16 +14,6 @@ from pathlib import Path
 from analysis.report_sections import sections
 
 
-def fmt(x, spec: str = ".4g") -> str:
-    if x is None:
-        return "n/a"
-    if isinstance(x, bool):
-        return "yes" if x else "no"
-    if isinstance(x, (int, float)):
-        return format(x, spec)
-    return str(x)
-
-
 def _md_cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
@@ -96,4 +86,4 @@ def render_html(summary: dict, report_dir: Path) -> str:
     return "\n".join(out)
 
 
-__all__ = ["fmt", "render_html", "render_markdown"]
+__all__ = ["render_html", "render_markdown"]

@@ -101,7 +101,7 @@ def check_summary(summary: dict, runs_dir: Path) -> int:
 # ---------------------------------------------------------------- the checks
 def test_synthetic_jest_curve_compressed_4x_gives_4(tmp_path, make_synth):
     res = make_synth(tmp_path)      # jest_f0.8 follows the baseline's curve at 4x speed, jest_f0.5 at 2x
-    summary = build_report(res["results"], "synth", tmp_path / "report", n_boot=50, rule="first")
+    summary = build_report(res["results"], "synth", tmp_path / "report", n_boot=50, rule="first", figures=False)
     mine = independent_parity(res["runs"], "uniform", "jest_f0.8", [0, 1, 2], [0, 1, 2], "heldout_loss", False)
     assert mine["iterations"] == pytest.approx(4.0) and mine["T_j"] == pytest.approx(50.0)
     assert independent_parity(res["runs"], "uniform", "jest_f0.5", [0, 1, 2], [0, 1, 2], "heldout_loss",

@@ -22,6 +22,7 @@ import pandas as pd
 from analysis.runs import load_cards
 
 AGGREGATE_METRIC = "lmeval_aggregate_centered_acc"
+MARGIN_METRIC = "lmeval_aggregate_margin"   # the continuous log-likelihood margin (jest-agg-v2)
 _STEP = re.compile(r"step_(\d+)\.json$")
 
 
@@ -32,8 +33,11 @@ def _rows_of(payload: dict) -> tuple[list[tuple[str, float]], bool]:
     if agg:
         value = agg.get("aggregate_centered_acc")
         rows.append((AGGREGATE_METRIC, float(value) if complete and value is not None else float("nan")))
+        if agg.get("aggregate_margin") is not None:
+            rows.append((MARGIN_METRIC, float(agg["aggregate_margin"]) if complete else float("nan")))
         for task, entry in (agg.get("tasks") or {}).items():
-            rows.append((f"lmeval_{task}_{entry.get('metric', 'acc')}", float(entry["value"])))
+            if entry.get("value") is not None:
+                rows.append((f"lmeval_{task}_{entry.get('metric', 'acc')}", float(entry["value"])))
     else:
         for task, res in (payload.get("results") or {}).items():
             for key in ("acc,none", "acc_norm,none"):

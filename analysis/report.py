@@ -3,11 +3,14 @@
     python -m analysis.report --results results --config tiny --out results/tiny/report
 
 Reads results/<config>/runs/*/{card.json, metrics.jsonl, eval/step_<N>.json}
-(analysis.runs, analysis.evals); compares every arm with the uniform baseline
-on each available metric (analysis.parity); judges the article's claims
-(analysis.claims) on the headline arms; draws the figures (analysis.plots) and writes
+(analysis.runs, analysis.evals, analysis.lmeval_table). The headline is the iso-loss compute
+multiplier of every arm against the uniform compute family (analysis.multiplier), on every
+held-out set, with the statistics of analysis.stats (analysis.verdicts: claims, equivalence
+tests of the ablations, the controls' ceiling and decomposition); first-crossing parity against
+the headline-budget uniform arm stays as a second view (analysis.parity, rule "sustained" by
+default). Figures: analysis.figures. Writes
 
-    <out>/summary.json     the numbers (schema: analysis.summary, SUMMARY_SCHEMA_VERSION)
+    <out>/summary.json     the numbers (schema: docs/summary.md, SUMMARY_SCHEMA_VERSION)
     <out>/report.md        tables + links to figures/*.png
     <out>/report.html      self-contained: every figure inlined as a base64 PNG
     <out>/figures/*.png, *.svg
@@ -15,8 +18,8 @@ on each available metric (analysis.parity); judges the article's claims
 Only finished runs enter the numbers; every run with a card is listed.
 
 --arms headline (the default target's report) leaves out the arms the config lists
-under `ablation_arms`; --arms all (`snakemake ablations`) reports them too, in an
-ablation table and the per-arm speedup plot, never in the claim verdicts. Then,
+under `ablation_arms`; --arms all (`snakemake ablations`) reports them too, with an
+equivalence test against the headline arm each, never in the claim verdicts. Then,
 unless --no-mlflow, the report is logged as one MLflow run (analysis.mlflow_summary).
 """
 from __future__ import annotations
@@ -25,21 +28,17 @@ import argparse
 import json
 from pathlib import Path
 
-import pandas as pd
-
 from analysis import composition as comp
-from analysis import plots
-from analysis.evals import AGGREGATE_METRIC, load_evals, wide
-from analysis.parity import (
-    METRICS,
-    Metric,
-    ParityResult,
-    SeedCurves,
-    parity,
-    seed_curves,
-)
+from analysis import verdicts as vd
+from analysis.evals import AGGREGATE_METRIC, MARGIN_METRIC, load_evals, wide
+from analysis.figures import make_figures
+from analysis.lmeval_table import FIELDS as LM_FIELDS
+from analysis.lmeval_table import load_task_table, per_task_table
+from analysis.multiplier import family_arms
+from analysis.parity import METRICS, Metric, ParityResult, SeedCurves, metric_info, parity, seed_curves
 from analysis.render import render_html, render_markdown
 from analysis.runs import load_cards, load_curves
+from analysis.stats import ALPHA, DEFAULT_MARGIN, NOT_REPRODUCED, POWER, REPRODUCED, SINGLE_SEED, UNDECIDED
 from analysis.summary import (
     SUMMARY_SCHEMA_VERSION,
     ablation_rows,
@@ -51,24 +50,14 @@ from analysis.summary import (
     to_json,
 )
 
-LM_EVAL_METRIC = Metric(AGGREGATE_METRIC, True, "lm-eval aggregate centered accuracy (0 = chance, 1 = perfect)")
-DEFAULT_METRICS = ("heldout_loss", "heldout_bpb")
-
+LM_EVAL_METRICS = {
+    AGGREGATE_METRIC: Metric(AGGREGATE_METRIC, True, "lm-eval aggregate centered accuracy (0 = chance, 1 = perfect)"),
+    MARGIN_METRIC: Metric(MARGIN_METRIC, True, "lm-eval aggregate log-likelihood margin of the correct choice (nats)"),
+}
+DEFAULT_METRICS = ("heldout_loss", "heldout_bpb")   # first-crossing parity (the second view) on these
 ARM_SCOPES = ("headline", "all")
 
 __all__ = ["ARM_SCOPES", "SUMMARY_SCHEMA_VERSION", "build_report", "main"]
-
-
-def _metric_tables(curves: pd.DataFrame, evals: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, pd.DataFrame | None,
-                                                                                  Metric]]:
-    """metric -> (table with the metric, table with the FLOP columns, Metric), for metrics present."""
-    out = {}
-    for name in DEFAULT_METRICS:
-        if name in curves and curves[name].notna().any():
-            out[name] = (curves, None, METRICS[name])
-    if AGGREGATE_METRIC in evals and evals[AGGREGATE_METRIC].notna().any():
-        out[AGGREGATE_METRIC] = (evals, curves, LM_EVAL_METRIC)
-    return out
 
 
 def _curves_by_arm(table, flops_table, metric: str, arms: list[str]) -> dict[str, SeedCurves]:
@@ -94,22 +83,20 @@ def load_references(results_dir: Path, config_name: str, names: set[str] | None 
     return out
 
 
-def _figure(figures: dict, fig, out_dir: Path, name: str, caption: str) -> None:
-    plots.save(fig, out_dir / "figures", name)
-    figures[name] = {"png": f"figures/{name}.png", "svg": f"figures/{name}.svg", "caption": caption}
-
-
 def ablation_arms(config: dict) -> list[str]:
     """The config's `ablation_arms` (absent in configs older than the key: none)."""
     return list(config.get("ablation_arms") or [])
 
 
 def build_report(results_dir: Path, config_name: str, out_dir: Path, *, metric: str | None = None,
-                 rule: str = "first", smooth: str = "none", n_boot: int = 2000, boot_seed: int = 0,
-                 ci_level: float = 0.95, n_bins: int = 10, arms: str = "headline") -> dict:
+                 rule: str = "sustained", smooth: str = "none", n_boot: int = 2000, boot_seed: int = 0,
+                 ci_level: float = 0.95, n_bins: int = 10, arms: str = "headline",
+                 margin: float = DEFAULT_MARGIN, figures: bool = True) -> dict:
     """Write summary.json, report.md, report.html and figures/ under out_dir; return the summary.
 
-    arms: "headline" leaves out the config's `ablation_arms`; "all" reports every arm."""
+    arms: "headline" leaves out the config's `ablation_arms`; "all" reports every arm.
+    margin: the equivalence margin of every "no difference" test (a ratio of multipliers).
+    figures: False skips drawing (the numbers only: fast; report.md / .html then have no figures)."""
     if arms not in ARM_SCOPES:
         raise ValueError(f"arms must be one of {ARM_SCOPES}, got {arms!r}")
     runs_dir = Path(results_dir) / config_name / "runs"
@@ -141,27 +128,41 @@ def build_report(results_dir: Path, config_name: str, out_dir: Path, *, metric: 
     settings = {a: s for a, s in (arm_settings(cards) or config.get("arms", {})).items()
                 if arms == "all" or a not in ablations}
     arms_with_runs = [a for a in settings if a in set(curves.get("arm", []))]
+    family = family_arms({a: settings[a] for a in arms_with_runs})
     baseline = choose_baseline({a: settings[a] for a in arms_with_runs})
-    compared = [a for a in arms_with_runs if a != baseline]
+    compared = [a for a in arms_with_runs if a not in family]
+    is_control = {a: settings[a].get("policy") in vd.CONTROL_POLICIES for a in compared}
+    head_arms = [a for a in compared if a not in ablations and not is_control[a]]
+    control_arms = [a for a in compared if a not in ablations and is_control[a]]
+    abl_arms = [a for a in compared if a in ablations]
 
-    tables = _metric_tables(curves, evals) if baseline else {}
+    # ---- the multiplier on every held-out set (and lm-eval aggregates): the headline view
+    tables = {name: (curves, None, metric_info(name, False, METRICS[name].label if name in METRICS else name))
+              for name in (vd.heldout_metrics(curves) if baseline else [])}
+    for name, info in LM_EVAL_METRICS.items():
+        if baseline and name in evals and evals[name].notna().any():
+            tables[name] = (evals, curves, info)
     notes: list[str] = []
     if metric is not None and metric not in tables:
         notes.append(f"Requested metric '{metric}' is not available; using the first available one.")
     primary_name = metric if metric in tables else next(iter(tables), metric or "heldout_loss")
     primary = tables[primary_name][2] if primary_name in tables else METRICS.get(primary_name, Metric(primary_name))
-    pkw = {"rule": rule, "smooth": smooth, "n_boot": n_boot, "boot_seed": boot_seed, "ci_level": ci_level}
+    mults = {name: vd.metric_multipliers(t, name, family, compared, info.higher_is_better, ft, ci_level)
+             for name, (t, ft, info) in tables.items()}
+    mults = {k: v for k, v in mults.items() if v}
 
+    # ---- first-crossing parity (the second view), held-out metrics only: lm-eval has a few
+    # snapshots, and a crossing interpolated between two of them is not a measurement
+    pkw = {"rule": rule, "smooth": smooth, "n_boot": n_boot, "boot_seed": boot_seed, "ci_level": ci_level}
     results: dict[str, list[ParityResult]] = {}
     curves_of: dict[str, dict[str, SeedCurves]] = {}
-    for name, (table, flops_table, info) in tables.items():
-        curves_of[name] = _curves_by_arm(table, flops_table, name, [baseline, *compared])
+    for name in [m for m in DEFAULT_METRICS if m in tables]:
+        curves_of[name] = _curves_by_arm(curves, None, name, [baseline, *compared])
         if baseline not in curves_of[name]:
-            notes.append(f"No parity on {name}: the baseline '{baseline}' has no values of it.")
             del curves_of[name]
             continue
-        results[name] = [parity(curves_of[name][baseline], c, info.higher_is_better, name, rule=rule, smooth=smooth,
-                                n_boot=n_boot, seed=boot_seed, ci_level=ci_level)
+        results[name] = [parity(curves_of[name][baseline], c, tables[name][2].higher_is_better, name, **{
+            k: v for k, v in pkw.items() if k != "boot_seed"}, seed=boot_seed)
                          for arm, c in curves_of[name].items() if arm != baseline]
     if eval_notes["incomplete"]:
         notes.append(f"lm-eval suite incomplete at {len(eval_notes['incomplete'])} checkpoint(s) "
@@ -169,67 +170,75 @@ def build_report(results_dir: Path, config_name: str, out_dir: Path, *, metric: 
     if eval_notes["unreadable"]:
         notes.append(f"Unreadable lm-eval files skipped: {eval_notes['unreadable']}.")
 
-    # ---- composition
+    # ---- rows, verdicts, tests
+    prim = mults.get(primary_name, {})
+    by_arm = {r.arm: r for r in results.get(primary_name, [])}
+    headline = headline_rows(head_arms, settings, prim, primary, by_arm)
+    abl = ablation_rows(headline_rows(abl_arms, settings, prim, primary, by_arm), headline)
+    control_rows = headline_rows(control_arms, settings, prim, primary, by_arm)
+    jest_arms = [h["arm"] for h in headline if h["policy"] == "jest"]
+    equivalence = vd.ablation_tests(prim, abl, margin)
+    for row in abl:
+        row["equivalence"] = next((e for e in equivalence if e["arm"] == row["arm"]), None)
+    controls = vd.controls(prim, settings, jest_arms, margin)
+    per_set = [{"set": vd.heldout_set(name), "metric": name, "arm": arm, **vd.nest(m["quantities"]),
+                "pairing": m["pairing"]}
+               for name, ms in mults.items() if vd.heldout_set(name) and "_bpb" not in name
+               for arm, m in ms.items() if arm in head_arms + control_arms]
+    family_rows = vd.family_table(curves, primary_name, family) if primary_name in mults else []
+
+    # ---- composition (what each compared arm and the baseline trained on)
+    comp_curves = curves[curves["arm"].isin([baseline, *compared])] if not curves.empty else curves
     composition = {"pool_shares_agree": comp.pool_shares_agree(cards)}
     over = {}
     for kind in comp.KINDS:
         pool = comp.pool_shares(cards, kind)
-        over[kind] = (comp.selection_over_training(curves, kind, n_bins), pool)
+        over[kind] = (comp.selection_over_training(comp_curves, kind, n_bins), pool)
         composition[kind] = {"pool_share": pool.to_dict(),
-                             "selected": comp.composition_summary(curves, pool, kind).to_dict("records")}
+                             "selected": comp.composition_summary(comp_curves, pool, kind).to_dict("records")}
     if not composition["pool_shares_agree"]:
         notes.append("The runs' cards disagree on the pool shares: the pool changed between runs.")
 
-    # ---- figures
-    figures: dict = {}
+    lm_rows = per_task_table(load_task_table(runs_dir, sorted(in_scope)), [baseline, *compared])
     used_refs = {s.get("reference", "ref") for a, s in settings.items() if s.get("policy") == "jest"}
     references = load_references(results_dir, config_name, used_refs or None)
-    for name, rs in results.items():
-        info = tables[name][2]
-        ref_lines = {r["name"]: r[name] for r in references if r.get(name) is not None and r["status"] == "finished"}
-        _figure(figures, plots.plot_metric_vs_steps(curves_of[name], rs, info, baseline, ref_lines), out_dir,
-                f"curves_{name}", f"{info.axis_label} vs training steps: mean over seeds (band: min-max); "
-                f"dashed: the baseline's final value; stars: parity points.")
-    if primary_name in results:
-        _figure(figures, plots.plot_metric_vs_flops(curves_of[primary_name], results[primary_name], primary, baseline),
-                out_dir, f"flops_{primary_name}",
-                f"{primary.axis_label} vs cumulative FLOPs under each accounting (log x).")
-        head = headline_rows([r for r in results[primary_name] if r.arm not in ablations], settings)
-        abl = ablation_rows([r for r in results[primary_name] if r.arm in ablations], settings, head)
-        jest_rows = [h for h in head if h["policy"] == "jest"]
-        if jest_rows:
-            _figure(figures, plots.plot_speedup_vs_filter_ratio(jest_rows), out_dir, "speedup_vs_filter_ratio",
-                    "Speedup to parity vs filter ratio (95% bootstrap CI), against the claimed 13x iterations "
-                    "and 10x FLOPs (train+score); log y" + ("; headline arms only." if abl else "."))
-        if head or abl:
-            _figure(figures, plots.plot_ablation(head + abl), out_dir, "speedup_per_arm",
-                    "Speedup to parity per arm: iterations and FLOPs (train+score), 95% CI"
-                    + (f"; the last {len(abl)} are the ablations." if abl else "."))
-    for kind, (over_training, pool) in over.items():
-        if not over_training.empty:
-            _figure(figures, plots.plot_composition(over_training, pool, kind, [baseline, *compared]), out_dir, f"composition_{kind}",
-                    f"Share of trained sequences by {kind} over training (solid) vs the pool (dashed).")
+    figures = {} if not figures else make_figures(out_dir, curves_of=curves_of, results=results, tables=tables, baseline=baseline,
+                           references=references, primary_name=primary_name, primary=primary,
+                           headline=headline, ablations=abl, controls=controls, control_rows=control_rows,
+                           family=family_rows, mults=prim, per_set=per_set, lm_rows=lm_rows, over=over,
+                           arm_order=[baseline, *compared])
 
-    # ---- the baseline's final values (mean and per seed) on every metric
-    base_finals, base_seeds, final_step = {}, [], None
-    for name, rs in results.items():
-        c = curves_of[name].get(baseline)
-        if c is not None:
-            base_finals[name] = {"mean": float(c.values[:, -1].mean()),
-                                 "per_seed": {str(s): float(v) for s, v in zip(c.seeds, c.values[:, -1])}}
-            if name == primary_name:
-                base_seeds, final_step = list(c.seeds), float(c.steps[-1])
-
-    summary = assemble(config_name=config_name, config=config, cards=cards, baseline=baseline,
-                       baseline_finals=base_finals, baseline_seeds=base_seeds, final_step=final_step,
-                       primary=primary, results_by_metric=results, settings=settings, parity_kwargs=pkw,
-                       composition=composition, runs=run_rows(cards, last_rows), references=references,
-                       figures=figures, extra_notes=notes, arm_scope=arms, ablation_arms=ablations)
+    base_c = curves_of.get(primary_name, {}).get(baseline)
+    sections = {
+        "statistics": statistics_settings(ci_level, margin),
+        "family": {"metric": primary_name, "arms": family_rows, "budgets": sorted(set(family.values()))},
+        "baseline": {"arm": baseline, "seeds": list(base_c.seeds) if base_c else [],
+                     "final_step": float(base_c.steps[-1]) if base_c else None},
+        "headline": headline, "ablations": abl, "control_rows": control_rows,
+        "claims": vd.claims(prim, jest_arms, ci_level), "best_arm": vd.best_of(prim, jest_arms),
+        "equivalence": equivalence, "controls": controls, "per_set": per_set,
+        "multipliers": {name: {a: {**m, "quantities": vd.nest(m["quantities"])} for a, m in ms.items()}
+                        for name, ms in mults.items()},
+        "parity": results, "parity_settings": pkw,
+        "lmeval": {"tasks": lm_rows, "fields": {k: list(v[0]) for k, v in LM_FIELDS.items()}},
+        "repetition": vd.repetition(curves, cards), "composition": composition,
+        "runs": run_rows(cards, last_rows), "references": references, "figures": figures}
+    summary = assemble(config_name=config_name, config=config, cards=cards, baseline=baseline, primary=primary,
+                       sections=sections, arm_scope=arms, ablation_arms=ablations, extra_notes=notes)
     summary = to_json(summary)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n")
     (out_dir / "report.md").write_text(render_markdown(summary))
     (out_dir / "report.html").write_text(render_html(summary, out_dir))
     return summary
+
+
+def statistics_settings(ci_level: float, margin: float) -> dict:
+    return {"multiplier": "iso-loss compute multiplier against the uniform family (analysis.multiplier)",
+            "interval": "Student t-interval on the per-seed log multiplier (analysis.stats)",
+            "ci_level": ci_level, "alpha": ALPHA, "power": POWER, "equivalence_margin": margin,
+            "equivalence_test": "paired TOST on the log multipliers (statsmodels ttost_paired)",
+            "claim_test": "one-sided t-test of log M > log factor per arm, Holm over arms",
+            "verdicts": [REPRODUCED, NOT_REPRODUCED, UNDECIDED, SINGLE_SEED]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -238,19 +247,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", required=True, help="config name, e.g. tiny (reads <results>/<config>/runs)")
     ap.add_argument("--out", type=Path, help="output folder (default: <results>/<config>/report)")
     ap.add_argument("--metric", help="primary metric (default: heldout_loss, else the first available)")
-    ap.add_argument("--rule", choices=("first", "sustained"), default="first",
-                    help="parity crossing rule (default: first crossing, as in DESIGN.md)")
+    ap.add_argument("--rule", choices=("first", "sustained"), default="sustained",
+                    help="first-crossing view: 'sustained' (default: stays reached for the rest of the run) or "
+                         "'first' (the first crossing, one lucky dip counts)")
     ap.add_argument("--smooth", choices=("none", "running_best"), default="none")
-    ap.add_argument("--n-boot", type=int, default=2000, help="bootstrap replicates (default 2000)")
+    ap.add_argument("--n-boot", type=int, default=2000, help="bootstrap replicates of the parity view (default 2000)")
+    ap.add_argument("--margin", type=float, default=DEFAULT_MARGIN,
+                    help=f"equivalence margin of the 'no difference' tests, a ratio of multipliers "
+                         f"(default {DEFAULT_MARGIN}: within 10%%)")
     ap.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     ap.add_argument("--arms", choices=ARM_SCOPES, default="headline",
                     help="headline: leave out the config's ablation_arms (default); all: report every arm")
+    ap.add_argument("--no-figures", action="store_true", help="numbers and tables only (no plots: fast)")
     ap.add_argument("--no-mlflow", action="store_true",
                     help="do not log the report as an MLflow summary run (default: log it; failures only warn)")
     args = ap.parse_args(argv)
     out = args.out or args.results / args.config / "report"
     summary = build_report(args.results, args.config, out, metric=args.metric, rule=args.rule, smooth=args.smooth,
-                           n_boot=args.n_boot, boot_seed=args.seed, arms=args.arms)
+                           n_boot=args.n_boot, boot_seed=args.seed, arms=args.arms, margin=args.margin,
+                           figures=not args.no_figures)
     if not args.no_mlflow:
         from analysis.mlflow_summary import log_summary
         run_id = log_summary(summary, out, args.results, args.results / args.config / "runs")

@@ -1,60 +1,20 @@
-"""summary.json: the report's numbers, one versioned JSON document (schema below).
+"""summary.json: the report's numbers, one versioned JSON document.
 
-SUMMARY_SCHEMA_VERSION = "jest-summary-v2". Bump it on any change of meaning
-or layout. v2 (from v1): "headline" holds the headline arms only; the config's
-`ablation_arms` go to "ablations" (when the report covers them: "arm_scope": "all");
-new keys "arm_scope", "ablation_arms", "ablations". Speedups are objects {value, ci_low, ci_high, bound, ci_low_censored,
-ci_high_censored} (analysis.parity.Speedup; bound: null | "upper" (parity not
-reached: the true speedup is below value) | "lower" (reached at the first eval
-point: at least value)). Non-finite numbers are written as null.
-
-{
-  "schema_version": "jest-summary-v2",
-  "config": {"name": str, "config_hash": [str], "resolved": {the full config of the runs}},
-  "arm_scope": "headline" | "all",     # which arms the report covers (analysis.report --arms)
-  "ablation_arms": [str],              # the config's ablation arms (run by `snakemake ablations`)
-  "baseline": {"arm": str | null, "seeds": [int], "final_step": float,
-               "final": {metric: {"mean": float, "per_seed": {seed: float}}}},
-  "primary_metric": {"name": str, "higher_is_better": bool, "label": str},
-  "metrics": [names of the metrics with parity results],
-  "parity_settings": {"rule": "first" | "sustained", "smooth": "none" | "running_best",
-                      "n_boot": int, "boot_seed": int, "ci_level": float,
-                      "flop_accountings": {"train": "flops_train", ...}},
-  "headline": [            # one row per compared headline arm (not the baseline, not an ablation), primary metric
-    {"arm": str, "policy": str, "filter_ratio": float, "series": str, "settings": {arm config},
-     "metric": str, "higher_is_better": bool, "baseline_final": float (= target), "arm_final": float,
-     "seeds": [int], "baseline_seeds": [int], "reached": bool, "T_u": float, "T_j": float | null,
-     "T_end": float, "p_reached": float, "ci_available": bool, "max_measurable_speedup": float,
-     "baseline_self_step": float | null,
-     "iterations": Speedup, "flops": {"train": Speedup, "train+score": Speedup, "total": Speedup}}
-  ],
-  "ablations": [           # one row per ablation arm in the report: a headline row plus
-    {..., "compared_to": str | null,   # the headline JEST arm it is set against (same filter ratio)
-     "differs": {key: {"ablation": value, "headline": value}}}   # its settings that differ
-  ],
-  "parity": {metric: [analysis.parity.ParityResult.to_dict(), ...]},   # every metric, every compared arm
-  "claims": [{"id", "claim", "factor", "quantity", "accounting", "paper_setting", "setting_here",
-              "best_arm", "measured": Speedup | null, "verdict": "holds" | "does not hold" |
-              "inconclusive", "reason", "per_arm": [{"arm", "verdict", "reason", "single_seed"}]}],
-  "composition": {kind ("source", "quality"): {"pool_share": {label: float},
-                  "selected": [{"arm", "label", "pool_share", "selected_share", "enrichment"}]},
-                  "pool_shares_agree": bool},
-  "runs": [{"run", "arm", "seed", "status", "policy", "filter_ratio", "steps", "heldout_loss",
-            "heldout_bpb", "flops_train", "flops_train_score", "flops_total", "wall_time_s", "error"}],
-  "references": [{"name", "status", "steps", "n_params", "train_split", "heldout_loss", "heldout_bpb",
-                  "flops_train"}],   # the reference models' own final values (results/<config>/references)
-  "provenance": {"git_commits": [str], "packages": {name: [versions]}, "machines": [dict],
-                 "devices": [str], "started": str | null, "finished": str | null, "n_runs": int},
-  "figures": {name: {"png": path relative to the report folder, "svg": ..., "caption": str}},
-  "notes": [str]           # anything the reader must know: missing runs, single seeds, coarse evals
-}
+SUMMARY_SCHEMA_VERSION = "jest-summary-v3"; every field is listed in docs/summary.md. Bump the
+version on any change of meaning or layout. v3 (from v2): the headline is the iso-loss compute
+multiplier against the uniform family (analysis.multiplier, analysis.stats): "iterations",
+"examples" and "flops" of a headline row are multiplier estimates {value, ci_low, ci_high, bound,
+n, log_mean, log_sd, method, ci_level, per_seed}; first-crossing parity moved to the row's
+"parity" (and "parity" per metric); new "statistics", "family", "multipliers", "per_set",
+"equivalence", "best_arm", "controls", "repetition", "lmeval"; claim verdicts are
+"reproduced" / "not reproduced at this scale" / "undecided" / "single seed: no verdict".
 """
 from __future__ import annotations
 
-from analysis.claims import CLAIMS, judge
+from analysis.multiplier import budget_of
 from analysis.parity import ACCOUNTINGS, ParityResult, Speedup, to_json
 
-SUMMARY_SCHEMA_VERSION = "jest-summary-v2"
+SUMMARY_SCHEMA_VERSION = "jest-summary-v3"
 
 
 # ---------------------------------------------------------------- arms
@@ -86,31 +46,49 @@ def series_names(settings: dict[str, dict], arms: list[str]) -> dict[str, str]:
 
 
 def choose_baseline(settings: dict[str, dict]) -> str | None:
-    """The arm named 'uniform' if it is a uniform policy, else the first uniform arm."""
+    """The first-crossing baseline: the uniform arm at the headline budget (1.0), 'uniform' first."""
     uniform = [a for a, s in settings.items() if s.get("policy") == "uniform"]
-    return "uniform" if "uniform" in uniform else (uniform[0] if uniform else None)
+    headline = [a for a in uniform if budget_of(settings[a]) == 1.0] or uniform
+    return "uniform" if "uniform" in headline else (headline[0] if headline else None)
 
 
 # ---------------------------------------------------------------- rows
-def headline_rows(results: list[ParityResult], settings: dict[str, dict]) -> list[dict]:
-    names = series_names(settings, [r.arm for r in results])
+def _parity_brief(r: ParityResult | None) -> dict | None:
+    if r is None:
+        return None
+    return {"rule": r.rule, "reached": r.reached, "T_u": r.T_u, "T_j": r.T_j, "T_end": r.T_end,
+            "target": r.target, "p_reached": r.p_reached, "ci_available": r.ci_available,
+            "max_measurable_speedup": r.max_measurable_speedup, "baseline_self_step": r.baseline_self_step,
+            "iterations": r.iterations, "flops": r.flops}
+
+
+def headline_rows(arms: list[str], settings: dict[str, dict], mults: dict, metric, parity_by_arm: dict) -> list[dict]:
+    """One row per arm with a multiplier (or a parity result) on the primary metric."""
+    names = series_names(settings, arms)
     rows = []
-    for r in results:
-        s = settings.get(r.arm, {})
-        rows.append({"arm": r.arm, "policy": s.get("policy"), "filter_ratio": filter_ratio(s),
-                     "series": names[r.arm], "settings": s, "metric": r.metric,
-                     "higher_is_better": r.higher_is_better, "baseline_final": r.target, "arm_final": r.arm_final,
-                     "seeds": r.arm_seeds, "baseline_seeds": r.baseline_seeds, "reached": r.reached,
-                     "T_u": r.T_u, "T_j": r.T_j, "T_end": r.T_end, "p_reached": r.p_reached,
-                     "ci_available": r.ci_available, "max_measurable_speedup": r.max_measurable_speedup,
-                     "baseline_self_step": r.baseline_self_step, "iterations": r.iterations, "flops": r.flops})
+    for arm in arms:
+        m, p = mults.get(arm), parity_by_arm.get(arm)
+        if m is None and p is None:
+            continue
+        s = settings.get(arm, {})
+        q = (m or {}).get("quantities", {})
+        it = q.get("iterations")
+        rows.append({"arm": arm, "policy": s.get("policy"), "filter_ratio": filter_ratio(s), "budget": budget_of(s),
+                     "series": names[arm], "settings": s, "metric": metric.name,
+                     "higher_is_better": metric.higher_is_better,
+                     "seeds": [x["seed"] for x in it.per_seed] if it else (p.arm_seeds if p else []),
+                     "pairing": (m or {}).get("pairing"), "arm_final": (m or {}).get("final"),
+                     "iterations": it, "examples": q.get("examples"),
+                     "flops": {a: q[a] for a in ACCOUNTINGS if a in q}, "range": (m or {}).get("range", {}),
+                     "ci_available": bool(it and it.n >= 2),
+                     "reached": p.reached if p else None, "T_j": p.T_j if p else None, "T_u": p.T_u if p else None,
+                     "parity": _parity_brief(p)})
     return rows
 
 
-def ablation_rows(results: list[ParityResult], settings: dict[str, dict], headline: list[dict]) -> list[dict]:
-    """Headline-style rows for ablation arms, each set against the headline JEST arm with the same
-    filter ratio (else the first headline JEST arm), naming the settings that differ."""
-    rows = headline_rows(results, settings)
+def ablation_rows(rows: list[dict], headline: list[dict]) -> list[dict]:
+    """Ablation rows, each set against the headline JEST arm with the same filter ratio (else the
+    first headline JEST arm), naming the settings that differ."""
     jest_head = [h for h in headline if h["policy"] == "jest"]
     for row in rows:
         same_f = [h for h in jest_head if h["filter_ratio"] == row["filter_ratio"]]
@@ -126,12 +104,13 @@ def run_rows(cards: list[dict], last_rows: dict[str, dict]) -> list[dict]:
     """The run table: every run with a card, finished or not; `last_rows`: run -> last metrics row."""
     rows = []
     for c in cards:
-        final = c.get("final") or last_rows.get(c["run"], {})
+        final = {**last_rows.get(c["run"], {}), **(c.get("final") or {})}
         s = c.get("config", {}).get("arms", {}).get(c["arm"], {})
         rows.append({"run": c["run"], "arm": c["arm"], "seed": c["seed"], "status": c.get("status"),
-                     "policy": s.get("policy"), "filter_ratio": filter_ratio(s),
+                     "policy": s.get("policy"), "filter_ratio": filter_ratio(s), "budget": budget_of(s),
                      "steps": c.get("steps", final.get("step")),
-                     **{k: final.get(k) for k in ("heldout_loss", "heldout_bpb", *ACCOUNTINGS.values())},
+                     **{k: final.get(k) for k in ("heldout_loss", "heldout_bpb", *ACCOUNTINGS.values(),
+                                                  "pool_passes", "unique_sequences")},
                      "wall_time_s": final.get("wall_time"), "error": c.get("error")})
     return rows
 
@@ -164,80 +143,104 @@ def setting_here(config: dict, cards: list[dict], metric: str, T_u: float | None
             + (f", {T_u:.0f} steps" if T_u else "") + f", metric {metric}")
 
 
-def claims(headline: list[dict], config: dict, cards: list[dict], metric: str) -> list[dict]:
-    jest_rows = [h for h in headline if h["policy"] == "jest"]
-    T_u = headline[0]["T_u"] if headline else None
-    return [{**judge(c, jest_rows), "setting_here": setting_here(config, cards, metric, T_u)} for c in CLAIMS]
-
-
-def notes_for(headline: list[dict], results_by_metric: dict, cards: list[dict], baseline: str | None) -> list[str]:
+def notes_for(*, headline: list[dict], ablations: list[dict], cards: list[dict], baseline: str | None,
+              family: list[dict], repetition: list[dict], controls: dict) -> list[str]:
+    """Everything the reader must know before trusting a number."""
     notes = []
     if baseline is None:
         notes.append("No finished run of a uniform-policy arm: nothing to compare against.")
+    if baseline is not None and len(family) < 2:
+        notes.append("No uniform compute family (uniform arms at >= 2 budgets, e.g. 0.5x, 1x, 2x, 4x the "
+                     "headline steps): no iso-loss multiplier, only first-crossing parity (the second view).")
     unfinished = [c["run"] for c in cards if c.get("status") != "finished"]
     if unfinished:
         notes.append(f"Runs not finished (left out of every number): {', '.join(unfinished)}.")
-    for h in headline:
-        if not h["ci_available"]:
-            notes.append(f"{h['arm']}: fewer than 2 seeds on one side: no confidence interval (CI = the point).")
-        elif min(len(h["seeds"]), len(h["baseline_seeds"])) < 3:
-            notes.append(f"{h['arm']}: fewer than 3 seeds on one side (the design asks for 3): a coarse CI.")
-        if h["baseline_self_step"] is not None and h["baseline_self_step"] < h["T_u"]:
-            notes.append(f"{h['arm']}: the baseline's own curve first reaches its final value at step "
-                         f"{h['baseline_self_step']:.0f}: speedups up to {h['T_u'] / h['baseline_self_step']:.2f}x "
-                         "are within the noise floor of the first-crossing rule.")
-    coarse: dict[tuple, list[str]] = {}
-    for h in headline:
-        if h["max_measurable_speedup"] < 13:
-            coarse.setdefault((h["max_measurable_speedup"], h["T_u"]), []).append(h["arm"])
-    for (cap, T_u), arms in coarse.items():
-        notes.append(f"The eval grid resolves iteration speedups up to {cap:.1f}x only (first eval at step "
-                     f"{T_u / cap:.0f} of {T_u:.0f}; {', '.join(arms)}): a 13x speedup cannot be shown; "
-                     "evaluate earlier and more often (log-spaced eval steps).")
-    if baseline is not None and not headline and cards:
-        notes.append("No compared arm has finished runs with the primary metric yet.")
+    few = [f"{h['arm']} ({h['iterations'].n})" for h in headline + ablations
+           if h.get("iterations") is not None and 1 < h["iterations"].n < 5]
+    if few:
+        notes.append(f"Fewer than the 5 seeds the design asks for (wide t-intervals): {', '.join(few)}.")
+    single = [h["arm"] for h in headline + ablations if h.get("iterations") is not None and h["iterations"].n == 1]
+    if single:
+        notes.append(f"Single seed: no interval, no verdict: {', '.join(single)}.")
+    for h in headline + ablations:
+        it = h.get("iterations")
+        if it is None:
+            continue
+        if h.get("pairing") == "pooled":
+            notes.append(f"{h['arm']}: placed on the family's pooled (seed-mean) curve, not paired by seed (the "
+                         "family lacks some of its seeds): the family's own noise is not in the interval.")
+        if it.bound in ("lower", "mixed"):
+            notes.append(f"{h['arm']}: at least one seed ends better than the family's largest budget: its "
+                         "multiplier is a lower bound; train a larger uniform budget to measure it.")
+        if it.bound in ("upper", "mixed"):
+            notes.append(f"{h['arm']}: at least one seed ends worse than the family's smallest budget: its "
+                         "multiplier is an upper bound; train a smaller uniform budget to measure it.")
+        p = h.get("parity")
+        if p and p["baseline_self_step"] is not None and p["T_u"] and p["baseline_self_step"] < p["T_u"]:
+            notes.append(f"{h['arm']} (first-crossing view): the baseline's own curve reaches its final value at "
+                         f"step {p['baseline_self_step']:.0f}; parity speedups up to "
+                         f"{p['T_u'] / p['baseline_self_step']:.2f}x are within that view's noise floor.")
+    for r in repetition:
+        if r["repeats"]:
+            notes.append(f"{r['arm']} repeats data: {r['pool_passes']:.2f} passes over the pool.")
+    if controls.get("arms") and not controls.get("oracle_ceiling"):
+        notes.append("No oracle_clean arm: the speedup plots draw no ceiling.")
     return list(dict.fromkeys(notes))
 
 
-def assemble(*, config_name: str, config: dict, cards: list[dict], baseline: str | None,
-             baseline_finals: dict, baseline_seeds: list, final_step: float | None, primary,
-             results_by_metric: dict[str, list[ParityResult]], settings: dict, parity_kwargs: dict,
-             composition: dict, runs: list[dict], references: list[dict], figures: dict,
-             extra_notes: list[str], arm_scope: str = "headline", ablation_arms: list[str] = ()) -> dict:
-    """The summary document (see the module docstring); Speedup objects are kept until `to_json`."""
-    primary_results = results_by_metric.get(primary.name, [])
-    headline = headline_rows([r for r in primary_results if r.arm not in ablation_arms], settings)
-    ablations = ablation_rows([r for r in primary_results if r.arm in ablation_arms], settings, headline)
+def assemble(*, config_name: str, config: dict, cards: list[dict], baseline: str | None, primary,
+             sections: dict, arm_scope: str = "headline", ablation_arms: list[str] = (),
+             extra_notes: list[str] = ()) -> dict:
+    """The summary document (docs/summary.md); estimates stay objects until `to_json`.
+
+    sections: statistics, family, headline, ablations, control_rows, claims, best_arm, equivalence,
+    controls, per_set, multipliers, parity, parity_settings, lmeval, repetition, composition, runs,
+    references, figures."""
+    s = sections
     extra = []
     if ablation_arms and arm_scope == "headline":
         extra.append(f"Ablation arms are not in this report: {', '.join(ablation_arms)} "
                      "(`snakemake ablations` runs them and writes report/ablations/).")
     elif ablation_arms:
-        missing = [a for a in ablation_arms if a not in {r["arm"] for r in ablations}]
+        missing = [a for a in ablation_arms if a not in {r["arm"] for r in s["ablations"]}]
         if missing:
             extra.append(f"Ablation arms without finished runs (not in the ablation table): {', '.join(missing)}.")
+    T_u = next((h["T_u"] for h in s["headline"] if h.get("T_u")), None)
+    here = setting_here(config, cards, primary.name, T_u)
     return {
         "schema_version": SUMMARY_SCHEMA_VERSION,
         "config": {"name": config_name, "config_hash": sorted({c["config_hash"] for c in cards
                                                                if c.get("config_hash")}), "resolved": config},
         "arm_scope": arm_scope,
         "ablation_arms": list(ablation_arms),
-        "baseline": {"arm": baseline, "seeds": baseline_seeds, "final_step": final_step, "final": baseline_finals},
+        "statistics": s["statistics"],
+        "family": s["family"],
+        "baseline": s["baseline"],
         "primary_metric": {"name": primary.name, "higher_is_better": primary.higher_is_better,
                            "label": primary.axis_label},
-        "metrics": list(results_by_metric),
-        "parity_settings": {**parity_kwargs, "flop_accountings": dict(ACCOUNTINGS)},
-        "headline": headline,
-        "ablations": ablations,
-        "parity": {m: [r.to_dict() for r in rs] for m, rs in results_by_metric.items()},
-        "claims": claims(headline, config, cards, primary.name),
-        "composition": composition,
-        "runs": runs,
-        "references": references,
+        "metrics": list(s["multipliers"]),
+        "headline": s["headline"],
+        "ablations": s["ablations"],
+        "control_arms": s["control_rows"],
+        "claims": [{**c, "setting_here": here} for c in s["claims"]],
+        "best_arm": s["best_arm"],
+        "equivalence": s["equivalence"],
+        "controls": s["controls"],
+        "per_set": s["per_set"],
+        "multipliers": s["multipliers"],
+        "parity_settings": {**s["parity_settings"], "flop_accountings": dict(ACCOUNTINGS)},
+        "parity": {m: [r.to_dict() for r in rs] for m, rs in s["parity"].items()},
+        "lmeval": s["lmeval"],
+        "repetition": s["repetition"],
+        "composition": s["composition"],
+        "runs": s["runs"],
+        "references": s["references"],
         "provenance": provenance(cards),
-        "figures": figures,
-        "notes": notes_for(headline + ablations, results_by_metric, cards, baseline) + extra + extra_notes,
+        "figures": s["figures"],
+        "notes": notes_for(headline=s["headline"], ablations=s["ablations"] + s["control_rows"], cards=cards,
+                           baseline=baseline, family=s["family"]["arms"], repetition=s["repetition"],
+                           controls=s["controls"]) + extra + list(extra_notes),
     }
 
 
-__all__ = ["SUMMARY_SCHEMA_VERSION", "Speedup", "ablation_rows", "assemble", "to_json"]
+__all__ = ["SUMMARY_SCHEMA_VERSION", "Speedup", "ablation_rows", "assemble", "headline_rows", "to_json"]

@@ -37,35 +37,53 @@ class _Images(HTMLParser):
         self.tables += tag == "table"
 
 
-def test_summary_headline_has_the_known_answers(report):
+def test_summary_headline_is_the_multiplier_with_the_known_answers(report):
     s = report["summary"]
-    assert s["schema_version"] == SUMMARY_SCHEMA_VERSION
+    assert s["schema_version"] == SUMMARY_SCHEMA_VERSION == "jest-summary-v3"
     assert s["primary_metric"]["name"] == "heldout_loss" and not s["primary_metric"]["higher_is_better"]
     assert s["baseline"]["arm"] == "uniform" and s["baseline"]["seeds"] == [0, 1, 2]
+    assert s["family"]["budgets"] == [0.5, 1.0, 2.0, 4.0]
+    assert [f["arm"] for f in s["family"]["arms"]] == ["uniform_b0.5", "uniform", "uniform_b2", "uniform_b4"]
     head = {h["arm"]: h for h in s["headline"]}
-    assert list(head) == ["jest_f0.5", "jest_f0.8", "jest_topk_f0.8"]        # the config's order
+    assert list(head) == ["jest_f0.5", "jest_f0.8", "jest_topk_f0.8"]        # the config's order, no family
     assert head["jest_f0.5"]["iterations"]["value"] == pytest.approx(2.0)
-    assert head["jest_f0.8"]["iterations"]["value"] == pytest.approx(4.0)
-    assert head["jest_f0.8"]["flops"]["train+score"]["value"] == pytest.approx(4.0 / (1 + 5 / 3))
-    lo, hi = head["jest_f0.8"]["iterations"]["ci_low"], head["jest_f0.8"]["iterations"]["ci_high"]
-    assert lo <= 4.0 <= hi
-    assert head["jest_f0.8"]["seeds"] == [0, 1, 2]                             # the failed seed 3 is left out
+    j = head["jest_f0.8"]
+    assert j["iterations"]["value"] == pytest.approx(4.0) and j["pairing"] == "paired"
+    assert j["examples"]["value"] == pytest.approx(4.0) and j["flops"]["train"]["value"] == pytest.approx(4.0)
+    assert j["flops"]["train+score"]["value"] == pytest.approx(4.0 / (1 + 5 / 3))
+    assert j["iterations"]["ci_low"] == pytest.approx(4.0) and j["iterations"]["n"] == 3
+    assert j["seeds"] == [0, 1, 2]                                           # the failed seed 3 is left out
+    assert j["parity"]["reached"] and j["parity"]["iterations"]["value"] == pytest.approx(4.0)
+    assert j["parity"]["rule"] == "sustained"
     topk = head["jest_topk_f0.8"]
-    assert not topk["reached"] and topk["iterations"]["bound"] == "upper" and topk["T_j"] is None
+    assert not topk["parity"]["reached"] and topk["parity"]["iterations"]["bound"] == "upper"
+    assert 0.8 < topk["iterations"]["value"] < 0.9                          # measured, not a bound
     assert head["jest_f0.5"]["filter_ratio"] == 0.5 and head["jest_f0.5"]["series"] == "selector=joint"
     assert set(s["parity"]) == {"heldout_loss", "heldout_bpb"}
+    assert {"heldout_loss", "heldout_loss_src_email", "heldout_bpb_ext_bible"} <= set(s["metrics"])
     claims = {c["id"]: c for c in s["claims"]}
-    assert claims["iterations_13x"]["verdict"] == "does not hold"
+    assert claims["iterations_13x"]["verdict"] == "not reproduced at this scale"
     assert claims["iterations_13x"]["best_arm"] == "jest_f0.8"
-    assert claims["compute_10x"]["verdict"] == "does not hold"
+    assert claims["compute_10x"]["verdict"] == "not reproduced at this scale"
     assert "WebLI" in claims["iterations_13x"]["paper_setting"]
+    assert s["best_arm"]["arm"] == "jest_f0.8" and s["best_arm"]["significant"]
+    assert s["statistics"]["equivalence_margin"] == 1.10
 
 
-def test_summary_runs_provenance_and_composition(report):
+def test_per_set_multipliers_show_what_an_arm_gives_up(report):
+    per = {(r["set"], r["arm"]): r for r in report["summary"]["per_set"]}
+    assert per[("default", "jest_f0.8")]["iterations"]["value"] == pytest.approx(4.0)
+    assert per[("src_email", "jest_f0.8")]["iterations"]["value"] == pytest.approx(0.5)
+    assert per[("ext_bible", "jest_f0.8")]["iterations"]["value"] == pytest.approx(1.0)
+    assert not any("_bpb" in r["metric"] for r in report["summary"]["per_set"])   # bpb: the same multiplier
+
+
+def test_summary_runs_provenance_repetition_and_composition(report):
     s = report["summary"]
     runs = {r["run"]: r for r in s["runs"]}
-    assert len(runs) == 13 and runs["jest_f0.8_s3"]["status"] == "failed" and runs["jest_f0.8_s3"]["error"] == "boom"
+    assert len(runs) == 22 and runs["jest_f0.8_s3"]["status"] == "failed" and runs["jest_f0.8_s3"]["error"] == "boom"
     assert runs["uniform_s0"]["heldout_loss"] == pytest.approx(3.0 + 4.0 * 2.718281828 ** (-200 / 60) - 0.01)
+    assert runs["uniform_b4_s0"]["budget"] == 4.0 and runs["uniform_b4_s0"]["steps"] == 800
     assert s["references"] == [{"name": "ref", "status": "finished", "steps": 300, "n_params": 664192,
                                 "train_split": "curated", "heldout_loss": 3.05, "heldout_bpb": None,
                                 "flops_train": 2.7e12}]
@@ -74,14 +92,19 @@ def test_summary_runs_provenance_and_composition(report):
     sel = {(r["arm"], r["label"]): r for r in s["composition"]["source"]["selected"]}
     assert sel[("uniform", "brown")]["enrichment"] == pytest.approx(1.0)
     assert sel[("jest_topk_f0.8", "brown")]["enrichment"] > 2
+    assert not any(arm.startswith("uniform_b") for arm, _ in sel)          # the family is not a compared arm
+    rep = {r["arm"]: r for r in s["repetition"]}
+    assert rep["jest_f0.8"]["repeats"] and rep["jest_f0.8"]["pool_passes"] == pytest.approx(16000 / 12000)
+    assert not rep["jest_f0.5"]["repeats"]
     assert any("not finished" in n for n in s["notes"])
-    assert sum("resolves iteration speedups up to 8.0x" in n for n in s["notes"]) == 1
+    assert any("jest_f0.8 repeats data: 1.33 passes" in n for n in s["notes"])
+    assert any("Fewer than the 5 seeds" in n for n in s["notes"])
 
 
 def test_every_figure_is_written_referenced_and_loadable(report):
     out, figures = report["out"], report["summary"]["figures"]
-    assert {"curves_heldout_loss", "flops_heldout_loss", "speedup_vs_filter_ratio", "speedup_per_arm",
-            "composition_source"} <= set(figures)
+    assert {"multiplier_per_arm", "family", "multiplier_vs_filter_ratio", "multiplier_per_set",
+            "curves_heldout_loss", "flops_heldout_loss", "parity_per_arm", "composition_source"} <= set(figures)
     md = (out / "report.md").read_text()
     for f in figures.values():
         png = (out / f["png"]).read_bytes()
@@ -102,13 +125,36 @@ def test_report_texts_show_claims_and_verdicts(report):
     assert "<script" not in html and "<link" not in html       # nothing external to load
     html = unescape(html)
     for text in (md, html):
-        assert "13x fewer iterations" in text and "10x less compute" in text and "does not hold" in text
-        assert "4.00x [" in text and "< 1.00x (not reached)" in text
+        assert "13x fewer iterations" in text and "10x less compute" in text
+        assert "not reproduced at this scale" in text and "does not hold" not in text
+        assert "4.00x [4.00, 4.00]" in text and "< 1.00x (not reached)" in text
+        assert "Per held-out set" in text and "src_email" in text and "0.50x [0.50, 0.50]" in text
+        assert "The uniform compute family" in text and "Second view: first-crossing parity" in text
 
 
 def test_no_runs_gives_an_empty_but_valid_report(tmp_path):
     (tmp_path / "empty" / "runs").mkdir(parents=True)
     s = build_report(tmp_path, "empty", tmp_path / "out")
     assert s["headline"] == [] and s["figures"] == {} and s["baseline"]["arm"] is None
-    assert {c["verdict"] for c in s["claims"]} == {"inconclusive"}
+    assert {c["verdict"] for c in s["claims"]} == {"undecided"}
     assert (tmp_path / "out" / "report.html").exists() and (tmp_path / "out" / "report.md").exists()
+
+
+def test_one_seed_gives_no_verdict_and_a_report_without_a_family_still_has_parity(tmp_path, make_synth):
+    res = make_synth(tmp_path, family=False)
+    for run in res["runs"].iterdir():
+        if not run.name.endswith("_s0"):
+            (run / "card.json").write_text((run / "card.json").read_text().replace('"finished"', '"running"'))
+    s = build_report(res["results"], "synth", tmp_path / "out", n_boot=20, figures=False)
+    assert s["family"]["arms"] == [] and any("No uniform compute family" in n for n in s["notes"])
+    assert {c["verdict"] for c in s["claims"]} == {"undecided"}
+    assert s["headline"][1]["parity"]["iterations"]["value"] == pytest.approx(4.0)
+    res2 = make_synth(tmp_path / "one")
+    for run in res2["runs"].iterdir():
+        if not run.name.endswith("_s0"):
+            (run / "card.json").write_text((run / "card.json").read_text().replace('"finished"', '"running"'))
+    s = build_report(res2["results"], "synth", tmp_path / "out2", n_boot=20, figures=False)
+    assert {c["verdict"] for c in s["claims"]} == {"single seed: no verdict"}
+    assert s["headline"][1]["iterations"]["value"] == pytest.approx(4.0)
+    md = (tmp_path / "out2" / "report.md").read_text()
+    assert "single seed: no verdict" in md and "4.00x (1 seed)" in md

@@ -1,0 +1,234 @@
+"""The report's sections from summary.json: titles, paragraphs and tables of plain strings, in
+the order a reader needs them (analysis.render turns them into Markdown and HTML).
+
+Every sentence here follows from a number of the summary; a verdict word comes from
+analysis.stats, never from this file.
+"""
+from __future__ import annotations
+
+
+def fmt(x, spec: str = ".4g") -> str:
+    if x is None:
+        return "n/a"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, (int, float)):
+        return format(x, spec)
+    return str(x)
+
+
+def est(e: dict | None) -> str:
+    """A multiplier estimate: '1.46x [1.19, 1.69]', '> 4.00x (beyond the family)', '1.46x (1 seed)'."""
+    if not e or e.get("value") is None:
+        return "n/a"
+    v, b = e["value"], e.get("bound")
+    head = {"lower": f"> {v:.2f}x", "upper": f"< {v:.2f}x", "mixed": f"{v:.2f}x (seeds beyond both ends)"}.get(
+        b, f"{v:.2f}x")
+    if e.get("n", 0) < 2:
+        return f"{head} (1 seed)"
+    lo, hi = e.get("ci_low"), e.get("ci_high")
+    return f"{head} [{fmt(lo, '.2f') if lo is not None else '0'}, {fmt(hi, '.2f') if hi is not None else 'open'}]"
+
+
+def speedup(sp: dict | None) -> str:
+    """A first-crossing speedup: '1.85x [1.60, 2.10]', '< 1.00x (not reached)', '>= 8.00x (at first eval)'."""
+    if not sp or sp.get("value") is None:
+        return "n/a"
+    v = sp["value"]
+    head = {"upper": f"< {v:.2f}x (not reached)", "lower": f">= {v:.2f}x (at first eval)"}.get(sp.get("bound"),
+                                                                                                 f"{v:.2f}x")
+    lo, hi = sp.get("ci_low"), sp.get("ci_high")
+    if lo is None or hi is None or abs(lo - v) + abs(hi - v) < 1e-12:
+        return head
+    return f"{head} [{'<' if sp.get('ci_low_censored') else ''}{lo:.2f}, {'>' if sp.get('ci_high_censored') else ''}{hi:.2f}]"
+
+
+def differs(d: dict | None) -> str:
+    if not d:
+        return "nothing (same settings)"
+    return "; ".join(f"{k} = {v['ablation']} (headline: {v['headline']})" for k, v in d.items())
+
+
+def ratio(c: dict | None) -> str:
+    if not c or c.get("ratio") is None:
+        return "n/a"
+    if c.get("ci_low") is None:
+        return f"{c['ratio']:.2f}x"
+    return f"{c['ratio']:.2f}x [{c['ci_low']:.2f}, {c['ci_high']:.2f}]"
+
+
+def _claims(s: dict) -> dict:
+    rows = [[c["claim"] + (f" (FLOPs: {c['accounting']})" if c.get("accounting") else ""), c["paper_setting"],
+             c["setting_here"], est(c.get("measured")) + (f" ({c['best_arm']})" if c.get("best_arm") else ""),
+             f"**{c['verdict']}**", c["reason"]] for c in s["claims"]]
+    st = s["statistics"]
+    return {"title": "Claims", "paragraphs": [
+        "A verdict is about the setting here (causal language models at this scale), not about the paper's "
+        "image-text result. Measured: the iso-loss compute multiplier against the uniform compute family "
+        f"(uniform runs at budgets {', '.join(f'{b:g}x' for b in s['family']['budgets']) or 'none'} of the headline "
+        f"steps, each annealed to its own end), {100 * st['ci_level']:.0f}% t-interval over seeds on the log "
+        "multiplier; 'reproduced' needs an arm above the factor after Holm's correction over the arms."],
+        "header": ["claim", "paper's setting", "setting here", "measured here (best arm)", "verdict", "why"],
+        "rows": rows}
+
+
+def _headline(s: dict) -> list[dict]:
+    rows = [[h["arm"], fmt(h["filter_ratio"], "g"), str(len(h["seeds"])), fmt(h.get("pairing")),
+             est(h["iterations"]), est(h.get("examples")), est(h["flops"].get("train")),
+             est(h["flops"].get("train+score")), est(h["flops"].get("total")),
+             "-".join(fmt(x, ".2f") for x in (h.get("range") or {}).get("iterations", [])) or "n/a"]
+            for h in s["headline"] + s.get("control_arms", [])]
+    out = [{"title": f"Headline: compute multiplier on {s['primary_metric']['name']}", "paragraphs": [
+        "Multiplier = the compute uniform needs to reach the arm's final value / the arm's compute. "
+        "'> x': the arm beats the family's largest budget (at least x); '< x': worse than its smallest "
+        "(at most x); the last column is the range the family can measure for the arm."],
+        "header": ["arm", "filter ratio", "seeds", "pairing", "iterations", "examples", "FLOPs train",
+                   "FLOPs train+score", "FLOPs total", "measurable (iterations)"], "rows": rows}]
+    b = s.get("best_arm") or {}
+    if b.get("arm"):
+        comps = "; ".join(f"vs {c['against']}: Holm p = {fmt(c['p_holm'], '.3g')}" for c in b["comparisons"])
+        out[0]["paragraphs"].append(
+            f"Highest iterations multiplier: {b['arm']}; " + ("better than every other JEST arm (paired one-sided "
+            "t-tests, Holm)" if b["significant"] else "not shown better than every other JEST arm") +
+            (f" ({comps})." if comps else "."))
+    fam = s["family"]["arms"]
+    if fam:
+        out.append({"title": "The uniform compute family", "level": 3, "header": [
+            "arm", "budget", "seeds", f"final {s['family']['metric']} (mean)", "steps", "FLOPs train"],
+            "rows": [[f["arm"], f"{f['budget']:g}x", str(len(f["seeds"])), fmt(f["final_mean"]),
+                      fmt(f["iterations"], ".0f"), fmt(f["train"], ".3e")] for f in fam]})
+    return out
+
+
+def _per_set(s: dict) -> list[dict]:
+    if not s["per_set"]:
+        return []
+    return [{"title": "Per held-out set: where the gain comes from", "paragraphs": [
+        "The same multiplier on each held-out set: the curated domain (default), each pool source (src_*), "
+        "the pool's own mixture (pool_mix) and external domains (ext_*). Below 1x the arm is worse than "
+        "uniform there."], "header": ["set", "arm", "iterations", "FLOPs train+score", "pairing"],
+        "rows": [[r["set"], r["arm"], est(r["iterations"]), est(r["flops"].get("train+score")), fmt(r["pairing"])]
+                 for r in s["per_set"]]}]
+
+
+def _controls(s: dict) -> list[dict]:
+    c = s["controls"]
+    if not c.get("arms"):
+        return []
+    paras = []
+    if c.get("oracle_ceiling"):
+        paras.append(f"Oracle ceiling ({c['oracle_ceiling']['arm']}: uniform over the pool's clean-labelled "
+                     f"sequences): {est(c['oracle_ceiling']['iterations'])} in iterations.")
+    rows = [[r["arm"], r["offline_filter"], est(r["jest"]), est(r["offline"]), fmt(r["share_of_log_gain"], ".2f"),
+             ratio(r["jest_over_offline"]), f"**{r['jest_over_offline']['verdict']}**", r["jest_over_offline"]["reason"]]
+            for r in c["offline_share"]]
+    return [{"title": "Controls: the ceiling and what the offline filter already reaches", "paragraphs": paras + [
+        "Share = log(offline filter's multiplier) / log(JEST's): the part of JEST's gain in log compute that "
+        "scoring the pool once with the reference already gives; JEST / offline: what online learnability "
+        "adds, paired by seed, with its equivalence test."],
+        "header": ["JEST arm", "offline filter arm", "JEST", "offline filter", "share of JEST's gain",
+                   "JEST / offline", "verdict", "why"], "rows": rows}]
+
+
+def _ablations(s: dict) -> list[dict]:
+    if not s["ablation_arms"]:
+        return []
+    if s["arm_scope"] != "all":
+        return [{"title": "Ablations", "paragraphs": [
+            "Configured ablation arms, not in this report (`snakemake ablations` runs them and writes "
+            f"`report/ablations/`): {', '.join(s['ablation_arms'])}."]}]
+    m = s["statistics"]["equivalence_margin"]
+    rows = []
+    for a in s["ablations"]:
+        e = a.get("equivalence") or {}
+        rows.append([a["arm"], fmt(a.get("compared_to")), differs(a.get("differs")), est(a["iterations"]),
+                     ratio(e), fmt(e.get("p_equivalence"), ".3g"), fmt(e.get("mde_ratio"), ".2f"),
+                     f"**{e.get('verdict', 'n/a')}**", e.get("reason", "")])
+    return [{"title": "Ablations: equivalence tests", "paragraphs": [
+        "Each ablation against the headline JEST arm with the same filter ratio, paired by seed on the log "
+        f"iterations multiplier. 'equivalent': TOST within 1/{m:g}..{m:g}x; 'different': the paired t-test "
+        "rejects no difference; 'undecided': neither (the MDE column: the ratio a paired test would detect "
+        "at 80% power with these seeds). Not part of the claim verdicts."],
+        "header": ["arm", "set against", "what differs", "iterations", "ratio to headline arm [95%]", "TOST p",
+                   "MDE", "verdict", "why"], "rows": rows}]
+
+
+def _parity(s: dict) -> list[dict]:
+    rows = [[m, r["arm"], r["rule"], fmt(r["target"]), fmt(r["reached"]), fmt(r["T_j"], ".1f"),
+             speedup(r["iterations"]), speedup(r["flops"].get("train+score"))]
+            for m, rs in s["parity"].items() for r in rs]
+    if not rows:
+        return []
+    return [{"title": "Second view: first-crossing parity", "paragraphs": [
+        "The step where the arm's mean curve reaches the headline-budget uniform arm's final value "
+        f"('{s['parity_settings']['rule']}' rule; 'sustained': stays reached for the rest of the run). Under a "
+        "shared schedule this compares an annealed baseline with an arm in mid-schedule; percentile bootstrap "
+        "over seeds, coarse at few seeds."],
+        "header": ["metric", "arm", "rule", "target", "reached", "T_j", "iterations", "FLOPs train+score"],
+        "rows": rows}]
+
+
+def _lmeval(s: dict) -> list[dict]:
+    rows = s["lmeval"]["tasks"]
+    if not rows:
+        return []
+
+    def pm(r, k):
+        if r.get(k) is None:
+            return "n/a"
+        sd = r.get(f"{k}_seed_sd")
+        return (f"{r[k]:.3f} ± {fmt(r.get(f'{k}_se'), '.3f')}" + (f" (seeds sd {sd:.3f})" if sd is not None else ""))
+
+    return [{"title": "lm-eval per task", "paragraphs": [
+        "Per arm at each evaluated snapshot (no value between snapshots): accuracy and the log-likelihood "
+        "margin of the correct choice (nats), mean over seeds ± the item-sampling standard error."],
+        "header": ["task", "arm", "step", "seeds", "items", "chance", "accuracy", "margin"],
+        "rows": [[r["task"], r["arm"], str(r["step"]), str(r["n_seeds"]), fmt(r["n_items"], ".0f"),
+                  fmt(r["chance"], ".3g"), pm(r, "acc"), pm(r, "margin")] for r in rows]}]
+
+
+def _tables_tail(s: dict) -> list[dict]:
+    out = []
+    if s["repetition"]:
+        out.append({"title": "Repetition", "header": ["arm", "passes over the pool", "unique sequences", "repeats"],
+                    "rows": [[r["arm"], fmt(r["pool_passes"], ".2f"), fmt(r["unique_sequences"], ",.0f"),
+                              "**yes**" if r["repeats"] else "no"] for r in s["repetition"]]})
+    for kind, comp in s["composition"].items():
+        if kind == "pool_shares_agree" or not comp["selected"]:
+            continue
+        out.append({"title": f"What the arms trained on, by {kind}", "header": [
+            "arm", "label", "pool share", "selected share", "enrichment"], "rows": [
+            [r["arm"], r["label"], fmt(r["pool_share"], ".3f"), fmt(r["selected_share"], ".3f"),
+             fmt(r["enrichment"], ".2f")] for r in comp["selected"]]})
+    out.append({"title": "Runs", "header": ["run", "arm", "seed", "status", "steps", "held-out loss", "bits/byte",
+                                            "FLOPs total", "pool passes", "wall (s)", "error"],
+                "rows": [[r["run"], r["arm"], str(r["seed"]), fmt(r["status"]), fmt(r["steps"]),
+                          fmt(r["heldout_loss"]), fmt(r["heldout_bpb"]), fmt(r["flops_total"], ".3e"),
+                          fmt(r.get("pool_passes"), ".2f"), fmt(r["wall_time_s"], ".0f"), fmt(r["error"])]
+                         for r in s["runs"]]})
+    if s["references"]:
+        out.append({"title": "Reference models", "header": ["reference", "status", "steps", "parameters",
+                                                            "trained on", "held-out loss", "bits/byte"],
+                    "rows": [[r["name"], fmt(r["status"]), fmt(r["steps"]), fmt(r["n_params"], ","),
+                              fmt(r["train_split"]), fmt(r["heldout_loss"]), fmt(r["heldout_bpb"])]
+                             for r in s["references"]]})
+    p = s["provenance"]
+    out.append({"title": "Provenance", "bullets": [
+        f"git commits: {', '.join(p['git_commits'])}",
+        f"runs: {p['n_runs']}, started {fmt(p['started'])}, finished {fmt(p['finished'])}",
+        f"devices: {', '.join(p['devices'])}", f"config hash: {', '.join(s['config']['config_hash'])}",
+        "packages: " + ", ".join(f"{k} {'/'.join(v)}" for k, v in p["packages"].items())]})
+    return out
+
+
+def sections(s: dict) -> list[dict]:
+    out = [{"title": f"JEST report: config `{s['config']['name']}`", "level": 1}, _claims(s)]
+    if s["notes"]:
+        out.append({"title": "Notes", "bullets": s["notes"]})
+    out += _headline(s) + _per_set(s) + _controls(s) + _ablations(s)
+    if s["figures"]:
+        out.append({"title": "Figures", "figures": s["figures"]})
+    return out + _parity(s) + _lmeval(s) + _tables_tail(s)
+
+
+__all__ = ["differs", "est", "fmt", "sections", "speedup"]

@@ -242,6 +242,7 @@ def evaluate_checkpoint(model_dir_or_model: Any, tokenizer: Any, tasks: list[str
     import transformers
     from lm_eval.models.huggingface import HFLM
 
+    from jest.evaluation.memo import memo_hflm
     from jest.evaluation.suites import expand
 
     tasks = expand(tasks)  # suite names ("standard") -> their lm-eval tasks
@@ -253,7 +254,7 @@ def evaluate_checkpoint(model_dir_or_model: Any, tokenizer: Any, tasks: list[str
     model.eval()
     started = time.perf_counter()
     try:
-        lm = HFLM(pretrained=model, tokenizer=tok, device=device, batch_size=batch_size)
+        lm = memo_hflm(HFLM)(pretrained=model, tokenizer=tok, device=device, batch_size=batch_size)
         task_manager = _task_manager(tasks, include_paths)
         raw = lm_eval.simple_evaluate(
             model=lm, tasks=list(tasks), task_manager=task_manager, device=device, limit=limit,

@@ -57,6 +57,9 @@ def test_margins_then_an_added_task_reaches_every_snapshot(run_dir, built):
             assert (row["margin"] > 0) == (row["acc_norm"] == 1.0)
         assert task["margin"] == pytest.approx(sum(r["margin"] for r in items) / 5)
     assert json.loads((run_dir / "eval" / "done.json").read_text())["complete"] is True
+    # Both snapshots hold the same weights: the second, tokenized from the process-wide memo, scores the same.
+    lls = [[r["lls"] for r in read_metrics(run_dir / "eval" / f"items_{step:07d}.jsonl")] for step in STEPS]
+    assert lls[0] == lls[1]
 
     evaluate_run(_cfg([SVA, CONT]), run_dir, tasks_dir)  # the config gains a task
     for step in STEPS:

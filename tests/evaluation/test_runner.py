@@ -70,7 +70,8 @@ def test_margins_then_an_added_task_reaches_every_snapshot(run_dir, built):
         items = read_metrics(run_dir / "eval" / f"items_{step:07d}.jsonl")
         assert {r["task"] for r in items} == {SVA, CONT} and len(items) == 10
         agg = payload["aggregate"]
-        assert agg["aggregate_margin"] == pytest.approx((agg["tasks"][SVA]["margin"] + agg["tasks"][CONT]["margin"]) / 2)
+        margins = [agg["tasks"][task]["margin"] for task in (SVA, CONT)]
+        assert agg["aggregate_margin"] == pytest.approx(sum(margins) / 2)
         assert agg["aggregate_margin_se"] == pytest.approx(
             (agg["tasks"][SVA]["margin_se"] ** 2 + agg["tasks"][CONT]["margin_se"] ** 2) ** 0.5 / 2)
     rows = read_metrics(run_dir / "eval" / "metrics.jsonl")

@@ -242,7 +242,7 @@ def evaluate_checkpoint(model_dir_or_model: Any, tokenizer: Any, tasks: list[str
     import transformers
     from lm_eval.models.huggingface import HFLM
 
-    from jest.evaluation.memo import memo_hflm
+    from jest.evaluation.memo import env_info_once, memo_hflm
     from jest.evaluation.suites import expand
 
     tasks = expand(tasks)  # suite names ("standard") -> their lm-eval tasks
@@ -256,6 +256,7 @@ def evaluate_checkpoint(model_dir_or_model: Any, tokenizer: Any, tasks: list[str
     try:
         lm = memo_hflm(HFLM)(pretrained=model, tokenizer=tok, device=device, batch_size=batch_size)
         task_manager = _task_manager(tasks, include_paths)
+        env_info_once()
         raw = lm_eval.simple_evaluate(
             model=lm, tasks=list(tasks), task_manager=task_manager, device=device, limit=limit,
             batch_size=batch_size, log_samples=log_samples, random_seed=seed, numpy_random_seed=seed,

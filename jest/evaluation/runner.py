@@ -7,7 +7,7 @@ Output, under runs/<run>/eval/ (the format the analysis reads; README "Evaluatio
   "aggregate": jest.evaluation.evaluate.aggregate (jest-agg-v2: per task ``metric``,
   ``acc``, ``acc_se``, ``centered``, ``centered_se``, ``margin``, ``margin_se``,
   ``n_items``; ``aggregate_centered_acc`` (+ ``_se``), ``aggregate_margin`` (+ ``_se``),
-  ``complete``, ``missing``), "evaluated": {task: {"limit", "seed", "version", "n_items"}}}``
+  ``complete``, ``missing``), "evaluated": {task: {"limit", "seed", "data_sha256", "version", "n_items"}}}``
 - ``items_<N:07d>.jsonl``: one row per multiple-choice item and task (jest.evaluation.margins.
   item_row: ``task``, ``doc_id``, ``item_id``, ``gold``, ``lls``, ``chars``, ``acc``,
   ``acc_norm``, ``margin``): the same items in every run of a config (same seed and
@@ -17,7 +17,8 @@ Output, under runs/<run>/eval/ (the format the analysis reads; README "Evaluatio
 - ``done.json``: the steps, the tasks and whether every snapshot's aggregate is complete.
 
 A snapshot is evaluated for exactly the tasks it lacks: those not in its
-``evaluated`` record, or recorded with another ``limit`` or ``seed``. So a
+``evaluated`` record, or recorded with another ``limit``, ``seed`` or data file
+(``data_sha256`` of tasks.json). So a
 killed evaluation resumes, and a task added to ``evaluation.tasks`` is run on
 every snapshot (the rule's rerun trigger hashes the evaluation section).
 """
@@ -132,13 +133,16 @@ def evaluate_run(cfg: dict, run_dir: Path, tasks_dir: Path, threads: int | None 
     rows_file = MetricsFile(out_dir / "metrics.jsonl")
     tokenizer_dir = run_dir / "model"  # the tokenizer is saved with the final model
     settings = {"limit": ecfg["limit"], "seed": ecfg["seed"]}
+    # What a task's stored result depends on besides the model: the item sample, and for the
+    # built tasks their data (a rebuild with other held-out documents changes it).
+    expected = {u: {**settings, "data_sha256": table["tasks"].get(u, {}).get("data_sha256")} for u in units}
     rows, complete = [], True
     for snap in snapshots:
         step = int(STEP_DIR.search(snap.name).group(1))
         step_file, items_file = out_dir / f"step_{step:07d}.json", out_dir / f"items_{step:07d}.jsonl"
         previous = _load_step(step_file)
         evaluated = previous.get("evaluated", {})
-        todo = [u for u in units if {k: (evaluated.get(u) or {}).get(k) for k in settings} != settings]
+        todo = [u for u in units if {k: (evaluated.get(u) or {}).get(k) for k in expected[u]} != expected[u]]
         dropped = set(evaluated) - set(units)  # tasks no longer requested leave the record and the aggregate
         if not todo and not dropped:
             complete = complete and bool(previous["aggregate"]["complete"])
@@ -151,7 +155,7 @@ def evaluate_run(cfg: dict, run_dir: Path, tasks_dir: Path, threads: int | None 
         items.update(new_items)
         merged = _merge(previous.get("results", {}), results, [*todo, *dropped]) if previous else \
             {**results, "jest_passes": [results.get("jest", {})]}
-        evaluated = {u: ({**settings, "version": (merged.get("versions") or {}).get(u),
+        evaluated = {u: ({**expected[u], "version": (merged.get("versions") or {}).get(u),
                           "n_items": (merged.get("n-samples") or {}).get(u, {}).get("effective")}
                          if u in todo else evaluated[u]) for u in units}
         agg = aggregate(merged, table, items)

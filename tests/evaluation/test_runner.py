@@ -80,3 +80,10 @@ def test_margins_then_an_added_task_reaches_every_snapshot(run_dir, built):
     # Nothing left to do: a re-run evaluates nothing; a lost step file is redone alone.
     (run_dir / "eval" / f"step_{STEPS[0]:07d}.json").unlink()
     assert [r["step"] for r in evaluate_run(_cfg([SVA, CONT]), run_dir, tasks_dir)] == [STEPS[0]]
+    # A task whose data file changed since (another sha256 in tasks.json) is redone, alone.
+    path = run_dir / "eval" / f"step_{STEPS[1]:07d}.json"
+    payload = json.loads(path.read_text())
+    payload["evaluated"][CONT]["data_sha256"] = "stale"
+    path.write_text(json.dumps(payload))
+    assert [r["step"] for r in evaluate_run(_cfg([SVA, CONT]), run_dir, tasks_dir)] == [STEPS[1]]
+    assert _step(run_dir, STEPS[1])["results"]["jest_passes"][-1]["tasks"] == [CONT]

@@ -28,14 +28,17 @@ rule headline:
     default_target: True
     input:
         rules.analyze.output,
+        all_evaluations(HEADLINE_ARMS),  # so that a deleted eval/ folder is rebuilt
 
 
 rule ablations:
     input:
         rules.analyze_ablations.output,
+        all_evaluations(list(CFG["arms"])),
 
 
 rule all:
     input:
         rules.analyze.output,
         rules.analyze_ablations.output,
+        all_evaluations(list(CFG["arms"])),

@@ -35,7 +35,7 @@ import yaml
 
 from jest.evaluation.errors import MissingTaskDataError
 
-AGGREGATE_VERSION = "jest-agg-v1"
+AGGREGATE_VERSION = "jest-agg-v2"  # v2: standard errors and the log-likelihood margin
 KEEP_KEYS = ("results", "groups", "group_subtasks", "configs", "versions", "n-shot", "higher_is_better",
              "n-samples", "config", "git_hash", "date", "total_evaluation_time_seconds", "samples")
 
@@ -242,6 +242,7 @@ def evaluate_checkpoint(model_dir_or_model: Any, tokenizer: Any, tasks: list[str
     import transformers
     from lm_eval.models.huggingface import HFLM
 
+    from jest.evaluation.memo import env_info_once, memo_hflm
     from jest.evaluation.suites import expand
 
     tasks = expand(tasks)  # suite names ("standard") -> their lm-eval tasks
@@ -253,8 +254,9 @@ def evaluate_checkpoint(model_dir_or_model: Any, tokenizer: Any, tasks: list[str
     model.eval()
     started = time.perf_counter()
     try:
-        lm = HFLM(pretrained=model, tokenizer=tok, device=device, batch_size=batch_size)
+        lm = memo_hflm(HFLM)(pretrained=model, tokenizer=tok, device=device, batch_size=batch_size)
         task_manager = _task_manager(tasks, include_paths)
+        env_info_once()
         raw = lm_eval.simple_evaluate(
             model=lm, tasks=list(tasks), task_manager=task_manager, device=device, limit=limit,
             batch_size=batch_size, log_samples=log_samples, random_seed=seed, numpy_random_seed=seed,
@@ -292,7 +294,8 @@ def _version(package: str) -> str | None:
         return None
 
 
-def aggregate(results: Mapping[str, Any], table: Mapping[str, Any]) -> dict[str, Any]:
+def aggregate(results: Mapping[str, Any], table: Mapping[str, Any],
+              items: Mapping[str, Sequence[Mapping[str, Any]]] | None = None) -> dict[str, Any]:
     """Centered accuracy per multiple-choice task and their mean, with missing tasks flagged.
 
     ``results``: what :func:`evaluate_checkpoint` returned (or its
@@ -312,7 +315,17 @@ def aggregate(results: Mapping[str, Any], table: Mapping[str, Any]) -> dict[str,
     that declare ``metadata.chance``). Tasks with metrics in ``results`` but no
     chance level (not in the table, or declared without one) are passed through
     under ``other_metrics`` and named in ``chance_unknown``: stored, never averaged.
+
+    ``items``: per-item rows by task (:func:`jest.evaluation.margins.item_rows`).
+    With them every scored task also gets ``acc_se``, ``centered_se``,
+    ``margin``, ``margin_se`` and ``n_items``, and the answer
+    ``aggregate_centered_acc_se``, ``aggregate_margin`` and
+    ``aggregate_margin_se`` (means over tasks; the tasks' item sets are
+    disjoint, so SE = sqrt(sum of the tasks' SE^2) / n_tasks); a scored task
+    without items is then missing. Without ``items`` (v1 callers) those keys are absent.
     """
+    from jest.evaluation.margins import task_summary
+
     per_task_results = results.get("results", results)
     entries = table.get("tasks", table)
     scored = {name: entry for name, entry in sorted(entries.items()) if entry.get("chance") is not None}
@@ -325,8 +338,15 @@ def aggregate(results: Mapping[str, Any], table: Mapping[str, Any]) -> dict[str,
             missing.append(name)
             continue
         chance = float(entry["chance"])
-        tasks[name] = {"metric": metric, "value": float(value), "chance": chance,
-                       "centered": (float(value) - chance) / (1.0 - chance)}
+        task = {"metric": metric, "value": float(value), "chance": chance,
+                "centered": (float(value) - chance) / (1.0 - chance)}
+        if items is not None:
+            summary = task_summary(items.get(name) or [], metric)
+            if summary["n_items"] == 0 or summary["margin"] is None:
+                missing.append(name)
+                continue
+            task.update(summary, centered_se=None if summary["acc_se"] is None else summary["acc_se"] / (1.0 - chance))
+        tasks[name] = task
     centered = [t["centered"] for t in tasks.values()]
     out: dict[str, Any] = {
         "version": AGGREGATE_VERSION,
@@ -337,6 +357,11 @@ def aggregate(results: Mapping[str, Any], table: Mapping[str, Any]) -> dict[str,
         "missing": missing,
         "tasks": tasks,
     }
+    if items is not None:
+        out["aggregate_centered_acc_se"] = _mean_se(tasks, "centered_se")
+        margins = [t["margin"] for t in tasks.values()]
+        out["aggregate_margin"] = sum(margins) / len(margins) if margins else None
+        out["aggregate_margin_se"] = _mean_se(tasks, "margin_se")
     # Perplexity-type tasks are passed through, not averaged into the accuracy; so are tasks whose
     # chance level is unknown (a user task that declares none, an lm-eval task the table lacks),
     # with all their metrics, listed under `chance_unknown`.
@@ -351,6 +376,14 @@ def aggregate(results: Mapping[str, Any], table: Mapping[str, Any]) -> dict[str,
     if unknown:
         out["chance_unknown"] = sorted(unknown)
     return out
+
+
+def _mean_se(tasks: Mapping[str, Mapping[str, Any]], key: str) -> float | None:
+    """SE of a mean over tasks of per-task means with independent SEs (None if any is unknown)."""
+    ses = [t.get(key) for t in tasks.values()]
+    if not ses or any(se is None for se in ses):
+        return None
+    return math.sqrt(sum(se * se for se in ses)) / len(ses)
 
 
 def _numeric(metrics: Mapping[str, Any]) -> dict[str, float]:

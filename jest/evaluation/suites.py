@@ -12,7 +12,7 @@ metrics unchanged), scored zero-shot. Their data come from the Hugging Face hub,
 which evaluation jobs never reach (``HF_DATASETS_OFFLINE=1``): they must be in
 the cache first (``jest.evaluation.preflight`` says which, and how).
 
-The aggregate (``jest-agg-v1``, mean centered accuracy) needs each task's
+The aggregate (``jest-agg-v2``, mean centered accuracy) needs each task's
 primary metric and chance level. They come from, in this order:
 
 1. the table ``build_tasks`` writes (``tasks.json``) for the shipped tasks;

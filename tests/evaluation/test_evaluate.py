@@ -76,7 +76,7 @@ def test_aggregate_centered_accuracy():
     assert out["tasks"]["eight"]["centered"] == pytest.approx(-1 / 7)
     assert out["aggregate_centered_acc"] == pytest.approx((0.5 + 0.0 - 1 / 7) / 3)
     assert out["complete"] is True and out["missing"] == [] and out["n_tasks"] == out["n_expected"] == 3
-    assert out["version"] == "jest-agg-v1"
+    assert out["version"] == AGGREGATE_VERSION == "jest-agg-v2"
     assert out["other_metrics"] == {"ppl": {"bits_per_byte": 1.5}}
     # The bare `results` block works too.
     assert aggregate(results["results"], table)["aggregate_centered_acc"] == out["aggregate_centered_acc"]

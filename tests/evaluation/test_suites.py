@@ -134,8 +134,11 @@ def test_a_new_task_folder_is_evaluated_from_the_config_alone(built, tiny_model_
         results, agg = stored["results"], stored["aggregate"]
         assert results["versions"]["my_colours"] == 1 and results["n-samples"]["my_colours"]["effective"] == 4
         acc_norm = results["results"]["my_colours"]["acc_norm,none"]
-        assert agg["tasks"]["my_colours"] == {"metric": "acc_norm", "value": acc_norm, "chance": 0.25,
-                                              "centered": pytest.approx((acc_norm - 0.25) / 0.75)}
+        entry = agg["tasks"]["my_colours"]
+        assert {k: entry[k] for k in ("metric", "value", "chance", "centered", "acc", "n_items")} == {
+            "metric": "acc_norm", "value": acc_norm, "chance": 0.25,
+            "centered": pytest.approx((acc_norm - 0.25) / 0.75), "acc": pytest.approx(acc_norm), "n_items": 4}
+        assert entry["margin"] is not None and entry["margin_se"] is not None  # a user task gets margins too
         assert agg["complete"] and agg["n_tasks"] == 2 and "jest_bb_reorder_words" in agg["tasks"]
         # Declared without a chance level: stored and reported with all its metrics, not averaged in.
         assert agg["chance_unknown"] == ["my_colours_nochance"]

@@ -77,7 +77,7 @@ ENTRIES: tuple[CatalogueEntry, ...] = (
                    "reference", "pool"),
     CatalogueEntry("foldoc", _deb("dict-foldoc", "20230119-1",
                    "745cbedb55c2da609cc88ee0284e9d11a67a11ae3709daf7bad0e895ac3294c3"),
-                   "GPL-2+", True, "dictd", r"usr/share/dictd/foldoc\.(index|dict\.dz)", "reference", "pool"),
+                   "GFDL-1.1+", True, "dictd", r"usr/share/dictd/foldoc\.(index|dict\.dz)", "reference", "pool"),
     CatalogueEntry("jargon", _deb("jargon-text", "4.4.7-4.1",
                    "17d05997e30eb3d5d6713929b8e2f81b63a5f50073858ad2a06701c71f54dcdb"),
                    "public domain", False, "plain", rf"{_DOC}/jargon-text/jargon\.txt\.gz", "reference", "pool"),

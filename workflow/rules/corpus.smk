@@ -1,5 +1,5 @@
-# The large registry corpus (data.preset: large) as one target: `snakemake --cores 2 --configfile
-# config/large.yaml corpus` fetches, extracts, splits, tokenizes and shards it through the data rules
+# The large registry corpus (data.preset: large) as one target: `snakemake corpus --cores 2
+# --configfile config/large.yaml` fetches, extracts, splits, tokenizes and shards it through the data rules
 # (the library dispatches on data.preset) and stops there.
 
 

@@ -83,7 +83,9 @@ ENTRIES: tuple[CatalogueEntry, ...] = (
                    "public domain", False, "plain", rf"{_DOC}/jargon-text/jargon\.txt\.gz", "reference", "pool"),
     CatalogueEntry("linux_doc", _deb("linux-doc-6.1", "6.1.192-3",
                    "f18dfe28dcab7bdbf9185be16b9521f5841277a6a96c374a6683a648d5d5fa4f"),
-                   "GPL-2", True, "rst", rf"{_DOC}/linux-doc-6\.1/html/_sources/.*\.rst\.txt", "reference", "pool"),
+                   "GPL-2", True, "rst",
+                   # translations/ holds the Chinese, Japanese, Korean, Italian and Spanish versions: not English.
+                   rf"{_DOC}/linux-doc-6\.1/html/_sources/(?!translations/).*\.rst\.txt", "reference", "pool"),
     CatalogueEntry("django_doc", _deb("python-django-doc", "3:3.2.25-0+deb12u7",
                    "87307f067916df72e17180d35b7cde5c7ea6080336cda518efd7f6e66988a7ca"),
                    "BSD-3-Clause", False, "html", rf"{_DOC}/python-django-doc/html/(?!_modules/).*\.html",

@@ -77,3 +77,17 @@ def test_sword_ztext_drops_notes_keeps_words_apart_one_document_per_book():
 def test_deb_members_stream_from_a_real_ar_archive(tmp_path):
     deb = build_deb(tmp_path / "x_1.0_all.deb", {"usr/share/doc/x/a.txt": b"alpha", "usr/share/doc/x/b.bin": b"b"})
     assert list(iter_deb_members(deb, r".*\.txt")) == [("usr/share/doc/x/a.txt", b"alpha")]
+
+
+def test_catalogue_labels_are_known_and_only_english_members_are_read():
+    import re
+
+    from jest.data.catalogue import CATALOGUE, QUALITY_CLASSES, ROLES
+
+    assert all(e.quality in QUALITY_CLASSES and e.role in ROLES for e in CATALOGUE.values())
+    assert [e.name for e in CATALOGUE.values() if e.role == "external"] == ["web_bible"]
+    linux = re.compile(CATALOGUE["linux_doc"].members)
+    base = "usr/share/doc/linux-doc-6.1/html/_sources/"
+    assert linux.fullmatch(base + "gpu/drm-usage-stats.rst.txt")
+    assert not linux.fullmatch(base + "translations/zh_CN/process/howto.rst.txt")
+    assert not re.fullmatch(CATALOGUE["sagemath_doc"].members, "usr/share/doc/sagemath/html/de/tutorial/index.html")

@@ -134,6 +134,10 @@ def test_build_is_byte_identical_keeps_groups_together_and_external_out_of_train
     info = train_tokenizer_on_sample(tmp_path / "a", 300, tmp_path / "tok", 3, sample_chars=5_000)
     assert 0 < info["sample_rate"] < 1
     shards = build_streaming_shards(tmp_path / "a", tmp_path / "tok", tmp_path / "shards", seq_len=16)
+    again = build_streaming_shards(tmp_path / "b", tmp_path / "tok", tmp_path / "shards_b", seq_len=16)
+    assert again == shards  # sha256 of every split's tokens included
+    for name in ("pool.index.npy", "external.tokens.npy", "labels.json"):
+        assert (tmp_path / "shards" / name).read_bytes() == (tmp_path / "shards_b" / name).read_bytes()
     shard = TokenShard(tmp_path / "shards", "pool", verify_hash=True)
     assert len(shard) == shards["splits"]["pool"]["sequences"] > 0
     assert set(shards["splits"]["pool"]["by_quality"]) == {"curated", "reference"}

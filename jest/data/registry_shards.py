@@ -13,6 +13,7 @@ The tokenizer trains on a seeded sample of curated + pool documents.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from collections import defaultdict
 from pathlib import Path
@@ -87,6 +88,9 @@ class _LabelStream:
 def build_streaming_shards(data_dir: Path, tokenizer_dir: Path, out_dir: Path, seq_len: int,
                            splits: tuple[str, ...] = SPLITS) -> dict[str, Any]:
     """Tokenize and pack each split file batch by batch; same output layout as :func:`jest.shards.build_shards`."""
+    # The workflow turns tokenizer threads off for every job (forks after first use can deadlock);
+    # this job never forks, and ~300 MB of text is its whole cost: let encode_batch use the cores.
+    os.environ["TOKENIZERS_PARALLELISM"] = "true"
     tok = load_tokenizer(tokenizer_dir)
     backend, eos = tok.backend_tokenizer, tok.eos_token_id
     tbytes = token_byte_lengths(tok)

@@ -33,7 +33,7 @@ from jest.data.cleaning import Deduplicator, assign_split, boilerplate_keys, cou
     leakage_group
 from jest.data.debfetch import fetch_deb, iter_deb_members
 from jest.data.documents import Document
-from jest.data.errors import ConfigValueError
+from jest.data.errors import ConfigValueError, SourceFetchError
 from jest.data.extractors import RawDoc
 from jest.data.extractors.lexicon import EXTRACTORS
 from jest.data.extractors.markup import extract_files
@@ -201,9 +201,14 @@ def prepare_registry_corpus(data_cfg: Mapping[str, Any], out_dir: Path, cache_di
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     try:
-        fetched = {}
+        fetched, failures = {}, []
         for name in tqdm(cfg.sources, desc="fetch packages", unit="pkg"):
-            fetched[name] = fetch_deb(CATALOGUE[name].pin, cache_dir)
+            try:
+                fetched[name] = fetch_deb(CATALOGUE[name].pin, cache_dir)
+            except SourceFetchError as exc:  # name every missing file at once, not one per attempt
+                failures.append(str(exc))
+        if failures:
+            raise SourceFetchError(f"{len(failures)} registry package(s) missing:\n" + "\n".join(failures))
         jobs = [(name, str(fetched[name].path), str(work), cfg) for name in cfg.sources]
         cleaning: dict[str, dict[str, Any]] = {}
         with _mp_context().Pool(max(1, cfg.workers)) as pool:

@@ -175,3 +175,13 @@ def test_without_apt_the_error_names_the_file_to_place_in_the_cache(tmp_path, mo
     message = str(err.value)
     assert "dict-gcide_0.48.5+nmu2_all.deb" in message and str(tmp_path / "cache" / "debian") in message
     assert "data.preset: large" in message
+
+
+def test_a_build_without_apt_lists_every_missing_package_file(tmp_path, fixture_catalogue):
+    for deb in (tmp_path / "cache" / "debian").glob("fx-*.deb"):
+        deb.unlink()
+    with pytest.raises(SourceFetchError) as err:
+        prepare_registry_corpus(_data_cfg(), tmp_path / "out", tmp_path / "cache")
+    message = str(err.value)
+    assert message.startswith("4 registry package(s) missing")
+    assert all(entry.pin.file_name in message for entry in fixture_catalogue.values())

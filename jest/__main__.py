@@ -26,9 +26,16 @@ def _cmd_check_config(args) -> None:
     print(json.dumps(load_config(args.config), indent=2, sort_keys=True))
 
 
+def _large_preset(cfg) -> bool:
+    """`data.preset: large`: the registry corpus (jest/data/registry_*.py) instead of the npm sources alone."""
+    return cfg["data"].get("preset", "default") == "large"
+
+
 def _cmd_prepare_data(args) -> None:
     from jest.data.prepare import prepare_corpus
     cfg = load_config(args.config)
+    if _large_preset(cfg):
+        from jest.data.registry_corpus import prepare_registry_corpus as prepare_corpus
     manifest = prepare_corpus(cfg["data"], Path(args.out), Path(args.cache))
     for split, info in sorted(manifest["splits"].items()):
         print(f"{split:8s} {info['documents']:6d} documents {info['characters']:>10,d} characters")
@@ -38,6 +45,12 @@ def _cmd_train_tokenizer(args) -> None:
     from jest.tokenizer import train_tokenizer
     cfg = load_config(args.config)
     data = Path(args.data)
+    if _large_preset(cfg):
+        from jest.data.registry_shards import train_tokenizer_on_sample
+        info = train_tokenizer_on_sample(data, cfg["data"]["vocab_size"], Path(args.out), cfg["data"]["split_seed"],
+                                         cfg["data"]["registry"]["tokenizer_sample_chars"])
+        print(f"tokenizer trained on a sample: {info}")
+        return
     tok = train_tokenizer([data / "curated.jsonl", data / "pool.jsonl"], cfg["data"]["vocab_size"], Path(args.out))
     print(f"tokenizer: {len(tok)} tokens -> {args.out}")
 
@@ -45,6 +58,8 @@ def _cmd_train_tokenizer(args) -> None:
 def _cmd_build_shards(args) -> None:
     from jest.shards import build_shards
     cfg = load_config(args.config)
+    if _large_preset(cfg):
+        from jest.data.registry_shards import build_streaming_shards as build_shards
     manifest = build_shards(Path(args.data), Path(args.tokenizer), Path(args.out), cfg["data"]["seq_len"])
     for split, info in sorted(manifest["splits"].items()):
         print(f"{split:8s} {info['sequences']:6d} sequences {info['tokens']:>10,d} tokens")

@@ -16,7 +16,6 @@ import json
 import math
 import os
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from jest.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from jest.config import config_hash
@@ -34,6 +32,7 @@ from jest.hardware import matmul_precision, peak_flops_per_second
 from jest.model import build_hf_config, build_model, shape_summary
 from jest.jest_policy import PolicyContext
 from jest.policy import build_policy
+from jest.progress import Progress
 from jest.scoring import precision_context
 from jest.shards import EpochSampler, TokenShard
 from jest.tokenizer import load_tokenizer
@@ -400,14 +399,12 @@ def _train(spec: RunSpec, world: World, threads: int | None, progress: bool) -> 
     eval_steps = set(log_spaced_steps(tcfg["steps"], tcfg["eval_log_points"], first_fraction=1 / 64))
     read_every_step = reads_every_step(device)
     t0 = time.time() - wall_offset
-    # In a Snakemake log (not a terminal) a refresh every 15 s keeps the file readable.
-    bar = tqdm(total=tcfg["steps"], initial=step, desc=spec.name, disable=not progress or not main,
-               mininterval=1.0 if sys.stderr.isatty() else 15.0, dynamic_ncols=True)
+    # one throttled line (every 10% of steps or 30 s) to the log and the terminal: jest/progress.py
+    live = Progress(spec.name, tcfg["steps"], step, b * seq_len, enabled=progress and main)
     row: dict = {}
     timer.start()
     try:
         while step < tcfg["steps"]:
-            t_step = time.time()
             cand_ids = subset[sampler.take(position, super_b)]
             position += super_b
             candidates = pool.get(cand_ids)                                  # (B, T), the same on every rank
@@ -452,19 +449,15 @@ def _train(spec: RunSpec, world: World, threads: int | None, progress: bool) -> 
                                     metrics.path, keep=tcfg["keep_checkpoints"])
             if main and step % cfg["mlflow"]["sync_every"] == 0:
                 mirror.sync()
-            bar.update(1)
-            if logged or read_every_step:
-                bar.set_postfix(loss=f"{train_loss:.3f}", tok_s=f"{b * seq_len / (time.time() - t_step):,.0f}")
+            live.update(step, train_loss if logged or read_every_step else None)
             if logged:  # the next utilisation window starts after this step's evaluation and writes
                 timer.start()
     except BaseException as err:
-        bar.close()
         if main:
             write_card(card_path, status="failed", error=f"{type(err).__name__}: {err}", failed_at_step=step,
                        finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
             mirror.sync(final_status="FAILED")
         raise
-    bar.close()
     if not main:
         return {}
     if not row:  # resumed from the final checkpoint: nothing left to train

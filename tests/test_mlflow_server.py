@@ -34,7 +34,7 @@ from jest.config import PROJECT_ROOT
 from jest.tracking import MlflowMirror, experiment_name, read_metrics
 
 FIXTURE_RUNS = PROJECT_ROOT / "tests" / "analysis" / "data" / "tiny_runs"
-START_TIMEOUT_S = 90   # ~20 s on a loaded 2-core machine; generous so that load does not skip it
+START_TIMEOUT_S = int(os.environ.get("JEST_TEST_SERVER_START_S", "90"))  # ~20 s on a loaded 2-core machine
 
 
 def _source_runs() -> tuple[Path, str]:

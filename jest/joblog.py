@@ -2,7 +2,7 @@
 
 Snakemake deletes a job's `log:` file when the job starts again, so an interrupted attempt's
 traceback would be lost. A wrapped command writes, after a header naming the attempt's start
-time and the rule, to both
+time, to both
   - the `log:` file (this attempt only: what Snakemake points at when the job fails), and
   - `<log>.attempts`, appended to and never deleted by Snakemake: every attempt, in order.
 Progress lines (jest/progress.py) also go to fd 3, the terminal Snakemake runs in, so a
@@ -20,6 +20,6 @@ def logged(command: str) -> str:
     """A rule's shell command (Snakemake placeholders left in) with its output logged as above."""
     # doubled braces: Snakemake formats the result ({rule}, {log:q}); the shell sees { ...; }
     return ("set -o pipefail; "
-            '{{ echo "=== attempt started $(date -u +%Y-%m-%dT%H:%M:%SZ): rule {rule} ==="; '
+            '{{ echo "=== attempt started $(date -u +%Y-%m-%dT%H:%M:%SZ) ==="; '
             + PROGRESS_FD_ENV + "=3 " + command + " 2>&1; }} 3>&2 "
             + "| tee -i -a {log:q}" + ATTEMPTS_SUFFIX + " > {log:q}")

@@ -137,7 +137,7 @@ def server(store, tmp_path_factory):
                 if time.time() > deadline:
                     pytest.skip(f"mlflow server did not answer within {START_TIMEOUT_S} s: {log.read_text()[-2000:]}")
                 time.sleep(0.5)
-        (url,) = [w for w in log.read_text().split() if w.startswith("http://")]
+        (url,) = [w for w in log.read_text().split() if w.startswith("http://") and "/#/experiments/" in w]
         yield {"base": base, "port": port, "proc": proc, "url": url, "log": log}
     finally:
         if proc.poll() is None:

@@ -51,9 +51,11 @@ class Progress:
         if streams is None:
             streams = [sys.stdout] + [s for s in (_terminal_from_env(),) if s is not None]
         self.streams = streams
-        self._last_step, self._last_t = start_step, clock()
+        self._start_step, self._start_t = start_step, clock()
+        self._last_step, self._last_t = start_step, self._start_t
         self._next_step = (start_step // self.every_steps + 1) * self.every_steps
         self._rate: float | None = None  # steps per second over the last window
+        self._mean_rate: float | None = None  # steps per second since this process started
 
     def update(self, step: int, loss: float | None = None) -> str | None:
         """The line written at this step, or None when throttled."""
@@ -61,9 +63,10 @@ class Progress:
         due = step >= self._next_step or step >= self.total or now - self._last_t >= self.every_s
         if not self.enabled or not due or step <= self._last_step:
             return None
-        window_s = now - self._last_t
-        if window_s > 0:
+        window_s, total_s = now - self._last_t, now - self._start_t
+        if window_s > 0:  # tokens/s of the last window (what the job does now); ETA at the mean rate
             self._rate = (step - self._last_step) / window_s
+            self._mean_rate = (step - self._start_step) / total_s
         self._last_step, self._last_t = step, now
         self._next_step = (step // self.every_steps + 1) * self.every_steps
         parts = [f"[{self.name}] step {step}/{self.total} ({100 * step / max(1, self.total):.0f}%)"]
@@ -71,7 +74,7 @@ class Progress:
             parts[0] += f" loss {loss:.3f}"
         if self._rate:
             parts.append(f"{self._rate * self.tokens_per_step:,.0f} tok/s")
-            parts.append("done" if step >= self.total else f"ETA {format_duration((self.total - step) / self._rate)}")
+            parts.append("done" if step >= self.total else f"ETA {format_duration((self.total - step) / self._mean_rate)}")
         line = " | ".join(parts)
         for stream in self.streams:
             try:

@@ -114,3 +114,13 @@ def test_the_verdict_shows_fields_a_newer_schema_adds_and_skips_missing_ones():
 def test_the_verdict_without_a_report_says_so(tmp_path, capsys):
     assert verdict_main(str(tmp_path / "summary.json"), None) == 1
     assert "no report yet" in capsys.readouterr().out
+
+
+def test_the_eta_uses_the_mean_rate_so_one_slow_step_does_not_swing_it():
+    clock, out = Clock(), io.StringIO()
+    progress = Progress("uniform_s0", 100, 0, tokens_per_step=10, streams=[out], clock=clock)
+    for step in range(1, 31):
+        clock.t += 60.0 if step == 20 else 1.0      # one step (an evaluation, a checkpoint) takes a minute
+        progress.update(step)
+    last = out.getvalue().splitlines()[-1]
+    assert last == "[uniform_s0] step 30/100 (30%) | 10 tok/s | ETA 3m28s"   # 70 steps x 89 s / 30

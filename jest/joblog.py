@@ -8,6 +8,8 @@ time, to both
 Progress lines (jest/progress.py) also go to fd 3, the terminal Snakemake runs in, so a
 plain `snakemake --cores 2` shows them. `tee -i` ignores Ctrl-C, so the traceback of an
 interrupted job still reaches both files; pipefail keeps the command's exit status.
+TQDM_DISABLE=1 silences the libraries' own bars (transformers' "Writing model shards",
+datasets, lm-eval), which would write carriage-return walls into the log files.
 """
 from __future__ import annotations
 
@@ -21,5 +23,5 @@ def logged(command: str) -> str:
     # doubled braces: Snakemake formats the result ({rule}, {log:q}); the shell sees { ...; }
     return ("set -o pipefail; "
             '{{ echo "=== attempt started $(date -u +%Y-%m-%dT%H:%M:%SZ) ==="; '
-            + PROGRESS_FD_ENV + "=3 " + command + " 2>&1; }} 3>&2 "
+            + PROGRESS_FD_ENV + "=3 TQDM_DISABLE=1 " + command + " 2>&1; }} 3>&2 "
             + "| tee -i -a {log:q}" + ATTEMPTS_SUFFIX + " > {log:q}")

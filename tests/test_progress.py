@@ -77,7 +77,8 @@ def test_a_wrapped_job_keeps_every_attempt_and_its_exit_status(tmp_path):
     attempt, <log>.attempts every attempt, fd 3 (the terminal) only the progress lines."""
     log = tmp_path / "logs" / "train.log"
     log.parent.mkdir()
-    job = ("python -c \"import sys; from jest.progress import Progress; p = Progress('arm_s0', 2, 0, 8); "
+    job = ("python -c \"import sys; from tqdm import tqdm; from jest.progress import Progress; "
+           "p = Progress('arm_s0', 2, 0, 8); [None for _ in tqdm(range(3), desc='a library bar')]; "
            "p.update(1, 2.0); p.update(2, 1.5); print('a warning', file=sys.stderr); sys.exit(int(sys.argv[1]))\" {code}")
     for code in (3, 0):
         log.unlink(missing_ok=True)  # as Snakemake does before each attempt
@@ -90,6 +91,7 @@ def test_a_wrapped_job_keeps_every_attempt_and_its_exit_status(tmp_path):
     current, attempts = log.read_text(), (tmp_path / "logs" / "train.log.attempts").read_text()
     assert current.startswith("=== attempt started ") and current.count("=== attempt") == 1
     assert "a warning" in current and attempts.count("=== attempt started ") == 2 and attempts.endswith(current)
+    assert "\r" not in attempts and "a library bar" not in attempts   # third-party tqdm bars are off in jobs
 
 
 def test_the_verdict_prints_the_claims_arms_and_report_path(capsys):

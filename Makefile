@@ -9,6 +9,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CORES  ?= all
+PORT   ?= 5000
+CONFIG ?= config/tiny.yaml
 # Everything the harness launches runs offline, with its caches inside the project.
 export HF_HUB_OFFLINE=1
 export HF_DATASETS_OFFLINE=1
@@ -31,6 +33,7 @@ $(STAMP): requirements.lock pyproject.toml
 
 reproduce: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES)   # profiles/default loads by itself (Snakemake's default workflow profile)
+	@$(BIN)/python -m jest verdict --config $(CONFIG)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
@@ -40,6 +43,7 @@ lock: $(STAMP)
 	@{ sed -n '1,4p' requirements.lock; $(BIN)/python -m pip freeze --exclude-editable | grep -v '^jest' \
 	   | sed 's/^torch==\(.*\)+cpu$$/torch==\1/'; } > requirements.lock.new && mv requirements.lock.new requirements.lock
 
-# MLflow UI over the local store, bound to 127.0.0.1 only.
+# MLflow UI over the config's store, bound to 127.0.0.1 only, opened on the headline runs
+# table (it prints the URL): make mlflow-ui [PORT=5000] [CONFIG=config/tiny.yaml]
 mlflow-ui: $(STAMP)
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/results/mlflow.db --host 127.0.0.1 --port 5000 --workers 1
+	$(BIN)/python -m jest mlflow-ui --config $(CONFIG) --port $(PORT)

@@ -8,7 +8,8 @@ so `tags.method = 'jest'` / `'uniform'` still select only training runs) with
 - metrics (one log_batch, step 0): per compared arm, `speedup_iterations.<arm>`,
   `speedup_flops_<accounting>.<arm>` (accounting: train, train_score, total), each
   with `..._ci_low` / `..._ci_high`, `reached.<arm>` (1 / 0) and `T_j.<arm>`;
-- tags: config, arm scope, baseline arm, primary metric, the claim verdicts, the git commits;
+- tags: config, arm scope, `group` (headline, or ablation for the all-arms report), baseline arm,
+  primary metric, the claim verdicts, the git commits (and MLflow's source tags when there is one);
 - artifacts: summary.json, report.md, report.html and figures/.
 
 It also tags every training run of the report with `group` = headline | ablation,
@@ -28,7 +29,7 @@ from pathlib import Path
 
 from jest.flops import ACCOUNTINGS
 from jest.io import atomic_write_json
-from jest.tracking import experiment_id, experiment_name, locked_retries, tracking_uri
+from jest.tracking import experiment_id, experiment_name, locked_retries, source_tags, tracking_uri
 
 ID_FILE = "mlflow_run.json"
 ARTIFACTS = ("summary.json", "report.md", "report.html")
@@ -77,6 +78,10 @@ def summary_tags(summary: dict) -> dict[str, str]:
             "git_commits": ",".join(summary.get("provenance", {}).get("git_commits", [])),
             "headline_arms": ",".join(r["arm"] for r in summary.get("headline", [])),
             "ablation_arms": ",".join(summary.get("ablation_arms", []))}
+    # the UI's headline filter (tags.group = 'headline') lists the report next to its runs
+    tags["group"] = "headline" if tags["arm_scope"] == "headline" else "ablation"
+    commits = summary.get("provenance", {}).get("git_commits", [])
+    tags.update(source_tags(commits[0] if len(commits) == 1 else None, "python -m analysis.report"))
     for claim in summary.get("claims", []):
         tags[f"verdict.{claim['id']}"] = claim["verdict"]
     return {k: str(v)[:5000] for k, v in tags.items() if v is not None}

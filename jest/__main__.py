@@ -11,6 +11,8 @@
     python -m jest build-tasks   --config CONFIG --heldout FILE --out DIR --cache DIR
     python -m jest evaluate      --config CONFIG --run-dir DIR --tasks DIR
     python -m jest sync-mlflow   RUN_DIR [RUN_DIR ...]
+    python -m jest mlflow-ui     --config CONFIG [--port 5000]
+    python -m jest verdict       [SUMMARY_JSON] [--config CONFIG]
 """
 from __future__ import annotations
 
@@ -186,6 +188,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--tracking-uri", help="push to this MLflow store instead of the run's configured one "
                                           "(e.g. when the configured server is gone)")
     p.set_defaults(func=_cmd_sync_mlflow)
+
+    p = sub.add_parser("mlflow-ui", help="serve the MLflow UI (127.0.0.1) opened on the headline runs table")
+    p.add_argument("--config", required=True)
+    p.add_argument("--port", type=int, default=5000)
+    p.set_defaults(func=lambda a: __import__("jest.mlflow_ui").mlflow_ui.main(a.config, a.port))
+
+    p = sub.add_parser("verdict", help="print a report's claim table and speedups, and where the report is")
+    p.add_argument("summary", nargs="?", help="a report's summary.json (default: the --config's report)")
+    p.add_argument("--config", default="config/tiny.yaml")
+    p.set_defaults(func=lambda a: sys.exit(__import__("jest.verdict").verdict.main(a.summary, a.config)))
 
     args = parser.parse_args(argv)
     try:

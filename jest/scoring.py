@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from jest.flops import forward_flops_per_token
 from jest.io import atomic_write_bytes, atomic_write_json, sha256_file
 from jest.model import shape_summary
+from jest.progress import Progress
 from jest.shards import TokenShard
 
 
@@ -154,12 +154,14 @@ def score_pool(model, shards_dir: Path, out_dir: Path, batch_size: int, referenc
         scores, first, seconds_before = np.zeros(n, dtype=np.float32), 0, 0.0
     t0 = time.time()
     todo = [s for s in starts if s >= first]
-    for k, start in enumerate(tqdm(todo, desc="score pool", disable=not progress, mininterval=5.0,
-                                   initial=len(starts) - len(todo), total=len(starts))):
+    # one throttled line per 10% or 30 s, to the log and the terminal (jest/progress.py)
+    live = Progress("score pool", len(starts), len(starts) - len(todo), chunk * T, enabled=progress)
+    for k, start in enumerate(todo):
         idx = np.arange(start, min(start + chunk, n))
         losses, _ = sequence_losses(model, pool.get(idx), batch_size, precision=precision)
         scores[start:start + len(idx)] = losses.cpu().numpy()
         end = start + len(idx)
+        live.update(len(starts) - len(todo) + k + 1)
         if (k + 1) % save_every == 0 and end < n:
             _save_npy(out_dir / PARTIAL_SCORES, scores)          # the scores first,
             atomic_write_json(out_dir / PARTIAL_META,              # then the record that vouches for them

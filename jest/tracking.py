@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import math
 import os
@@ -161,6 +162,33 @@ def locked_retries(uri: str, action, tries: int, on_error=None):
             delay = min(delay * 2, 5.0)
 
 
+# MLflow 3 opens an experiment on its GenAI (traces) overview unless the experiment says it
+# holds model training; with this tag its UI opens on the runs table.
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
+
+
+def source_tags(commit: str | None, entry_point: str) -> dict[str, str]:
+    """MLflow's own source tags (they fill the UI's Source column): the entry point and the git
+    commit (a '-dirty' suffix, uncommitted changes, goes to its own tag: MLflow wants a bare hash)."""
+    tags = {"mlflow.source.name": entry_point, "mlflow.source.type": "LOCAL"}
+    if commit and commit != "unknown":
+        tags["mlflow.source.git.commit"] = commit.removesuffix("-dirty")
+        tags["git_dirty"] = str(commit.endswith("-dirty")).lower()
+    return tags
+
+
+# Run colours in the UI's charts: the baseline always blue, every other arm a fixed colour of
+# its own (MLflow otherwise picks by run id, and two arms can come out the same).
+BASELINE_COLOR = "#1f77b4"
+ARM_COLORS = ("#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf", "#7f7f7f")
+
+
+def run_color(arm: str | None, method: str | None) -> str:
+    if method == "uniform":
+        return BASELINE_COLOR
+    return ARM_COLORS[int(hashlib.sha256(str(arm).encode()).hexdigest(), 16) % len(ARM_COLORS)]
+
+
 def experiment_id(client, uri: str, experiment: str) -> str:
     """The experiment's id, created if needed; with a sqlite store its artifacts live next to
     the store, not in the working directory."""
@@ -171,7 +199,7 @@ def experiment_id(client, uri: str, experiment: str) -> str:
     db = _sqlite_path(uri)
     if db is not None:
         artifact_location = (db.parent / "mlartifacts" / experiment).resolve().as_uri()
-    return client.create_experiment(experiment, artifact_location=artifact_location)
+    return client.create_experiment(experiment, artifact_location=artifact_location, tags=EXPERIMENT_TAGS)
 
 
 class MlflowMirror:
@@ -249,8 +277,10 @@ class MlflowMirror:
             if saved.get("tracking_uri") == self.uri:
                 return saved["run_id"]
         from mlflow.entities import Param
+        tags = {**source_tags(self.tags.get("git_commit"), f"python -m jest train ({self.run_name})"),
+                "mlflow.runColor": run_color(self.tags.get("arm"), self.tags.get("method")), **self.tags}
         run = client.create_run(experiment_id(client, self.uri, self.experiment), run_name=self.run_name,
-                                tags={k: str(v) for k, v in self.tags.items()})
+                                tags={k: str(v) for k, v in tags.items()}, start_time=self._start_time_ms())
         params = [Param(k, str(v)[:6000]) for k, v in sorted(self.params.items())]
         for i in range(0, len(params), 100):
             client.log_batch(run.info.run_id, params=params[i:i + 100])
@@ -280,4 +310,22 @@ class MlflowMirror:
             if Path(path).exists():
                 client.log_artifact(run_id, str(path))
         if final_status:
-            client.set_terminated(run_id, status=final_status)
+            client.set_terminated(run_id, status=final_status, end_time=self._end_time_ms(client, run_id))
+
+    def _start_time_ms(self) -> int | None:
+        """When training started (the run is created at its first sync, some steps later):
+        the first row's time minus its training wall time; None (now) without a row."""
+        rows = read_metrics(self.run_dir / "metrics.jsonl")
+        if rows and isinstance(rows[0].get("time"), (int, float)) and isinstance(rows[0].get("wall_time"), (int, float)):
+            return int((rows[0]["time"] - rows[0]["wall_time"]) * 1000)
+        return None
+
+    def _end_time_ms(self, client, run_id: str) -> int | None:
+        """When the run ended, such that MLflow's Duration is its training time: start plus the
+        training wall time of the last row (checkpointed, so a resumed run does not count the time
+        it was down). A later sync (after the evaluation, `sync_mlflow`) must not move it to "now"."""
+        rows = read_metrics(self.run_dir / "metrics.jsonl")
+        wall = rows[-1].get("wall_time") if rows else None
+        if not isinstance(wall, (int, float)) or not math.isfinite(wall):
+            return None  # no training row: MLflow uses the current time
+        return client.get_run(run_id).info.start_time + int(wall * 1000)

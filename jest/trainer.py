@@ -24,13 +24,11 @@ import json
 import math
 import os
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from jest.checkpoint import (last_good_checkpoint_note, latest_checkpoint, load_checkpoint, save_checkpoint,
                              set_aside_unloadable_checkpoints)
@@ -43,6 +41,7 @@ from jest.jest_policy import PolicyContext
 from jest.model import build_hf_config, build_model, shape_summary
 from jest.optim import build_optimizer, train_step
 from jest.policy import Selection, build_policy
+from jest.progress import Progress
 from jest.runspec import RunData, RunSpec, training_hash
 from jest.runspec import label_shares, reference_spec  # noqa: F401 (imported from here by jest/bench.py, tests)
 from jest.schedule import StepPlan, arm_train_config, decay_steps, lr_at
@@ -284,14 +283,12 @@ class Training:
         tcfg, batch, plan, main = self.tcfg, self.batch, self.plan, self.main
         read_every_step = reads_every_step(self.device)
         t0 = time.time() - self.wall_offset
-        # In a Snakemake log (not a terminal) a refresh every 15 s keeps the file readable.
-        bar = tqdm(total=tcfg["steps"], initial=self.step, desc=self.spec.name, disable=not progress or not main,
-                   mininterval=1.0 if sys.stderr.isatty() else 15.0, dynamic_ncols=True)
+        # One line every 10% of the steps or 30 s, to the log and to Snakemake's terminal (jest/progress.py).
+        live = Progress(self.spec.name, tcfg["steps"], self.step, batch.tokens, enabled=progress and main)
         row: dict = {}
         self.timer.start()
         try:
             while self.step < tcfg["steps"]:
-                t_step = time.time()
                 cand_ids, candidates = self.data.draw(self.position, batch.super_b)  # (B, T), the same on every rank
                 self.position += batch.super_b
                 selection = self.policy.select(self.step, candidates, cand_ids, self.model, batch.b)
@@ -316,19 +313,15 @@ class Training:
                     self.checkpoint(t0)
                 if main and step % self.cfg["mlflow"]["sync_every"] == 0:
                     self.mirror.sync()
-                bar.update(1)
-                if logged or read_every_step:
-                    bar.set_postfix(loss=f"{train_loss:.3f}", tok_s=f"{batch.tokens / (time.time() - t_step):,.0f}")
+                live.update(step, train_loss if logged or read_every_step else None)
                 if logged:  # the next utilisation window starts after this step's evaluation and writes
                     self.timer.start()
         except BaseException as err:
-            bar.close()
             if main:
                 write_card(self.card_path, status="failed", error=f"{type(err).__name__}: {err}",
                            failed_at_step=self.step, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
                 self.mirror.sync(final_status="FAILED")
             raise
-        bar.close()
         return row
 
     def account(self, selection: Selection) -> None:

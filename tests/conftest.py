@@ -57,5 +57,6 @@ def smoke_dag(tmp_path_factory) -> Path:
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--configfile",
                            str(results / "smoke.yaml")], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
                           check=False)
+    (results / "terminal.txt").write_text(proc.stdout + proc.stderr)  # what a user's terminal showed
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     return results

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from jest.config import PROJECT_ROOT
 from jest.tracking import MlflowMirror, experiment_name, read_metrics
 
 FIXTURE_RUNS = PROJECT_ROOT / "tests" / "analysis" / "data" / "tiny_runs"
-START_TIMEOUT_S = 90   # ~20 s on a loaded 2-core machine; generous so that load does not skip it
+START_TIMEOUT_S = int(os.environ.get("JEST_TEST_SERVER_START_S", "90"))  # ~20 s on a loaded 2-core machine
 
 
 def _source_runs() -> tuple[Path, str]:
@@ -93,7 +94,7 @@ def store(tmp_path_factory):
             card = json.loads((run / "card.json").read_text())
             arm = card["config"]["arms"][card["arm"]]
             tags = {"method": arm["policy"], "kind": "learner", "arm": card["arm"], "seed": card["seed"],
-                    "scale": name, "filter_ratio": arm.get("filter_ratio", 0.0)}
+                    "scale": name, "filter_ratio": arm.get("filter_ratio", 0.0), "git_commit": card["git_commit"]}
             mirror = MlflowMirror(run, uri, experiment_name(card["config"]), card["run"],
                                   {"arm": card["arm"], "policy": arm["policy"]}, tags)
             assert mirror.sync(final_status="FINISHED", strict=True)
@@ -111,22 +112,23 @@ def store(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(store, tmp_path_factory):
-    """`mlflow server` over the store, one worker, on a free port of 127.0.0.1."""
+    """`make mlflow-ui`'s command (python -m jest mlflow-ui) over the store, on a free port of
+    127.0.0.1, with the URL it prints."""
     port = _free_port()
-    log = tmp_path_factory.mktemp("server") / "server.log"
-    mlflow_cli = Path(sys.executable).parent / "mlflow"
-    cmd = [str(mlflow_cli), "server", "--backend-store-uri", store["uri"], "--host", "127.0.0.1",
-           "--port", str(port), "--workers", "1"]
-    # no job-execution runner (MLflow 3's background workers): not needed to serve runs, and slow to start
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    tmp = tmp_path_factory.mktemp("server")
+    config, log = tmp / "config.yaml", tmp / "server.log"
+    config.write_text(f"name: {store['experiment'].removeprefix('jest-')}\nresults_dir: {store['results']}\n")
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    env.pop("MLFLOW_TRACKING_URI", None)
     with open(log, "w") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        proc = subprocess.Popen([sys.executable, "-m", "jest", "mlflow-ui", "--config", str(config), "--port", str(port)],
+                                stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=PROJECT_ROOT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + START_TIMEOUT_S
     try:
         while True:
             if proc.poll() is not None:
-                pytest.skip(f"mlflow server exited at start (rc {proc.returncode}): {log.read_text()[-2000:]}")
+                pytest.fail(f"python -m jest mlflow-ui exited at start (rc {proc.returncode}): {log.read_text()[-2000:]}")
             try:
                 with urllib.request.urlopen(f"{base}/health", timeout=2) as r:
                     if r.status == 200:
@@ -135,12 +137,13 @@ def server(store, tmp_path_factory):
                 if time.time() > deadline:
                     pytest.skip(f"mlflow server did not answer within {START_TIMEOUT_S} s: {log.read_text()[-2000:]}")
                 time.sleep(0.5)
-        yield {"base": base, "port": port, "proc": proc}
+        (url,) = [w for w in log.read_text().split() if w.startswith("http://") and "/#/experiments/" in w]
+        yield {"base": base, "port": port, "proc": proc, "url": url, "log": log}
     finally:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)     # the server and its worker: the group this test started
+            os.killpg(proc.pid, signal.SIGTERM)     # the wrapper's own group; it stops the server's group
             try:
-                proc.wait(timeout=15)
+                proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=15)
@@ -181,7 +184,8 @@ def test_baseline_and_jest_runs_are_one_filter_apart_with_their_metrics(server, 
     rows = read_metrics(store["runs"] / f"{tags['arm']}_s{tags['seed']}" / "metrics.jsonl")
     assert {m["step"]: m["value"] for m in history} == pytest.approx(
         {r["step"]: r["heldout_loss"] for r in rows if "heldout_loss" in r})
-    assert len(_search(server, exp_id, "tags.group = 'headline'")) == 2
+    headline = _search(server, exp_id, "tags.group = 'headline'")  # the two runs and the report
+    assert sorted(_tags(r)["method"] for r in headline) == ["jest", "summary", "uniform"]
 
 
 def test_summary_run_holds_the_headline_speedups_and_the_report(server, store):
@@ -190,7 +194,7 @@ def test_summary_run_holds_the_headline_speedups_and_the_report(server, store):
     (run,) = _search(server, exp_id, "tags.kind = 'summary'")
     assert run["info"]["run_id"] == store["summary_run"]
     tags, metrics = _tags(run), _metrics(run)
-    assert tags["method"] == "summary" and tags["arm_scope"] == "headline"
+    assert tags["method"] == "summary" and tags["arm_scope"] == "headline" and tags["group"] == "headline"
     (head,) = store["summary"]["headline"]
     assert metrics[f"speedup_iterations.{head['arm']}"] == pytest.approx(head["iterations"]["value"])
     assert metrics[f"speedup_flops_train_score.{head['arm']}"] == pytest.approx(
@@ -221,3 +225,90 @@ def test_server_listens_on_loopback_only(server):
         listening += [c.laddr for c in conns if c.status == psutil.CONN_LISTEN and c.laddr.port == server["port"]]
     assert listening, "no listening socket found for the server's port"
     assert {addr.ip for addr in listening} == {"127.0.0.1"}
+
+
+def _printed_view(server) -> tuple[str, str]:
+    """(experiment id, saved view key) of the URL `make mlflow-ui` prints."""
+    parsed = urllib.parse.urlparse(server["url"])
+    assert (parsed.hostname, parsed.port) == ("127.0.0.1", server["port"])
+    route, _, query = parsed.fragment.partition("?")
+    parts = route.strip("/").split("/")
+    assert parts[0] == "experiments" and parts[2] == "runs", f"not the runs table: {server['url']}"
+    return parts[1], urllib.parse.parse_qs(query)["viewStateShareKey"][0]
+
+
+def test_the_printed_url_is_the_runs_table_in_the_headline_view(server, store):
+    """What the UI does with the printed URL, through the same ajax API it calls: the experiment
+    is a model-training one (runs table, not the GenAI overview), the saved view's filter lists
+    the baseline, the JEST run and the report, every run shown in the charts, held-out metrics."""
+    exp_id, key = _printed_view(server)
+    exp = _get(f"{server['base']}/ajax-api/2.0/mlflow/experiments/get?experiment_id={exp_id}")["experiment"]
+    assert exp["name"] == store["experiment"]
+    tags = {t["key"]: t["value"] for t in exp["tags"]}
+    assert tags["mlflow.experimentKind"] == "custom_model_development"
+    view = json.loads(tags[f"mlflow.sharedViewState.{key}"])
+    assert view["runsHiddenMode"] == "SHOW_ALL" and "heldout" in view["chartsSearchFilter"]
+    assert "metrics.`heldout_loss`" in view["selectedColumns"]
+    runs = _post(f"{server['base']}/ajax-api/2.0/mlflow/runs/search",
+                 {"experiment_ids": [exp_id], "filter": view["searchFilter"], "max_results": 100})["runs"]
+    assert sorted(_tags(r)["method"] for r in runs) == ["jest", "summary", "uniform"]
+    for run in runs:
+        tags = _tags(run)
+        assert tags["mlflow.source.type"] == "LOCAL" and tags["mlflow.source.name"].startswith("python -m ")
+        if tags["method"] != "summary":           # the Source column's commit: MLflow's own tag, a bare hash
+            card = json.loads((store["runs"] / run["info"]["run_name"] / "card.json").read_text())
+            assert tags["mlflow.source.git.commit"] == card["git_commit"].removesuffix("-dirty")
+            assert len(tags["mlflow.source.git.commit"]) == 40
+
+
+def test_a_runs_duration_is_its_training_time_even_after_a_later_sync(server, store):
+    """The evaluation's results reach MLflow later (sync_mlflow); that must not move the end."""
+    exp_id, _ = _printed_view(server)
+    for run_dir in sorted(store["runs"].iterdir()):
+        card = json.loads((run_dir / "card.json").read_text())
+        wall_ms = read_metrics(run_dir / "metrics.jsonl")[-1]["wall_time"] * 1000
+        (run,) = _search(server, exp_id, f"attributes.run_name = '{card['run']}'")
+        assert int(run["info"]["end_time"]) - int(run["info"]["start_time"]) == pytest.approx(wall_ms, abs=2)
+        time.sleep(0.01)
+        saved = os.environ.pop("MLFLOW_TRACKING_URI", None)
+        try:
+            assert MlflowMirror(run_dir, store["uri"], store["experiment"], card["run"], {}, {}).sync(
+                final_status="FINISHED", strict=True)
+        finally:
+            if saved is not None:
+                os.environ["MLFLOW_TRACKING_URI"] = saved
+        (again,) = _search(server, exp_id, f"attributes.run_name = '{card['run']}'")
+        assert again["info"]["end_time"] == run["info"]["end_time"]
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (Debian: apt-get install -y chromium): "
+                                             "the UI's rendering is not checked; its API check above still runs")
+def test_headless_chromium_shows_the_runs_table_with_baseline_and_jest_runs(server, store, tmp_path):
+    """The printed URL in a real browser: the rendered page is the runs table of the headline
+    view (its filter, the held-out loss column) with the baseline and the JEST run in it."""
+    cmd = [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+           f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1600,1000", "--virtual-time-budget=15000",
+           "--dump-dom", server["url"]]
+    try:
+        dom = subprocess.run(cmd, capture_output=True, text=True, timeout=240).stdout
+    except subprocess.TimeoutExpired as err:
+        dom = err.stdout.decode() if isinstance(err.stdout, bytes) else (err.stdout or "")
+    names = {json.loads((d / "card.json").read_text())["run"] for d in store["runs"].iterdir()}
+    missing = [n for n in sorted(names) if f">{n}<" not in dom]
+    assert not missing, f"runs not in the rendered table: {missing}; page starts {dom[:500]!r}"
+    assert "tags.group = 'headline'" in dom and "heldout_loss" in dom and "summary-headline" in dom
+
+
+def test_sigterm_stops_the_server_and_every_worker(server):
+    """Last in this file: it stops the module's server."""
+    wrapper = psutil.Process(server["proc"].pid)
+    family = [wrapper, *wrapper.children(recursive=True)]
+    assert len(family) >= 3, "expected the wrapper, mlflow server and its uvicorn worker"
+    os.kill(wrapper.pid, signal.SIGTERM)
+    gone, alive = psutil.wait_procs(family, timeout=30)   # reaps the wrapper (this test's child)
+    alive = [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert not alive, f"left running after SIGTERM: {[(p.pid, p.cmdline()) for p in alive]}"
+    assert [p.returncode for p in gone if p.pid == wrapper.pid] == [128 + signal.SIGTERM]

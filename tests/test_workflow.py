@@ -74,6 +74,15 @@ def test_smoke_dag_end_to_end_and_resume_after_kill(tmp_path, smoke_dag):
 
     # 1. uninterrupted run (conftest.py's smoke_dag, shared with tests/test_integrity_dag.py)
     ref = smoke_dag
+    # live progress in Snakemake's terminal (its stderr), throttled; logs without carriage returns
+    terminal = (ref / "terminal.txt").read_text()
+    for name in ("uniform_s0", "jest_f0.5_s0"):
+        lines = [line for line in terminal.splitlines() if line.startswith(f"[{name}] step ")]
+        assert lines and lines[-1].startswith(f"[{name}] step 30/30 (100%) loss ") and "tok/s" in lines[-1], terminal[-3000:]
+        assert len(lines) <= 20, lines          # 30 steps: a line every 10% (3 steps) or 30 s, not every step
+    logs = sorted((ref / "smoke" / "logs").rglob("*.log"))
+    assert logs and not [log for log in logs if "" in log.read_text()]
+    assert "[uniform_s0] step 30/30 (100%)" in (ref / "smoke" / "logs" / "train" / "uniform_s0.log").read_text()
     run = ref / "smoke" / "runs" / "uniform_s0"
     rows = read_metrics(run / "metrics.jsonl")
     assert rows and rows[-1]["step"] == 30 and "heldout_bpb" in rows[-1]
@@ -121,6 +130,11 @@ def test_smoke_dag_end_to_end_and_resume_after_kill(tmp_path, smoke_dag):
     assert strip(resumed) == strip(rows)
     card = json.loads((killed / "smoke" / "runs" / "uniform_s0" / "card.json").read_text())
     assert card["resumed_from_step"] >= 10
+    # the killed attempt's log is kept: Snakemake empties the job's log, <log>.attempts keeps both
+    log = killed / "smoke" / "logs" / "train" / "uniform_s0.log"
+    attempts = Path(f"{log}.attempts").read_text()
+    assert attempts.count("=== attempt started ") == 2 and log.read_text().count("=== attempt started ") == 1
+    assert attempts.endswith(log.read_text())
 
 
 @pytest.mark.slow

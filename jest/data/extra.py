@@ -3,13 +3,20 @@
 Both kinds are reduced to "n rows and a way to fetch the texts of some rows",
 then share one selection path: all rows in file order, or, when ``max_docs``
 caps them, rows in seeded order until ``max_docs`` non-empty texts are found.
-Empty and whitespace-only texts are dropped. Ids are ``<name>/<row index>``
-(blank jsonl lines do not count as rows), stable for a given file.
+Empty and whitespace-only texts are dropped; a source with no text at all is refused.
+Ids are ``<name>/<row index>`` (blank jsonl lines do not count as rows), stable for a
+given file.
+
+Labels: every document is labelled with its entry's ``name`` (source) and ``quality``;
+a jsonl line may set its own ``source`` and / or ``quality`` field, which win for that
+line (one file holding, say, clean and noisy text). Labels are reported by the analysis,
+never seen by selection.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,15 +31,50 @@ from jest.data.seeding import seeded_order
 _HF_BATCH = 1000
 
 TextFetcher = Callable[[Sequence[int]], list[Any]]
+# Per-row labels: row -> {"source": ..., "quality": ...} for the rows that set them.
+RowLabels = dict[int, dict[str, str]]
+
+# Fields a jsonl line may set to override its entry's labels (`name` as source, `quality`).
+LINE_LABEL_FIELDS = ("source", "quality")
+# Labels become metric names (sel_share_source_<label>): the same characters as source names.
+_LABEL_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
-def _jsonl_rows(source: ExtraSourceConfig) -> tuple[int, TextFetcher]:
+def _decode_line(source: ExtraSourceConfig, path: Path, line_number: int, raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataPrepError(
+            f"extra source '{source.name}': {path}:{line_number} is not UTF-8 (byte 0x{raw[exc.start]:02x} "
+            f"at column {exc.start + 1}); re-encode the file as UTF-8, e.g. `iconv -f latin1 -t utf-8`"
+        ) from None
+
+
+def _line_labels(source: ExtraSourceConfig, path: Path, line_number: int, record: dict) -> dict[str, str]:
+    labels = {}
+    for field in LINE_LABEL_FIELDS:
+        if field not in record:
+            continue
+        value = record[field]
+        if not isinstance(value, str) or not _LABEL_RE.match(value):
+            raise DataPrepError(
+                f"extra source '{source.name}': {path}:{line_number} field '{field}' is {value!r}; a label is "
+                f"a non-empty string of letters, digits, '_', '.', '-' (or leave the field out to use the "
+                f"entry's {'name' if field == 'source' else 'quality'})"
+            )
+        labels[field] = value
+    return labels
+
+
+def _jsonl_rows(source: ExtraSourceConfig) -> tuple[int, TextFetcher, RowLabels]:
     path = Path(source.path)
     if not path.is_file():
         raise MissingFileError(f"extra source '{source.name}': jsonl file not found: {path.resolve()}")
     texts: list[Any] = []
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
+    labels: RowLabels = {}
+    with open(path, "rb") as handle:  # bytes: a bad byte is reported with its line, not as a raw decode error
+        for line_number, raw in enumerate(handle, start=1):
+            line = _decode_line(source, path, line_number, raw)
             if not line.strip():
                 continue
             try:
@@ -46,8 +88,16 @@ def _jsonl_rows(source: ExtraSourceConfig) -> tuple[int, TextFetcher]:
                     f"extra source '{source.name}': {path}:{line_number} has no field '{source.text_field}' "
                     f"(set text_field in the extra_sources entry)"
                 )
+            row_labels = _line_labels(source, path, line_number, record)
+            if row_labels:
+                labels[len(texts)] = row_labels
             texts.append(record[source.text_field])
-    return len(texts), lambda indices: [texts[i] for i in indices]
+    if not texts:
+        raise DataPrepError(
+            f"extra source '{source.name}': {path.resolve()} holds no rows (empty or blank lines only); "
+            f"fill it with one JSON object per line ({{\"{source.text_field}\": \"...\"}}) or remove the entry"
+        )
+    return len(texts), lambda indices: [texts[i] for i in indices], labels
 
 
 def _local_data_files(data_files: str | tuple[str, ...] | None) -> list[str]:
@@ -78,12 +128,13 @@ def _hf_rows(source: ExtraSourceConfig) -> tuple[int, TextFetcher]:
             f"extra source '{source.name}': dataset has no column '{source.text_field}' "
             f"(columns: {dataset.column_names}); set text_field in the extra_sources entry"
         )
-    return len(dataset), lambda indices: dataset.select(indices)[source.text_field]
+    return len(dataset), lambda indices: dataset.select(indices)[source.text_field], {}
 
 
 def load_extra_source(source: ExtraSourceConfig, split_seed: int) -> list[Document]:
-    """Documents of one ``extra_sources`` entry, labelled with its name and quality."""
-    n_rows, fetch = _jsonl_rows(source) if source.kind == "jsonl" else _hf_rows(source)
+    """Documents of one ``extra_sources`` entry, labelled with its name and quality (a jsonl line's
+    own ``source`` / ``quality`` fields win)."""
+    n_rows, fetch, row_labels = _jsonl_rows(source) if source.kind == "jsonl" else _hf_rows(source)
     limit = n_rows if source.max_docs is None else source.max_docs
     # Without a cap every row is taken, so the (costly) seeded order is not needed.
     order = (
@@ -105,15 +156,23 @@ def load_extra_source(source: ExtraSourceConfig, split_seed: int) -> list[Docume
                 )
             if text is None or not text.strip():
                 continue  # empty/whitespace-only texts carry nothing to learn from
+            labels = row_labels.get(row, {})
+            label = labels.get("source", source.name)
             docs.append(
                 Document(
                     id=f"{source.name}/{row:0{width}d}",
                     text=text,
-                    source=source.name,
-                    group=source.name,
-                    quality=source.quality,
+                    source=label,
+                    group=label,
+                    quality=labels.get("quality", source.quality),
                 )
             )
             if len(docs) >= limit:
                 break
+    if not docs:
+        where = Path(source.path).resolve() if source.kind == "jsonl" else source.path
+        raise DataPrepError(
+            f"extra source '{source.name}': {where} has no non-empty '{source.text_field}' text "
+            f"({n_rows} rows, all empty or whitespace); point the entry at a file with text or remove it"
+        )
     return docs

@@ -37,6 +37,7 @@ def test_metrics_and_tags_flatten_headline_and_ablations():
     assert m["reached.abl_topk_f0.8"] == 0.0 and "T_j.abl_topk_f0.8" not in m
     tags = summary_tags(SUMMARY)
     assert tags["kind"] == "summary" and tags["method"] == "summary" and tags["arm_scope"] == "all"
+    assert tags["group"] == "ablation" and tags["mlflow.source.type"] == "LOCAL"   # the all-arms report
     assert tags["verdict.iterations_13x"] == "does not hold" and tags["headline_arms"] == "jest_f0.8"
 
 

@@ -163,3 +163,97 @@ def test_missing_text_field_is_explained(tmp_path, files, small_cfg) -> None:
     cfg["extra_sources"][0].update(kind="hf", path="json", data_files=str(files["ref"]))
     with pytest.raises(DataPrepError, match=r"no column 'text'"):
         prepare_corpus(cfg, tmp_path / "out", tmp_path / "cache")
+
+
+def test_a_jsonl_line_overrides_the_entrys_labels(tmp_path, small_cfg) -> None:
+    path = _write_jsonl(tmp_path / "mixed.jsonl", [
+        {"text": "a clean edited paragraph"},
+        {"text": "a spammy line", "quality": "noisy"},
+        {"text": "a forum post", "source": "forum", "quality": "informal"},
+    ])
+    entry = ExtraSourceConfig(**{**_extra(kind="jsonl", name="mine", split="pool", quality="clean", path=str(path))})
+    docs = load_extra_source(entry, 1234)
+    assert [(d.source, d.group, d.quality) for d in docs] == [
+        ("mine", "mine", "clean"), ("mine", "mine", "noisy"), ("forum", "forum", "informal")]
+    assert [d.id for d in docs] == ["mine/0", "mine/1", "mine/2"]  # ids keep the entry's name
+
+
+def test_a_bad_per_line_label_names_file_and_line(tmp_path) -> None:
+    path = _write_jsonl(tmp_path / "bad.jsonl", [{"text": "fine"}, {"text": "x", "quality": "very noisy!"}])
+    entry = ExtraSourceConfig(**_extra(kind="jsonl", name="mine", split="pool", quality="clean", path=str(path)))
+    with pytest.raises(DataPrepError, match=r"bad\.jsonl:2 field 'quality' is 'very noisy!'"):
+        load_extra_source(entry, 1234)
+
+
+def test_a_non_utf8_byte_names_file_line_and_fix(tmp_path) -> None:
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(b'{"text": "first"}\n{"text": "caf\xe9"}\n')
+    entry = ExtraSourceConfig(**_extra(kind="jsonl", name="mine", split="pool", quality="clean", path=str(path)))
+    with pytest.raises(DataPrepError) as info:
+        load_extra_source(entry, 1234)
+    message = str(info.value)
+    assert f"{path}:2 is not UTF-8 (byte 0xe9 at column 14)" in message and "iconv" in message
+    assert not isinstance(info.value, UnicodeDecodeError) and info.value.__cause__ is None
+
+
+@pytest.mark.parametrize("content", [b"", b"\n  \n", b'{"text": ""}\n{"text": "  "}\n'])
+def test_an_empty_source_file_is_refused_naming_it(tmp_path, small_cfg, content) -> None:
+    path = tmp_path / "empty.jsonl"
+    path.write_bytes(content)
+    cfg = _cfg(small_cfg, [_extra(kind="jsonl", name="mine", split="pool", quality="raw", path=str(path))])
+    with pytest.raises(DataPrepError, match=rf"extra source 'mine': {path.resolve()} (holds no rows|has no non-empty)"):
+        prepare_corpus(cfg, tmp_path / "out", tmp_path / "cache")
+    assert not (tmp_path / "out").exists()
+
+
+def test_bring_your_own_corpus_replaces_the_default_one(tmp_path, cache_dir) -> None:
+    """A real config in the README's form (embedded: false, three jsonl files, per-line labels)
+    through the config loader, the data stage, the tokenizer and the shards: the splits hold only
+    these files, and the per-line labels reach the shards that training reads."""
+    import copy
+
+    from jest.config import load_config
+    from jest.shards import TokenShard, build_shards
+    from jest.tokenizer import train_tokenizer
+    from tests.data.conftest import SMALL_CFG
+
+    # Real text: the embedded corpus's own splits, written back as the user's files, each
+    # pool line carrying its source and quality as per-line labels.
+    default = tmp_path / "default"
+    prepare_corpus(copy.deepcopy(SMALL_CFG), default, cache_dir)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    expected = {}
+    for split in ("curated", "heldout", "pool"):
+        rows = [json.loads(line) for line in (default / f"{split}.jsonl").read_text().splitlines()]
+        records = [{"text": r["text"], **({"source": f"my_{r['source']}", "quality": r["quality"]} if split == "pool" else {})}
+                   for r in rows]
+        _write_jsonl(mine / f"{split}.jsonl", records)
+        expected[split] = len(rows)
+    config = tmp_path / "byo.yaml"
+    config.write_text(f"""\
+name: byo
+results_dir: {tmp_path / 'results'}
+data:
+  embedded: false
+  vocab_size: 400
+  seq_len: 64
+  extra_sources:
+    - {{kind: jsonl, name: my_curated, path: {mine / 'curated.jsonl'}, split: curated, quality: clean}}
+    - {{kind: jsonl, name: my_heldout, path: {mine / 'heldout.jsonl'}, split: heldout, quality: clean}}
+    - {{kind: jsonl, name: my_pool, path: {mine / 'pool.jsonl'}, split: pool}}
+""")
+    cfg = load_config(config)
+    data, tok, shards = tmp_path / "data", tmp_path / "tok", tmp_path / "shards"
+    manifest = prepare_corpus(cfg["data"], data, tmp_path / "no-cache")  # nothing fetched: no npm source
+    assert {s: manifest["splits"][s]["documents"] for s in expected} == expected
+    assert set(manifest["splits"]["curated"]["by_source"]) == {"my_curated"}
+    assert set(manifest["splits"]["pool"]["by_source"]) == {"my_brown", "my_sotu", "my_email", "my_informal"}
+    assert {"clean", "offdomain", "noisy", "corrupted"} <= set(manifest["splits"]["pool"]["by_quality"])
+    assert not (tmp_path / "no-cache").exists() or not any((tmp_path / "no-cache").rglob("*.tgz"))
+    train_tokenizer([data / "curated.jsonl", data / "pool.jsonl"], cfg["data"]["vocab_size"], tok)
+    build_shards(data, tok, shards, cfg["data"]["seq_len"])
+    pool = TokenShard(shards, "pool")
+    used = [pool.labels[i] for i in set(pool.index["label"].tolist())]  # the pool sequences' labels
+    assert {lab["source"] for lab in used} == {"my_brown", "my_sotu", "my_email", "my_informal"}
+    assert {lab["quality"] for lab in used} >= {"clean", "noisy", "corrupted"}

@@ -25,8 +25,8 @@ rule analyze:
     log:
         ROOT / "logs" / "analyze.log",
     shell:
-        "python -m analysis.report --results {params.results:q} --config {params.name:q} --out {params.out:q} "
-        "--arms headline > {log:q} 2>&1"
+        logged("python -m analysis.report --results {params.results:q} --config {params.name:q} --out {params.out:q} "
+        "--arms headline")
 
 
 rule analyze_ablations:
@@ -46,5 +46,5 @@ rule analyze_ablations:
     log:
         ROOT / "logs" / "analyze_ablations.log",
     shell:
-        "python -m analysis.report --results {params.results:q} --config {params.name:q} --out {params.out:q} "
-        "--arms all > {log:q} 2>&1"
+        logged("python -m analysis.report --results {params.results:q} --config {params.name:q} --out {params.out:q} "
+        "--arms all")

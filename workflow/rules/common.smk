@@ -6,6 +6,7 @@ from pathlib import Path
 from jest.data.manifest import local_input_files
 from jest.config import PROJECT_ROOT, cache_root, config_hash, results_root, validate_snakemake_config
 from jest.io import atomic_write_json
+from jest.joblog import logged  # every rule's output: its log and <log>.attempts
 
 # Offline and self-contained, for every job this workflow launches.
 os.environ.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1",

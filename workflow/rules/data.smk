@@ -19,7 +19,7 @@ rule prepare_data:
     log:
         ROOT / "logs" / "prepare_data.log",
     shell:
-        "python -m jest prepare-data --config {params.config:q} --out {params.out:q} --cache {params.cache:q} > {log:q} 2>&1"
+        logged("python -m jest prepare-data --config {params.config:q} --out {params.out:q} --cache {params.cache:q}")
 
 
 rule train_tokenizer:
@@ -38,7 +38,7 @@ rule train_tokenizer:
     log:
         ROOT / "logs" / "train_tokenizer.log",
     shell:
-        "python -m jest train-tokenizer --config {params.config:q} --data {params.data:q} --out {params.out:q} > {log:q} 2>&1"
+        logged("python -m jest train-tokenizer --config {params.config:q} --data {params.data:q} --out {params.out:q}")
 
 
 rule build_shards:
@@ -61,5 +61,5 @@ rule build_shards:
     log:
         ROOT / "logs" / "build_shards.log",
     shell:
-        "python -m jest build-shards --config {params.config:q} --data {params.data:q} "
-        "--tokenizer {params.tokenizer:q} --out {params.out:q} > {log:q} 2>&1"
+        logged("python -m jest build-shards --config {params.config:q} --data {params.data:q} "
+        "--tokenizer {params.tokenizer:q} --out {params.out:q}")

@@ -35,8 +35,8 @@ rule build_tasks:
     log:
         ROOT / "logs" / "build_tasks.log",
     shell:
-        "python -m jest build-tasks --config {params.config:q} --heldout {input.heldout:q} --out {params.out:q} "
-        "--cache {params.cache:q} > {log:q} 2>&1"
+        logged("python -m jest build-tasks --config {params.config:q} --heldout {input.heldout:q} --out {params.out:q} "
+        "--cache {params.cache:q}")
 
 
 def all_evaluations(arms):
@@ -76,5 +76,5 @@ rule evaluate:
     log:
         ROOT / "logs" / "evaluate" / "{arm}_s{seed}.log",
     shell:
-        "python -m jest evaluate --config {params.config:q} --run-dir {params.run_dir:q} --tasks {params.tasks:q} "
-        "--threads {threads} > {log:q} 2>&1"
+        logged("python -m jest evaluate --config {params.config:q} --run-dir {params.run_dir:q} --tasks {params.tasks:q} "
+        "--threads {threads}")

@@ -22,9 +22,9 @@ rule train_reference:
     log:
         ROOT / "logs" / "train_reference" / "{ref}.log",
     shell:
-        "python -m jest train-reference --config {params.config:q} --ref {wildcards.ref} "
+        logged("python -m jest train-reference --config {params.config:q} --ref {wildcards.ref} "
         "--run-dir {params.run_dir:q} --shards {params.shards:q} --tokenizer {params.tokenizer:q} "
-        "--threads {threads} > {log:q} 2>&1"
+        "--threads {threads}")
 
 
 rule score_reference:
@@ -44,5 +44,5 @@ rule score_reference:
     log:
         ROOT / "logs" / "score_reference" / "{ref}.log",
     shell:
-        "python -m jest score-reference --config {params.config:q} --ref-dir {params.ref_dir:q} "
-        "--shards {params.shards:q} --threads {threads} > {log:q} 2>&1"
+        logged("python -m jest score-reference --config {params.config:q} --ref-dir {params.ref_dir:q} "
+        "--shards {params.shards:q} --threads {threads}")

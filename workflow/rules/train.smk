@@ -32,9 +32,9 @@ rule train:
     log:
         ROOT / "logs" / "train" / "{arm}_s{seed}.log",
     shell:
-        "{params.launcher} -m jest train --config {params.config:q} --arm {wildcards.arm} --seed {wildcards.seed} "
+        logged("{params.launcher} -m jest train --config {params.config:q} --arm {wildcards.arm} --seed {wildcards.seed} "
         "--run-dir {params.run_dir:q} --shards {params.shards:q} --tokenizer {params.tokenizer:q} "
-        "--references {params.references:q} --threads {threads} > {log:q} 2>&1"
+        "--references {params.references:q} --threads {threads}")
 
 
 rule sync_mlflow:
@@ -52,4 +52,4 @@ rule sync_mlflow:
     log:
         ROOT / "logs" / "sync_mlflow" / "{arm}_s{seed}.log",
     shell:
-        "python -m jest sync-mlflow {params.run_dir:q} --receipt {output:q} > {log:q} 2>&1"
+        logged("python -m jest sync-mlflow {params.run_dir:q} --receipt {output:q}")

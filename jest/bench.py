@@ -353,7 +353,7 @@ def alternate_many(loops: list, steps: int, warmup: int) -> list[list[float]]:
 # ----------------------------------------------------------------------------- one shape
 def measure_shape(spec: ShapeSpec, device: torch.device, precision: str = "fp32", compile_model: bool = False,
                   steps: int = 12, warmup: int = 3, score_n: int = 64, jest: bool = True,
-                  score_prefix: float = 1.0, log=print) -> dict:
+                  score_prefix: float = 1.0, log=print, fast_path: bool = True) -> dict:
     """All measurements for one shape (see the module docstring); returns a JSON-able dict."""
     hf_config = build_hf_config(spec.model, spec.vocab, spec.seq_len, 0, 0, 0)
     shape = shape_summary(hf_config)
@@ -401,19 +401,24 @@ def measure_shape(spec: ShapeSpec, device: torch.device, precision: str = "fp32"
 
         # -- scoring throughput (forward only, inference_mode, chunks of score_batch_size): eager and
         # the fast path (jest.fastpath.token_nll) alternating, on the same model and sequences
-        t_score, t_score_fast = alternate(lambda: score_pass(ours.model, score_tokens),
-                                          lambda: score_pass(ours.model, score_tokens, fast=True),
-                                          max(2, min(steps, 5)), 0)
+        n_score = max(2, min(steps, 5))
+        if fast_path:
+            t_score, t_score_fast = alternate(lambda: score_pass(ours.model, score_tokens),
+                                              lambda: score_pass(ours.model, score_tokens, fast=True), n_score, 0)
+        else:
+            t_score = [score_pass(ours.model, score_tokens) for _ in range(n_score)]
         log(f"  .. scoring timed ({time.time() - t_start:.0f} s)")
         score_tps = len(score_tokens) * T / statistics.median(t_score)
-        fast_tps = len(score_tokens) * T / statistics.median(t_score_fast)
         out["score"] = {"sequences": len(score_tokens), "chunk": chunk, "seconds": t_score,
                         "tokens_per_s": score_tps, "flops_per_s": score_tps * fwd_fpt,
-                        "mfu": score_tps * fwd_fpt / peak if peak else None,
-                        "fast_seconds": t_score_fast, "fast_tokens_per_s": fast_tps,
-                        "fast_flops_per_s": fast_tps * fwd_fpt, "fast_mfu": fast_tps * fwd_fpt / peak if peak else None,
-                        "fast_over_eager": fast_tps / score_tps,
-                        "fast_loss_max_abs_diff": float((score_losses[True] - score_losses[False]).abs().max())}
+                        "mfu": score_tps * fwd_fpt / peak if peak else None}
+        if fast_path:
+            fast_tps = len(score_tokens) * T / statistics.median(t_score_fast)
+            out["score"] |= {"fast_seconds": t_score_fast, "fast_tokens_per_s": fast_tps,
+                             "fast_flops_per_s": fast_tps * fwd_fpt,
+                             "fast_mfu": fast_tps * fwd_fpt / peak if peak else None,
+                             "fast_over_eager": fast_tps / score_tps,
+                             "fast_loss_max_abs_diff": float((score_losses[True] - score_losses[False]).abs().max())}
 
         # -- ours against plain: same init (seed), same AdamW settings, the same batches
         plain = build_learner(spec, device, compile_model, seed=0)
@@ -423,15 +428,16 @@ def measure_shape(spec: ShapeSpec, device: torch.device, precision: str = "fp32"
         plain_loop = PlainLoop(plain, batches, spec, device, precision)
         plain_loop()  # step 0, the step ours took while memory was measured
         # the fast path: the same loop, init and batches with train.fast_path (jest.fastpath)
-        fast = build_learner(spec, device, compile_model, seed=0, fast=True)
-        fast_loop = OursLoop(fast, UniformPolicy(), pool, spec, device, precision, Path(tmp) / "fast.jsonl")
-        fast_loop()
-        t_ours, t_plain, t_fast = alternate_many([ours_loop, plain_loop, fast_loop], steps, warmup)
-        log(f"  .. ours (eager) vs plain vs fast path timed ({time.time() - t_start:.0f} s)")
+        loops = [ours_loop, plain_loop]
+        if fast_path:
+            fast = build_learner(spec, device, compile_model, seed=0, fast=True)
+            fast_loop = OursLoop(fast, UniformPolicy(), pool, spec, device, precision, Path(tmp) / "fast.jsonl")
+            fast_loop()
+            loops.append(fast_loop)
+        t_ours, t_plain, *t_fast = alternate_many(loops, steps, warmup)
+        log(f"  .. ours (eager) vs plain{' vs fast path' if fast_path else ''} timed ({time.time() - t_start:.0f} s)")
         ours_tps, plain_tps = b * T / statistics.median(t_ours), b * T / statistics.median(t_plain)
-        fast_tps = b * T / statistics.median(t_fast)
         diffs = [abs(float(x) - float(y)) for x, y in zip(ours.losses, plain.losses)]
-        fast_diffs = [abs(float(x) - float(y)) for x, y in zip(ours.losses, fast.losses)]
         out["train"] = {"ours_seconds": t_ours, "plain_seconds": t_plain,
                         "ours_tokens_per_s": ours_tps, "plain_tokens_per_s": plain_tps,
                         "ours_over_plain": ours_tps / plain_tps,
@@ -440,13 +446,19 @@ def measure_shape(spec: ShapeSpec, device: torch.device, precision: str = "fp32"
                         "plain_mfu": plain_tps * train_fpt / peak if peak else None,
                         "ours_over_plain_paired": statistics.median(p / o for o, p in zip(t_ours, t_plain)),
                         "loss_max_abs_diff": max(diffs) if diffs else None,
-                        "losses_compared": len(diffs),
-                        "fast_seconds": t_fast, "fast_tokens_per_s": fast_tps, "fast_flops_per_s": fast_tps * train_fpt,
-                        "fast_mfu": fast_tps * train_fpt / peak if peak else None,
-                        "fast_over_eager": fast_tps / ours_tps,
-                        "fast_over_eager_paired": statistics.median(o / f for o, f in zip(t_ours, t_fast)),
-                        "fast_loss_max_abs_diff": max(fast_diffs) if fast_diffs else None}
-        del plain, plain_loop, batches, fast, fast_loop
+                        "losses_compared": len(diffs)}
+        if fast_path:
+            t_fast = t_fast[0]
+            fast_tps = b * T / statistics.median(t_fast)
+            fast_diffs = [abs(float(x) - float(y)) for x, y in zip(ours.losses, fast.losses)]
+            out["train"] |= {"fast_seconds": t_fast, "fast_tokens_per_s": fast_tps,
+                             "fast_flops_per_s": fast_tps * train_fpt,
+                             "fast_mfu": fast_tps * train_fpt / peak if peak else None,
+                             "fast_over_eager": fast_tps / ours_tps,
+                             "fast_over_eager_paired": statistics.median(o / f for o, f in zip(t_ours, t_fast)),
+                             "fast_loss_max_abs_diff": max(fast_diffs) if fast_diffs else None}
+            del fast, fast_loop
+        del plain, plain_loop, batches
         gc.collect()
 
         # -- the JEST step against the uniform step, both through OursLoop on the ours model
@@ -601,6 +613,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jest-shapes", default=None,
                         help="shapes that get the JEST/uniform timing (default: tiny on CPU, all shapes on CUDA)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--fast", default="auto", choices=("auto", "on", "off"),
+                        help="also time the fast path (train.fast_path, jest.fastpath) against eager; "
+                             "auto: on CPU only (the GPU check keeps its time budget)")
     parser.add_argument("--score-prefix", type=float, default=1.0, help="cheap scoring: share of tokens scored")
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is not met")
     parser.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
@@ -642,7 +657,7 @@ def _run(args, parser, argv) -> dict:
     meta = {"date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "command": "python -m jest.bench " + " ".join(sys.argv[1:] if argv is None else argv),
             "device": str(device), "device_name": device_name(device), "precision": args.precision,
-            "compile": args.compile, "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+            "compile": args.compile, "fast": args.fast, "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
             "torch": torch.__version__, "python": platform.python_version(), "config": cfg["name"],
             "score_prefix": args.score_prefix, "load_average_start": _loadavg()}
     try:
@@ -665,7 +680,8 @@ def _run(args, parser, argv) -> dict:
         t0 = time.time()
         r = measure_shape(spec, device, args.precision, args.compile, steps, warmup, score_n,
                           jest=name in jest_shapes, score_prefix=args.score_prefix,
-                          log=lambda *a: print(*a, flush=True))
+                          log=lambda *a: print(*a, flush=True),
+                          fast_path=args.fast == "on" or (args.fast == "auto" and device.type == "cpu"))
         r["wall_s"] = time.time() - t0
         results[name], specs[name] = r, spec
         print(describe(spec, r) + f"  [{r['wall_s']:.0f} s]", flush=True)

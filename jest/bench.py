@@ -1,9 +1,15 @@
-"""Benchmark: throughput, memory, MFU, loop overhead, and the JEST step against the uniform step.
+"""Benchmark: throughput, memory, MFU, loop overhead, the CPU fast path, and the JEST step against the uniform step.
 
-    python -m jest.bench [--shapes tiny,125m] [--device auto|cpu|cuda] [--precision fp32|bf16]
-                         [--compile] [--threads 2] [--steps N] [--check] [--json PATH]
+    python -m jest.bench [--shapes tiny,ladder_top,125m] [--device auto|cpu|cuda] [--precision fp32|bf16]
+                         [--compile] [--fast auto|on|off] [--threads 2] [--steps N] [--check] [--json [PATH]]
 
 Everything printed is measured in the run itself, per model shape:
+
+* eager against the fast path (train.fast_path, jest.fastpath; by default on CPU only):
+  training and scoring tokens/s and FLOP/s as a share of the peak (on CPU derived from the
+  ISA, clock and cores, jest.hardware.cpu_peak, printed with its derivation), timed
+  alternating with the eager loops in one process; targets fast/eager >= 1.5 (tiny) and
+  >= 1.3 (ladder_top, the ladder top CPU rung);
 
 * tokens/s of training (the library's per-step path, "ours") and of forward-only
   scoring (jest.scoring.sequence_losses, what JEST runs on every super-batch), the
@@ -35,7 +41,8 @@ Everything printed is measured in the run itself, per model shape:
   training, which is no overhead). Reference scores are cached in the real pipeline,
   so the step reads them (random here: their values do not change the cost).
 
-Shapes: `tiny` is the default config's learner (--config); `125m` is GPT-2-small-like
+Shapes (default tiny,ladder_top on CPU, tiny,125m on CUDA): `tiny` is the default config's
+learner (--config); `ladder_top` the ladder top CPU rung (LADDER_TOP_CPU); `125m` is GPT-2-small-like
 (12 layers, d=768, 12 heads, SwiGLU 2048, V=50257 tied, T=1024; 124M parameters),
 with batch 1 on CPU and 16 on CUDA (--batch 125m=N). The data are random tokens in
 a real TokenShard folder (temporary). `--check` makes any FAIL exit non-zero.

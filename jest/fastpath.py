@@ -24,7 +24,6 @@ The fast path removes both, keeping the run bit-identical from run to run:
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 # Rows of logits per chunk: 512 x V=2048 fp32 = 4 MiB, about an L2/L3 slice of one core.
 CHUNK_ROWS = 512

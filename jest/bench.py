@@ -1,9 +1,15 @@
-"""Benchmark: throughput, memory, MFU, loop overhead, and the JEST step against the uniform step.
+"""Benchmark: throughput, memory, MFU, loop overhead, the CPU fast path, and the JEST step against the uniform step.
 
-    python -m jest.bench [--shapes tiny,125m] [--device auto|cpu|cuda] [--precision fp32|bf16]
-                         [--compile] [--threads 2] [--steps N] [--check] [--json PATH]
+    python -m jest.bench [--shapes tiny,ladder_top,125m] [--device auto|cpu|cuda] [--precision fp32|bf16]
+                         [--compile] [--fast auto|on|off] [--threads 2] [--steps N] [--check] [--json [PATH]]
 
 Everything printed is measured in the run itself, per model shape:
+
+* eager against the fast path (train.fast_path, jest.fastpath; by default on CPU only):
+  training and scoring tokens/s and FLOP/s as a share of the peak (on CPU derived from the
+  ISA, clock and cores, jest.hardware.cpu_peak, printed with its derivation), timed
+  alternating with the eager loops in one process; targets fast/eager >= 1.5 (tiny) and
+  >= 1.3 (ladder_top, the ladder top CPU rung);
 
 * tokens/s of training (the library's per-step path, "ours") and of forward-only
   scoring (jest.scoring.sequence_losses, what JEST runs on every super-batch), the
@@ -35,7 +41,8 @@ Everything printed is measured in the run itself, per model shape:
   training, which is no overhead). Reference scores are cached in the real pipeline,
   so the step reads them (random here: their values do not change the cost).
 
-Shapes: `tiny` is the default config's learner (--config); `125m` is GPT-2-small-like
+Shapes (default tiny,ladder_top on CPU, tiny,125m on CUDA): `tiny` is the default config's
+learner (--config); `ladder_top` the ladder top CPU rung (LADDER_TOP_CPU); `125m` is GPT-2-small-like
 (12 layers, d=768, 12 heads, SwiGLU 2048, V=50257 tied, T=1024; 124M parameters),
 with batch 1 on CPU and 16 on CUDA (--batch 125m=N). The data are random tokens in
 a real TokenShard folder (temporary). `--check` makes any FAIL exit non-zero.
@@ -63,7 +70,8 @@ from baselines.uniform import UniformPolicy
 from jest.config import PROJECT_ROOT, load_config, super_batch_size
 from jest.distributed import World
 from jest.flops import FlopLedger, forward_flops_per_token, matmul_params, train_flops_per_token
-from jest.hardware import matmul_precision, peak_flops_per_second
+from jest.fastpath import causal_lm_loss, uninitialised_fill
+from jest.hardware import cpu_cores_used, cpu_peak, matmul_precision, peak_flops_per_second
 from jest.jest_policy import JestPolicy, PolicyContext
 from jest.model import build_hf_config, build_model, shape_summary
 from jest.scoring import sequence_losses
@@ -76,11 +84,22 @@ FILTER_RATIOS = (0.5, 0.8, 0.9)
 OURS_OVER_PLAIN_TARGET = 0.95   # ours reaches at least 95% of the plain loop's tokens/s
 JEST_ANALYTIC_MAX = 1.2         # measured / analytic step-cost ratio at most 1.2
 
+# The fast path (train.fast_path, jest.fastpath) over today's eager step, training tokens/s
+# measured in one run (issue #16): the tiny learner and the ladder's top CPU rung.
+FAST_OVER_EAGER_TARGET = {"tiny": 1.5, "ladder_top": 1.3}
+
 GPT2_SMALL = {"n_layer": 12, "n_embd": 768, "n_head": 12, "intermediate_size": None, "tie_embeddings": True}
-SHAPE_NAMES = ("tiny", "125m")
+# The ladder top CPU rung (issue #15 uses it as the largest CPU rung): the tiny learner's
+# vocabulary, context and batch, 4 layers of d=176 (4 heads of 44, SwiGLU 480):
+# 4 x (4 d^2 + 3 d 480) + 2048 d = 1.87M matmul params, 4.5x tiny's 0.42M; 6N + 12LdT =
+# 12.3 MFLOP/token, 4.4x tiny's.
+LADDER_TOP_CPU = {"n_layer": 4, "n_embd": 176, "n_head": 4, "intermediate_size": None, "tie_embeddings": True}
+SHAPE_NAMES = ("tiny", "ladder_top", "125m")
+DEFAULT_SHAPES = {"cpu": "tiny,ladder_top", "cuda": "tiny,125m"}
 # (device type, shape) -> (timed steps, warm-up steps, sequences scored per scoring pass)
-DEFAULT_STEPS = {("cpu", "tiny"): (12, 3, 64), ("cpu", "125m"): (3, 1, 2),
-                 ("cuda", "tiny"): (30, 5, 256), ("cuda", "125m"): (20, 5, 128)}
+DEFAULT_STEPS = {("cpu", "tiny"): (12, 3, 64), ("cpu", "ladder_top"): (6, 2, 32), ("cpu", "125m"): (3, 1, 2),
+                 ("cuda", "tiny"): (30, 5, 256), ("cuda", "ladder_top"): (30, 5, 256),
+                 ("cuda", "125m"): (20, 5, 128)}
 
 
 # ----------------------------------------------------------------------------- shapes
@@ -99,7 +118,8 @@ class ShapeSpec:
 
 
 def shape_spec(name: str, cfg: dict, device: torch.device, batch: int | None = None) -> ShapeSpec:
-    """`tiny` = the learner of `cfg` (config/tiny.yaml by default); `125m` = GPT-2-small-like."""
+    """`tiny` = the learner of `cfg` (config/tiny.yaml by default); `ladder_top` = the ladder top
+    CPU rung (LADDER_TOP_CPU with tiny's data and batch); `125m` = GPT-2-small-like."""
     tcfg = {**cfg["train"], "steps": 10_000}  # lr schedule: stay in the decay phase's early part
     if name == "tiny":
         b = batch or tcfg["batch_size"]
@@ -107,6 +127,11 @@ def shape_spec(name: str, cfg: dict, device: torch.device, batch: int | None = N
         if b % micro:
             micro = b
         return ShapeSpec("tiny", dict(cfg["model"]), cfg["data"]["vocab_size"], cfg["data"]["seq_len"], b, micro, tcfg)
+    if name == "ladder_top":
+        b = batch or tcfg["batch_size"]
+        micro = min(tcfg["micro_batch_size"] or b, b)
+        return ShapeSpec("ladder_top", dict(LADDER_TOP_CPU), cfg["data"]["vocab_size"], cfg["data"]["seq_len"], b,
+                         b if b % micro else micro, tcfg)
     if name == "125m":
         b = batch or (16 if device.type == "cuda" else 1)
         return ShapeSpec("125m", dict(GPT2_SMALL), 50257, 1024, b, b, {**tcfg, "lr": 6e-4, "warmup_steps": 100})
@@ -208,14 +233,16 @@ class Learner:
     train_model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     losses: list = field(default_factory=list)  # per step, as tensors (read after the timings)
+    fast: bool = False                           # train.fast_path (jest.fastpath)
 
 
-def build_learner(spec: ShapeSpec, device: torch.device, compile_model: bool, seed: int = 0) -> Learner:
+def build_learner(spec: ShapeSpec, device: torch.device, compile_model: bool, seed: int = 0,
+                  fast: bool = False) -> Learner:
     hf_config = build_hf_config(spec.model, spec.vocab, spec.seq_len, 0, 0, 0)
     model = build_model(hf_config, seed=seed).to(device)
     model.train()
-    optimizer = build_optimizer(model, spec.train, device)
-    return Learner(model, torch.compile(model) if compile_model else model, optimizer)
+    optimizer = build_optimizer(model, {**spec.train, "fast_path": fast}, device)
+    return Learner(model, torch.compile(model) if compile_model else model, optimizer, fast=fast)
 
 
 class OursLoop:
@@ -248,8 +275,13 @@ class OursLoop:
         selection = self.policy.select(self.step, candidates, cand_ids, self.learner.model, b)
         mine = torch.as_tensor(selection.chosen[self.my_rows])
         batch = to_device(candidates[mine], self.device)                       # (b, T)
-        loss, grad_norm = train_step(self.learner.train_model, self.learner.optimizer, batch, spec.micro,
-                                     lr_at(self.step, tcfg), tcfg["grad_clip"], self.precision)
+        fast = self.learner.fast
+        with uninitialised_fill(not fast):  # the fast path's setting, for this loop's steps only
+            loss, grad_norm = train_step(self.learner.train_model, self.learner.optimizer, batch, spec.micro,
+                                         lr_at(self.step, tcfg), tcfg["grad_clip"], self.precision,
+                                         causal_lm_loss if fast and not isinstance(
+                                             self.learner.train_model, torch._dynamo.eval_frame.OptimizedModule)
+                                         else None)
         self.step += 1
         self.ledger.add_train(self.train_fpt * b * T)
         self.ledger.add_score(selection.score_flops)
@@ -306,30 +338,37 @@ class PlainLoop:
 def alternate(a, b, steps: int, warmup: int) -> tuple[list[float], list[float]]:
     """Run a and b `warmup` times each untimed, then `steps` times each, alternating and flipping
     the order every pair (a b, b a, a b, ...); return the two lists of step times."""
-    for _ in range(warmup):
-        a(), b()
-    ta, tb = [], []
-    for i in range(steps):
-        if i % 2 == 0:
-            ta.append(a())
-            tb.append(b())
-        else:
-            tb.append(b())
-            ta.append(a())
+    ta, tb = alternate_many([a, b], steps, warmup)
     return ta, tb
+
+
+def alternate_many(loops: list, steps: int, warmup: int) -> list[list[float]]:
+    """`alternate` for any number of loops: each round runs every loop once, in an order that
+    rotates and reverses from round to round, so that machine noise hits all of them alike."""
+    for _ in range(warmup):
+        for loop in loops:
+            loop()
+    times: list[list[float]] = [[] for _ in loops]
+    n = len(loops)
+    for i in range(steps):
+        order = [(i // 2 + k) % n for k in range(n)]
+        for k in (order if i % 2 == 0 else order[::-1]):
+            times[k].append(loops[k]())
+    return times
 
 
 # ----------------------------------------------------------------------------- one shape
 def measure_shape(spec: ShapeSpec, device: torch.device, precision: str = "fp32", compile_model: bool = False,
                   steps: int = 12, warmup: int = 3, score_n: int = 64, jest: bool = True,
-                  score_prefix: float = 1.0, log=print) -> dict:
+                  score_prefix: float = 1.0, log=print, fast_path: bool = True) -> dict:
     """All measurements for one shape (see the module docstring); returns a JSON-able dict."""
     hf_config = build_hf_config(spec.model, spec.vocab, spec.seq_len, 0, 0, 0)
     shape = shape_summary(hf_config)
     b, T = spec.batch, spec.seq_len
     train_fpt, fwd_fpt = train_flops_per_token(shape, T), forward_flops_per_token(shape, T)
     mm_prec = matmul_precision(device, precision)
-    peak, peak_source = peak_flops_per_second(device, mm_prec)
+    peak, peak_source = (cpu_peak(cpu_cores_used()) if device.type == "cpu" and mm_prec == "fp32"
+                         else peak_flops_per_second(device, mm_prec))
     out: dict = {"shape": asdict(spec) | {"train": {k: spec.train[k] for k in ("lr", "weight_decay", "beta1",
                                                                               "beta2", "grad_clip")}},
                  "n_matmul_params": matmul_params(shape), "train_flops_per_token": train_fpt,
@@ -352,25 +391,41 @@ def measure_shape(spec: ShapeSpec, device: torch.device, precision: str = "fp32"
         score_tokens = pool.get(np.arange(min(score_n, n_pool)))
         chunk = min(spec.score_batch_size, len(score_tokens))
 
-        def score_pass(model: torch.nn.Module, tokens: torch.Tensor) -> float:
+        def score_pass(model: torch.nn.Module, tokens: torch.Tensor, fast: bool = False) -> float:
             t0 = time.perf_counter()
-            losses, _ = sequence_losses(model, tokens, chunk, precision=precision)
-            losses.sum().item()
+            with uninitialised_fill(not fast):
+                losses, _ = sequence_losses(model, tokens, chunk, precision=precision, fast=fast)
+            score_losses[fast] = losses
             _sync(device)
             return time.perf_counter() - t0
+
+        score_losses: dict = {}
 
         score_pass(ours.model, score_tokens)
         out["peak_memory_bytes"] = mem.peak()
         out["peak_memory_method"] = mem.method
         log(f"  .. peak memory measured ({time.time() - t_start:.0f} s)")
 
-        # -- scoring throughput (forward only, inference_mode, chunks of score_batch_size)
-        t_score = [score_pass(ours.model, score_tokens) for _ in range(max(2, min(steps, 5)))]
+        # -- scoring throughput (forward only, inference_mode, chunks of score_batch_size): eager and
+        # the fast path (jest.fastpath.token_nll) alternating, on the same model and sequences
+        n_score = max(2, min(steps, 5))
+        if fast_path:
+            t_score, t_score_fast = alternate(lambda: score_pass(ours.model, score_tokens),
+                                              lambda: score_pass(ours.model, score_tokens, fast=True), n_score, 0)
+        else:
+            t_score = [score_pass(ours.model, score_tokens) for _ in range(n_score)]
         log(f"  .. scoring timed ({time.time() - t_start:.0f} s)")
         score_tps = len(score_tokens) * T / statistics.median(t_score)
         out["score"] = {"sequences": len(score_tokens), "chunk": chunk, "seconds": t_score,
                         "tokens_per_s": score_tps, "flops_per_s": score_tps * fwd_fpt,
                         "mfu": score_tps * fwd_fpt / peak if peak else None}
+        if fast_path:
+            fast_tps = len(score_tokens) * T / statistics.median(t_score_fast)
+            out["score"] |= {"fast_seconds": t_score_fast, "fast_tokens_per_s": fast_tps,
+                             "fast_flops_per_s": fast_tps * fwd_fpt,
+                             "fast_mfu": fast_tps * fwd_fpt / peak if peak else None,
+                             "fast_over_eager": fast_tps / score_tps,
+                             "fast_loss_max_abs_diff": float((score_losses[True] - score_losses[False]).abs().max())}
 
         # -- ours against plain: same init (seed), same AdamW settings, the same batches
         plain = build_learner(spec, device, compile_model, seed=0)
@@ -379,8 +434,15 @@ def measure_shape(spec: ShapeSpec, device: torch.device, precision: str = "fp32"
         batches = [pool.get(ids_sampler.take(i * b, b)).to(device) for i in range(n_batches)]
         plain_loop = PlainLoop(plain, batches, spec, device, precision)
         plain_loop()  # step 0, the step ours took while memory was measured
-        t_ours, t_plain = alternate(ours_loop, plain_loop, steps, warmup)
-        log(f"  .. ours vs plain timed ({time.time() - t_start:.0f} s)")
+        # the fast path: the same loop, init and batches with train.fast_path (jest.fastpath)
+        loops = [ours_loop, plain_loop]
+        if fast_path:
+            fast = build_learner(spec, device, compile_model, seed=0, fast=True)
+            fast_loop = OursLoop(fast, UniformPolicy(), pool, spec, device, precision, Path(tmp) / "fast.jsonl")
+            fast_loop()
+            loops.append(fast_loop)
+        t_ours, t_plain, *t_fast = alternate_many(loops, steps, warmup)
+        log(f"  .. ours (eager) vs plain{' vs fast path' if fast_path else ''} timed ({time.time() - t_start:.0f} s)")
         ours_tps, plain_tps = b * T / statistics.median(t_ours), b * T / statistics.median(t_plain)
         diffs = [abs(float(x) - float(y)) for x, y in zip(ours.losses, plain.losses)]
         out["train"] = {"ours_seconds": t_ours, "plain_seconds": t_plain,
@@ -392,6 +454,17 @@ def measure_shape(spec: ShapeSpec, device: torch.device, precision: str = "fp32"
                         "ours_over_plain_paired": statistics.median(p / o for o, p in zip(t_ours, t_plain)),
                         "loss_max_abs_diff": max(diffs) if diffs else None,
                         "losses_compared": len(diffs)}
+        if fast_path:
+            t_fast = t_fast[0]
+            fast_tps = b * T / statistics.median(t_fast)
+            fast_diffs = [abs(float(x) - float(y)) for x, y in zip(ours.losses, fast.losses)]
+            out["train"] |= {"fast_seconds": t_fast, "fast_tokens_per_s": fast_tps,
+                             "fast_flops_per_s": fast_tps * train_fpt,
+                             "fast_mfu": fast_tps * train_fpt / peak if peak else None,
+                             "fast_over_eager": fast_tps / ours_tps,
+                             "fast_over_eager_paired": statistics.median(o / f for o, f in zip(t_ours, t_fast)),
+                             "fast_loss_max_abs_diff": max(fast_diffs) if fast_diffs else None}
+            del fast, fast_loop
         del plain, plain_loop, batches
         gc.collect()
 
@@ -431,12 +504,17 @@ def measure_shape(spec: ShapeSpec, device: torch.device, precision: str = "fp32"
 
 # ----------------------------------------------------------------------------- checks and report
 def checks(results: dict) -> list[dict]:
-    """PASS / FAIL per target: ours/plain >= 0.95 per shape; JEST measured/analytic <= 1.2."""
+    """PASS / FAIL per target: ours/plain >= 0.95 per shape; fast path/eager training tokens/s
+    >= 1.5 (tiny) and >= 1.3 (ladder_top); JEST measured/analytic <= 1.2."""
     rows = []
     for name, r in results.items():
         v = r["train"]["ours_over_plain"]
         rows.append({"name": f"{name}: ours/plain tokens/s", "value": v, "target": f">= {OURS_OVER_PLAIN_TARGET}",
                      "pass": v >= OURS_OVER_PLAIN_TARGET})
+        if name in FAST_OVER_EAGER_TARGET and "fast_over_eager" in r["train"]:
+            v, target = r["train"]["fast_over_eager"], FAST_OVER_EAGER_TARGET[name]
+            rows.append({"name": f"{name}: fast path/eager training tokens/s", "value": v, "target": f">= {target}",
+                         "pass": v >= target})
         for j in r["jest"]:
             v = j["measured_over_analytic"]
             rows.append({"name": f"{name}: JEST/uniform step, measured/analytic at f={j['filter_ratio']}",
@@ -445,7 +523,7 @@ def checks(results: dict) -> list[dict]:
 
 
 def _fmt_mfu(mfu: float | None) -> str:
-    return f"MFU {100 * mfu:.1f}%" if mfu is not None else "MFU n/a"
+    return f"{100 * mfu:5.1f}% of peak" if mfu is not None else "peak n/a"
 
 
 def print_shape(name: str, r: dict, log=print) -> None:
@@ -456,8 +534,16 @@ def print_shape(name: str, r: dict, log=print) -> None:
         f"{_fmt_mfu(t['ours_mfu'])}")
     log(f"  train (plain)  {t['plain_tokens_per_s']:>12,.0f} tokens/s  {t['plain_flops_per_s'] / 1e12:8.3f} TFLOP/s  "
         f"{_fmt_mfu(t['plain_mfu'])}")
+    if "fast_tokens_per_s" in t:
+        log(f"  train (fast)   {t['fast_tokens_per_s']:>12,.0f} tokens/s  {t['fast_flops_per_s'] / 1e12:8.3f} TFLOP/s  "
+            f"{_fmt_mfu(t['fast_mfu'])}  fast/eager {t['fast_over_eager']:.2f} (paired {t['fast_over_eager_paired']:.2f}); "
+            f"losses differ by at most {t['fast_loss_max_abs_diff']:.1e}")
     log(f"  score (fwd)    {s['tokens_per_s']:>12,.0f} tokens/s  {s['flops_per_s'] / 1e12:8.3f} TFLOP/s  "
         f"{_fmt_mfu(s['mfu'])}  ({s['sequences']} sequences in chunks of {s['chunk']})")
+    if "fast_tokens_per_s" in s:
+        log(f"  score (fast)   {s['fast_tokens_per_s']:>12,.0f} tokens/s  {s['fast_flops_per_s'] / 1e12:8.3f} TFLOP/s  "
+            f"{_fmt_mfu(s['fast_mfu'])}  fast/eager {s['fast_over_eager']:.2f}; "
+            f"losses differ by at most {s['fast_loss_max_abs_diff']:.1e}")
     log(f"  peak FLOP/s    {r['peak_source']}")
     ok = t["ours_over_plain"] >= OURS_OVER_PLAIN_TARGET
     log(f"  ours/plain     {t['ours_over_plain']:.3f} (median of {r['steps']} alternating steps each; losses of the "
@@ -519,7 +605,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=str(PROJECT_ROOT / "config" / "tiny.yaml"),
                         help="config whose learner is the 'tiny' shape (and whose train settings all shapes use)")
-    parser.add_argument("--shapes", default="tiny,125m", help=f"comma-separated, from {list(SHAPE_NAMES)}")
+    parser.add_argument("--shapes", default=None, help=f"comma-separated, from {list(SHAPE_NAMES)} "
+                        f"(default: {DEFAULT_SHAPES['cpu']} on CPU, {DEFAULT_SHAPES['cuda']} on CUDA)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
                         help="bf16: torch.autocast to bfloat16 (fp32 weights and optimizer states)")
@@ -533,10 +620,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jest-shapes", default=None,
                         help="shapes that get the JEST/uniform timing (default: tiny on CPU, all shapes on CUDA)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--fast", default="auto", choices=("auto", "on", "off"),
+                        help="also time the fast path (train.fast_path, jest.fastpath) against eager; "
+                             "auto: on CPU only (the GPU check keeps its time budget)")
     parser.add_argument("--score-prefix", type=float, default=1.0, help="cheap scoring: share of tokens scored")
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is not met")
-    parser.add_argument("--json", default=None, help="write all measurements to this file")
+    parser.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
+                        help="write all measurements to PATH; bare --json prints them on stdout as the last "
+                             "thing (the human-readable lines then go to stderr)")
     args = parser.parse_args(argv)
+    if args.json == "-":  # the JSON document alone on stdout; everything else to stderr
+        real_stdout = sys.stdout
+        with contextlib.redirect_stdout(sys.stderr):
+            data = _run(args, parser, argv)
+        real_stdout.write(json.dumps(data, indent=2) + "\n")
+        return 1 if (args.check and any(not c["pass"] for c in data["checks"])) else 0
+    data = _run(args, parser, argv)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(data, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 1 if (args.check and any(not c["pass"] for c in data["checks"])) else 0
+
+
+def _run(args, parser, argv) -> dict:
+    """Every measurement of one bench run (printed as it goes) as the JSON document."""
 
     torch.set_num_threads(args.threads)
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -544,7 +652,7 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
     set_determinism(device)  # as jest.trainer does (bit-exact on CPU; cuBLAS workspace on CUDA)
-    shapes = [s.strip() for s in args.shapes.split(",") if s.strip()]
+    shapes = [s.strip() for s in (args.shapes or DEFAULT_SHAPES[device.type]).split(",") if s.strip()]
     for s in shapes:
         if s not in SHAPE_NAMES:
             parser.error(f"unknown shape {s!r}; allowed values: {list(SHAPE_NAMES)}")
@@ -556,7 +664,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "command": "python -m jest.bench " + " ".join(sys.argv[1:] if argv is None else argv),
             "device": str(device), "device_name": device_name(device), "precision": args.precision,
-            "compile": args.compile, "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+            "compile": args.compile, "fast": args.fast, "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
             "torch": torch.__version__, "python": platform.python_version(), "config": cfg["name"],
             "score_prefix": args.score_prefix, "load_average_start": _loadavg()}
     try:
@@ -579,10 +687,11 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.time()
         r = measure_shape(spec, device, args.precision, args.compile, steps, warmup, score_n,
                           jest=name in jest_shapes, score_prefix=args.score_prefix,
-                          log=lambda *a: print(*a, flush=True))
+                          log=lambda *a: print(*a, flush=True),
+                          fast_path=args.fast == "on" or (args.fast == "auto" and device.type == "cpu"))
         r["wall_s"] = time.time() - t0
         results[name], specs[name] = r, spec
-        print(describe(spec, r) + f"  [{r['wall_s']:.0f} s]")
+        print(describe(spec, r) + f"  [{r['wall_s']:.0f} s]", flush=True)
         print_shape(name, r)
     meta["load_average_end"] = _loadavg()
     rows = checks(results)
@@ -591,12 +700,7 @@ def main(argv: list[str] | None = None) -> int:
           f"load average at the end {meta['load_average_end']})")
     for c in rows:
         print(f"  {'PASS' if c['pass'] else 'FAIL'}  {c['name']}: {c['value']:.3f} (target {c['target']})")
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"schema": "jest-bench-v1", "meta": meta, "shapes": results,
-                                               "checks": rows}, indent=2) + "\n")
-        print(f"wrote {args.json}")
-    return 1 if (args.check and n_fail) else 0
+    return {"schema": "jest-bench-v2", "meta": meta, "shapes": results, "checks": rows}
 
 
 if __name__ == "__main__":

@@ -15,11 +15,19 @@ Precisions:
 
 The table is keyed by regular expressions over torch.cuda.get_device_name(); the
 first match wins, so specific variants (H100 PCIe, H100 NVL) come before the
-generic name (H100 = the SXM5 part, "NVIDIA H100 80GB HBM3"). An unknown chip or a
-CPU gives (None, reason): the benchmark then prints no MFU rather than a guess.
+generic name (H100 = the SXM5 part, "NVIDIA H100 80GB HBM3"). An unknown chip gives
+(None, reason): the benchmark then prints no MFU rather than a guess.
+
+CPUs have no datasheet table here: `cpu_peak` derives the fp32 peak from what the kernel
+reports (/proc/cpuinfo: the widest vector ISA with FMA, the clock, the cores torch uses):
+    peak = cores x clock x FMA pipes (2) x fp32 lanes (AVX2: 8, AVX-512: 16) x 2 (an FMA is 2 FLOPs)
+e.g. 2 cores x 2.45 GHz x 2 x 8 x 2 = 157 GFLOP/s. Two 256-bit FMA pipes per core hold for
+Intel since Haswell and AMD since Zen 2 (Zen 1 has two 128-bit pipes: half this); the clock
+is the one /proc/cpuinfo reports (boost clocks run higher, so a core can exceed "100%").
 """
 from __future__ import annotations
 
+import os
 import re
 
 import torch
@@ -67,6 +75,61 @@ PEAK_TABLE: list[tuple[str, str, dict[str, float], str]] = [
 ]
 
 
+FMA_PIPES = 2  # 256-bit FMA units per core (Intel Haswell+, AMD Zen 2+); see the module docstring
+
+
+def _cpuinfo() -> tuple[set[str], float | None, str]:
+    """(ISA flags, clock in Hz, model name) of the first core in /proc/cpuinfo."""
+    flags, mhz, name = set(), None, "unknown CPU"
+    try:
+        text = open("/proc/cpuinfo", encoding="utf-8").read()
+    except OSError:
+        return flags, mhz, name
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "flags" and not flags:
+            flags = set(value.split())
+        elif key == "cpu MHz" and mhz is None:
+            mhz = float(value)
+        elif key == "model name" and name == "unknown CPU":
+            name = value.strip()
+    return flags, (mhz * 1e6 if mhz else None), name
+
+
+def cpu_cores_used() -> int:
+    """Cores torch's intra-op threads run on: its thread count, at most the CPUs we may use."""
+    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return min(torch.get_num_threads(), allowed)
+
+
+def cpu_peak(cores: int, flags: set[str] | None = None, clock_hz: float | None = None) -> tuple[float | None, str]:
+    """fp32 peak FLOP/s of `cores` CPU cores and its derivation (read from /proc/cpuinfo unless
+    `flags` and `clock_hz` are given); (None, reason) when the clock or the ISA is unknown."""
+    if flags is None or clock_hz is None:
+        info_flags, info_clock, _ = _cpuinfo()
+        flags = info_flags if flags is None else flags
+        clock_hz = info_clock if clock_hz is None else clock_hz
+    if not clock_hz:
+        return None, "no CPU clock in /proc/cpuinfo: no peak"
+    if "avx512f" in flags:
+        isa, lanes = "AVX-512", 16
+    elif "avx2" in flags or "avx" in flags:
+        isa, lanes = ("AVX2" if "avx2" in flags else "AVX"), 8
+    elif "sse2" in flags:
+        isa, lanes = "SSE2", 4
+    else:
+        return None, f"no known vector ISA among the CPU flags ({len(flags)} flags): no peak"
+    fma = "fma" in flags
+    per_cycle = FMA_PIPES * lanes * (2 if fma else 1)
+    peak = cores * clock_hz * per_cycle
+    how = (f"{cores} cores x {clock_hz / 1e9:.2f} GHz x {per_cycle} fp32 FLOP/cycle "
+           f"({FMA_PIPES} {'FMA' if fma else 'add/mul'} pipes x {lanes} lanes ({isa})"
+           f"{' x 2 (FMA = multiply + add)' if fma else ''}) = {peak / 1e9:.1f} GFLOP/s "
+           "(/proc/cpuinfo flags and clock; jest/hardware.py)")
+    return peak, how
+
+
 def lookup(device_name: str, precision: str) -> tuple[float | None, str]:
     """(peak dense FLOP/s, citation) for a GPU name as torch.cuda.get_device_name() reports it."""
     if precision not in PRECISIONS:
@@ -89,7 +152,8 @@ def matmul_precision(device: torch.device, precision: str) -> str:
 
 def peak_flops_per_second(device: torch.device, precision: str) -> tuple[float | None, str]:
     """Peak dense FLOP/s of `device` at `precision` (bf16, fp16, tf32, fp32) and where the number
-    comes from; (None, reason) for CPUs and for chips not in the table."""
+    comes from; (None, reason) for CPUs and for chips not in the table. The trainer logs no MFU on
+    CPUs (a derived peak is not a datasheet number); jest.bench prints `cpu_peak`'s fractions."""
     device = torch.device(device)
     if device.type == "cpu":
         return None, "no peak-FLOPs table entry for CPUs"

@@ -10,7 +10,8 @@ from jest.scoring import precision_context
 
 
 def build_optimizer(model: torch.nn.Module, train_cfg: dict, device: torch.device) -> torch.optim.AdamW:
-    """AdamW; no weight decay on norms and biases (1-D tensors)."""
+    """AdamW; no weight decay on norms and biases (1-D tensors). Fused kernels on CUDA, and on
+    CPU with `train.fast_path` (jest.fastpath)."""
     params = [p for p in model.parameters() if p.requires_grad]
     seen, decay, no_decay = set(), [], []
     for p in params:  # tied weights appear once
@@ -21,18 +22,20 @@ def build_optimizer(model: torch.nn.Module, train_cfg: dict, device: torch.devic
     groups = [{"params": decay, "weight_decay": train_cfg["weight_decay"]},
               {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=train_cfg["lr"], betas=(train_cfg["beta1"], train_cfg["beta2"]),
-                             fused=device.type == "cuda")
+                             fused=device.type == "cuda" or bool(train_cfg.get("fast_path")))
 
 
 def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: torch.Tensor, micro: int,
-               lr: float, grad_clip: float, precision: str = "fp32") -> tuple[torch.Tensor, torch.Tensor]:
+               lr: float, grad_clip: float, precision: str = "fp32",
+               loss_fn=None) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimizer step on `batch` (b, T) in micro-batches; returns (loss, grad norm) as tensors
     (reading them is the caller's choice: on a GPU that is a host synchronisation).
 
     `model` may be wrapped in DistributedDataParallel: the gradients are then averaged over
     the processes once, at the last micro-batch, so the loss is this process's batch mean and
     the update is the global-batch update. The forward runs in `precision` (bf16: autocast),
-    the backward outside autocast, as torch recommends."""
+    the backward outside autocast, as torch recommends. `loss_fn(model, x)` replaces HF's
+    model(input_ids=x, labels=x).loss (jest.fastpath.causal_lm_loss with `train.fast_path`)."""
     for group in optimizer.param_groups:
         group["lr"] = lr
     optimizer.zero_grad(set_to_none=True)
@@ -45,7 +48,8 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: 
         sync = contextlib.nullcontext() if last_micro or not hasattr(model, "no_sync") else model.no_sync()
         with sync:
             with precision_context(batch.device, precision):
-                loss = model(input_ids=x, labels=x).loss * (x.size(0) / b)  # mean over the whole batch
+                mean = loss_fn(model, x) if loss_fn else model(input_ids=x, labels=x).loss
+                loss = mean * (x.size(0) / b)  # mean over the whole batch
             loss.backward()
         loss_sum += loss.detach()
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip or float("inf"))

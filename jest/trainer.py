@@ -36,6 +36,7 @@ from jest.config import config_hash
 from jest.distributed import World, check_batch_divides, init_world
 from jest.flops import FlopLedger, forward_flops_per_token, matmul_params, train_flops_per_token
 from jest.hardware import matmul_precision, peak_flops_per_second
+from jest.fastpath import fast_loss_fn
 from jest.heldout import evaluate_heldout
 from jest.jest_policy import PolicyContext
 from jest.model import build_hf_config, build_model, shape_summary
@@ -237,6 +238,8 @@ class Training:
                 broadcast_buffers=False)  # the only buffers (rotary frequencies) are constants
         if self.tcfg["compile"]:
             self.train_model = torch.compile(self.train_model)
+        # train.fast_path: fused output projection + cross-entropy (jest.fastpath); plain model only
+        self.loss_fn = fast_loss_fn(self.tcfg, self.train_model is self.model)
 
     def start_tracking(self) -> None:
         """Rank 0: the MLflow run (params, tags), the card (status 'running'), one summary line."""
@@ -295,7 +298,8 @@ class Training:
                 mine = torch.as_tensor(selection.chosen[batch.my_rows])              # all b in one process
                 tokens = to_device(candidates[mine], self.device)                     # (b / W, T)
                 loss, grad_norm = train_step(self.train_model, self.optimizer, tokens, batch.micro,
-                                             lr_at(self.step, tcfg), tcfg["grad_clip"], tcfg["precision"])
+                                             lr_at(self.step, tcfg), tcfg["grad_clip"], tcfg["precision"],
+                                             self.loss_fn)
                 self.step += 1
                 step = self.step
                 self.account(selection)

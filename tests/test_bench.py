@@ -14,7 +14,7 @@ import torch
 from jest import bench
 from jest.config import PROJECT_ROOT, load_config
 from jest.flops import matmul_params
-from jest.hardware import lookup, matmul_precision, peak_flops_per_second
+from jest.hardware import cpu_peak, lookup, matmul_precision, peak_flops_per_second
 from jest.model import build_hf_config, shape_summary
 
 TINY = {"n_layer": 2, "d_model": 96, "d_ff": 256, "n_head": 4, "n_kv_head": 4, "vocab_size": 2048}
@@ -60,7 +60,14 @@ def test_measure_shape_structure():
               s["tokens_per_s"], s["flops_per_s"], r["peak_memory_bytes"]):
         assert _finite_positive(v), v
     assert len(t["ours_seconds"]) == len(t["plain_seconds"]) == 2
-    assert t["ours_mfu"] is None and r["peak_flops_per_second"] is None  # no CPU peak
+    # the CPU peak is derived (jest.hardware.cpu_peak) for the 1 core torch uses here
+    assert _finite_positive(r["peak_flops_per_second"]) and "1 cores x" in r["peak_source"]
+    assert t["ours_mfu"] == pytest.approx(t["ours_flops_per_s"] / r["peak_flops_per_second"])
+    # the fast path: timed alongside, same init and batches; the loss differs by float rounding only
+    for v in (t["fast_tokens_per_s"], t["fast_over_eager"], t["fast_mfu"], s["fast_tokens_per_s"], s["fast_over_eager"]):
+        assert _finite_positive(v), v
+    assert len(t["fast_seconds"]) == 2 and t["fast_loss_max_abs_diff"] < 1e-4
+    assert s["fast_loss_max_abs_diff"] < 1e-4
     # the two loops train the same init on the same batches: the same losses (CPU, fp32)
     assert t["losses_compared"] == 1 + 1 + 2 and t["loss_max_abs_diff"] < 1e-4
     assert [j["filter_ratio"] for j in r["jest"]] == list(bench.FILTER_RATIOS)
@@ -73,7 +80,8 @@ def test_measure_shape_structure():
                                  spec.seq_len, spec.batch, B, spec.seq_len))
     json.dumps(r)  # JSON-able as written by --json
     names = [c["name"] for c in bench.checks({"tiny": r})]
-    assert len(names) == 1 + len(bench.FILTER_RATIOS)
+    assert names[:2] == ["tiny: ours/plain tokens/s", "tiny: fast path/eager training tokens/s"]
+    assert len(names) == 2 + len(bench.FILTER_RATIOS)
 
 
 def test_main_writes_json(tmp_path, capsys):
@@ -82,11 +90,44 @@ def test_main_writes_json(tmp_path, capsys):
                      "--steps", "2", "--warmup", "1", "--threads", "1", "--json", str(out)])
     assert rc == 0  # no --check: never fails on timings
     data = json.loads(out.read_text())
-    assert data["schema"] == "jest-bench-v1" and data["meta"]["device"] == "cpu"
+    assert data["schema"] == "jest-bench-v2" and data["meta"]["device"] == "cpu"
     assert set(data["shapes"]) == {"tiny"} and data["shapes"]["tiny"]["jest"] == []
-    assert [c["name"] for c in data["checks"]] == ["tiny: ours/plain tokens/s"]
+    assert [c["name"] for c in data["checks"]] == ["tiny: ours/plain tokens/s",
+                                                   "tiny: fast path/eager training tokens/s"]
     text = capsys.readouterr().out
     assert "ours/plain" in text and "tokens/s" in text and "targets:" in text
+    assert "train (fast)" in text and "score (fast)" in text and "FLOP/cycle" in text
+
+
+def test_bare_json_prints_the_document_alone_on_stdout(capsys):
+    rc = bench.main(["--config", str(PROJECT_ROOT / "config" / "smoke.yaml"), "--shapes", "tiny", "--jest-shapes", "",
+                     "--steps", "1", "--warmup", "0", "--threads", "1", "--json"])
+    out, err = capsys.readouterr()
+    assert rc == 0
+    data = json.loads(out)  # stdout is exactly one JSON document
+    assert data["shapes"]["tiny"]["train"]["fast_tokens_per_s"] > 0
+    assert "train (fast)" in err and "targets:" in err
+
+
+def test_ladder_top_cpu_rung_is_at_least_4x_tiny():
+    cfg = load_config(PROJECT_ROOT / "config" / "tiny.yaml")
+    tiny = bench.shape_spec("tiny", cfg, torch.device("cpu"))
+    top = bench.shape_spec("ladder_top", cfg, torch.device("cpu"))
+    assert (top.vocab, top.seq_len, top.batch) == (tiny.vocab, tiny.seq_len, tiny.batch)
+    n = {s.name: matmul_params(shape_summary(build_hf_config(s.model, s.vocab, s.seq_len, 0, 0, 0)))
+         for s in (tiny, top)}
+    # 4 x (4 x 176^2 + 3 x 176 x 480) + 2048 x 176 = 1,869,824 (d_ff = 32 ceil(8 x 176 / 3 / 32) = 480)
+    assert n["ladder_top"] == 1_869_824 and n["ladder_top"] >= 4 * n["tiny"]
+
+
+def test_cpu_peak_derivation_by_hand():
+    # the machine: 2 cores x 2.45 GHz x (2 FMA pipes x 8 AVX2 lanes x 2) = 156.8 GFLOP/s
+    peak, how = cpu_peak(2, {"avx", "avx2", "fma", "sse2"}, 2.45e9)
+    assert peak == pytest.approx(156.8e9) and "32 fp32 FLOP/cycle" in how and "AVX2" in how
+    assert cpu_peak(1, {"avx512f", "avx2", "fma"}, 2.0e9)[0] == pytest.approx(128e9)  # 2 x 16 x 2 per cycle
+    assert cpu_peak(4, {"sse2"}, 3.0e9)[0] == pytest.approx(96e9)                     # no FMA: 2 x 4 per cycle
+    assert cpu_peak(2, {"avx2", "fma"}, 0.0) == (None, "no CPU clock in /proc/cpuinfo: no peak")
+    assert cpu_peak(2, set(), 2e9)[0] is None
 
 
 def test_checks_pass_fail_and_exit_code(monkeypatch):
@@ -94,6 +135,12 @@ def test_checks_pass_fail_and_exit_code(monkeypatch):
                   "jest": [{"filter_ratio": 0.5, "measured_over_analytic": 1.1},
                            {"filter_ratio": 0.9, "measured_over_analytic": 1.3}]}}
     assert [c["pass"] for c in bench.checks(fake)] == [False, True, False]
+    fake["tiny"] = {"train": {"ours_over_plain": 1.0, "fast_over_eager": 1.4}, "jest": []}
+    fake["ladder_top"] = {"train": {"ours_over_plain": 1.0, "fast_over_eager": 1.35}, "jest": []}
+    by_name = {c["name"]: c["pass"] for c in bench.checks(fake)}
+    assert by_name["tiny: fast path/eager training tokens/s"] is False      # target 1.5
+    assert by_name["ladder_top: fast path/eager training tokens/s"] is True  # target 1.3
+    del fake["tiny"], fake["ladder_top"]
     fake["s"]["train"]["ours_over_plain"] = 0.97
     fake["s"]["jest"][1]["measured_over_analytic"] = 0.7  # cheaper than the FLOPs say: no overhead
     assert all(c["pass"] for c in bench.checks(fake))

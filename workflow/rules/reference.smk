@@ -17,6 +17,9 @@ rule train_reference:
         shards=ROOT / "shards",
         tokenizer=ROOT / "tokenizer",
     threads: 2
+    # The reference chain (train, score, then the JEST arms) is the DAG's critical path: when a core
+    # frees up, start it before the uniform runs and evaluations that can wait (docs/benchmarks.md).
+    priority: 40
     conda:
         ENV
     log:
@@ -39,6 +42,7 @@ rule score_reference:
         ref_dir=lambda wc: ROOT / "references" / wc.ref,
         shards=ROOT / "shards",
     threads: 2
+    priority: 40  # critical path, as train_reference
     conda:
         ENV
     log:

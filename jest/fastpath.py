@@ -1,0 +1,124 @@
+"""The CPU fast path of the training step (`train.fast_path`), measured in jest.bench.
+
+Where the eager step of the tiny learner loses time on CPU (torch.profiler, docs/benchmarks.md):
+the output projection and its cross-entropy are about half the step's matmul FLOPs, and
+around them HF's loss materialises the (b*T, V) logits, a log_softmax of them, its
+backward and a zero-filled gradient of the same size: four passes over a tensor that
+does not fit in cache (16 MiB at b=16, T=128, V=2048). Deterministic mode
+(torch.use_deterministic_algorithms) also fills every freshly allocated tensor with NaN
+(torch.utils.deterministic.fill_uninitialized_memory), about a thousand fills a step.
+
+The fast path removes both, keeping the run bit-identical from run to run:
+
+* `linear_cross_entropy`: the output projection fused with the cross-entropy, in chunks of
+  rows, with the gradients computed in the forward (as Liger-Kernel's fused linear
+  cross-entropy does): per chunk, logits = h W^T (c, V) stay in cache, the loss and
+  dL/dlogits = softmax - onehot are formed from them at once, and dL/dh, dL/dW are two
+  matmuls; the logits are never stored for the backward. Same arithmetic as HF's loss up
+  to the order of floating-point sums (the loss differs by ~1e-6 relative; measured in
+  docs/benchmarks.md).
+* no NaN-fill of uninitialised memory: it makes reads of uninitialised memory
+  deterministic; the kernels read only memory they wrote, so results do not change.
+* AdamW with `fused=True` on CPU (one kernel per parameter instead of a dozen ops).
+"""
+from __future__ import annotations
+
+import torch
+
+# Rows of logits per chunk: 512 x V=2048 fp32 = 4 MiB, about an L2/L3 slice of one core.
+CHUNK_ROWS = 512
+
+
+def set_fast_cpu_defaults() -> None:
+    """Skip deterministic mode's NaN-fill of every new tensor (results are unchanged: no
+    kernel reads memory it did not write; only a bug would, and the CPU determinism
+    tests would see it as a changed loss curve)."""
+    torch.utils.deterministic.fill_uninitialized_memory = False
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    """mean_i CE(h_i W^T, y_i) with gradients formed chunk by chunk in the forward."""
+
+    @staticmethod
+    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
+                chunk_rows: int) -> torch.Tensor:
+        n = hidden.size(0)                                                    # hidden (N, d), weight (V, d)
+        need_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
+        grad_hidden = torch.empty_like(hidden) if need_grad else None
+        grad_weight = torch.zeros_like(weight) if need_grad else None
+        loss = torch.zeros((), dtype=torch.float32, device=hidden.device)
+        for i in range(0, n, chunk_rows):
+            h, y = hidden[i:i + chunk_rows], targets[i:i + chunk_rows]
+            logits = (h @ weight.t()).float()                                # (c, V)
+            lse = torch.logsumexp(logits, dim=1)                             # (c,)
+            loss += (lse - logits.gather(1, y[:, None]).squeeze(1)).sum()
+            if need_grad:
+                # dL/dlogits of the mean loss: (softmax - onehot) / N, in place over the logits
+                g = logits.sub_(lse[:, None]).exp_()
+                g.scatter_add_(1, y[:, None], torch.full_like(lse[:, None], -1.0))
+                g.div_(n)
+                g = g.to(hidden.dtype)
+                torch.mm(g, weight, out=grad_hidden[i:i + chunk_rows])      # (c, d)
+                grad_weight.addmm_(g.t(), h)                                 # (V, d)
+        ctx.save_for_backward(grad_hidden, grad_weight)
+        return loss / n
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        grad_hidden, grad_weight = ctx.saved_tensors
+        return grad_hidden * grad_output, grad_weight * grad_output, None, None
+
+
+def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
+                         chunk_rows: int = CHUNK_ROWS) -> torch.Tensor:
+    """Mean next-token cross-entropy of logits hidden @ weight.T against targets, without
+    materialising the logits. hidden (N, d), weight (V, d), targets (N,) int64."""
+    return _LinearCrossEntropy.apply(hidden, weight, targets, chunk_rows)
+
+
+def causal_lm_loss(model, x: torch.Tensor, chunk_rows: int = CHUNK_ROWS) -> torch.Tensor:
+    """model(input_ids=x, labels=x).loss of a HF causal LM (mean over the b*(T-1) shifted
+    targets), through the decoder body and the fused output projection + cross-entropy."""
+    hidden = model.model(input_ids=x).last_hidden_state[:, :-1]               # (b, T-1, d)
+    targets = x[:, 1:].reshape(-1)                                            # (b*(T-1),)
+    return linear_cross_entropy(hidden.reshape(-1, hidden.size(-1)), model.lm_head.weight, targets,
+                                chunk_rows)
+
+
+def fast_loss_fn(train_cfg: dict, plain_model: bool):
+    """The training loss of `train.fast_path`: causal_lm_loss (and the CPU defaults above, set
+    here once per process), or None for HF's own loss. Only on a plain model: DDP and
+    torch.compile wrappers run their own forward (a direct `model.model` call would skip DDP's
+    gradient averaging), so with them the fast path keeps only the fused AdamW."""
+    if not train_cfg.get("fast_path"):
+        return None
+    set_fast_cpu_defaults()
+    return causal_lm_loss if plain_model else None
+
+
+@torch.inference_mode()
+def token_nll(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
+              chunk_rows: int = CHUNK_ROWS) -> torch.Tensor:
+    """Per-token NLL (N,) float32 of logits hidden @ weight.T, in chunks of rows (the scoring
+    twin of linear_cross_entropy: the logits of one chunk at a time stay in cache)."""
+    out = torch.empty(hidden.size(0), dtype=torch.float32, device=hidden.device)
+    for i in range(0, hidden.size(0), chunk_rows):
+        logits = (hidden[i:i + chunk_rows] @ weight.t()).float()              # (c, V)
+        y = targets[i:i + chunk_rows, None]
+        out[i:i + chunk_rows] = torch.logsumexp(logits, dim=1) - logits.gather(1, y).squeeze(1)
+    return out
+
+
+class uninitialised_fill:
+    """Context manager: deterministic mode's NaN-fill of new tensors on (True) or off (False)
+    inside it (jest.bench alternates eager and fast steps in one process)."""
+
+    def __init__(self, on: bool):
+        self.on = on
+
+    def __enter__(self):
+        self.saved = torch.utils.deterministic.fill_uninitialized_memory
+        torch.utils.deterministic.fill_uninitialized_memory = self.on
+
+    def __exit__(self, *exc):
+        torch.utils.deterministic.fill_uninitialized_memory = self.saved

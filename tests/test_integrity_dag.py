@@ -98,7 +98,8 @@ def test_readme_command_interrupted_raced_killed_and_rerun_gives_identical_resul
     first = subprocess.Popen(README_COMMAND, cwd=root, env=env, stdout=logs[0].open("w"), stderr=subprocess.STDOUT,
                              start_new_session=True)
     started.append(first)
-    snapshots = lambda: sorted(results.glob("config.*.json")) if results.is_dir() else []  # noqa: E731
+    snapshots = lambda: sorted(p for p in results.glob("config.*.json")  # noqa: E731
+                               if re.fullmatch(r"config\.[0-9a-f]{12}\.json", p.name)) if results.is_dir() else []
     _wait_for(lambda: any((root / ".snakemake" / "locks").glob("*")) and snapshots(), first, "the run's lock")
     (snapshot,) = snapshots()
     frozen = snapshot.read_bytes()

@@ -39,25 +39,6 @@ rule build_tasks:
         "--cache {params.cache:q}")
 
 
-def all_evaluations(arms):
-    """The evaluate rule's outputs for every run of `arms`. The targets list them themselves:
-    Snakemake does not rebuild a deleted intermediate file while the files downstream of it
-    are up to date (measured with 9.27), so without this, deleting eval/ folders did nothing."""
-    return [run_dir(arm, seed) / "eval" / "done.json" for arm in arms for seed in CFG["seeds"]]
-
-
-# The evaluate rule reruns when the evaluation section changes (a task added, a new limit) and
-# when what the names mean changes: the suites' members (jest/evaluation/suites.py) and the
-# formats of the eval files. The runner then evaluates each snapshot for the tasks it lacks.
-def evaluate_trigger():
-    from jest.evaluation.evaluate import AGGREGATE_VERSION
-    from jest.evaluation.runner import STEP_FORMAT
-    from jest.evaluation.suites import expand as expand_suites
-
-    return config_hash([CFG["evaluation"], expand_suites(CFG["evaluation"]["tasks"]), AGGREGATE_VERSION,
-                        STEP_FORMAT])
-
-
 rule evaluate:
     input:
         card=rules.train.output.card,

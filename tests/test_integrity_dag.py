@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from checkout_copy import copy_tracked_files
 from jest.config import PROJECT_ROOT, config_hash, deep_merge, load_config
 from jest.io import sha256_file
 from jest.tracking import read_metrics
@@ -33,12 +33,7 @@ VOLATILE = re.compile(r"time|wall|second|duration|mfu|tok_s|tokens_per_s|through
 def _checkout_copy(root: Path) -> dict:
     """The tracked files (as they are in the working tree) under `root`, the download cache linked in;
     the environment imports the copy's jest."""
-    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                             check=True).stdout.split("\0")
-    for rel in tracked:
-        if rel and not rel.startswith(("results/", "tests/")) and (PROJECT_ROOT / rel).is_file():
-            (root / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(PROJECT_ROOT / rel, root / rel)
+    copy_tracked_files(root)
     (root / "results").mkdir()
     CACHE.mkdir(parents=True, exist_ok=True)
     (root / "results" / "cache").symlink_to(CACHE, target_is_directory=True)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +13,7 @@ import psutil
 import pytest
 import yaml
 
+from checkout_copy import copy_tracked_files
 from jest.config import PROJECT_ROOT, deep_merge
 from jest.tracking import read_metrics
 
@@ -143,12 +143,7 @@ def test_smoke_dag_runs_from_a_checkout_under_a_path_with_a_space(tmp_path):
     no config check can cover; unquoted, `prepare_data` failed in '/tmp/my proj/jest' (seen before
     the `{...:q}` change). A copy of the tracked files under such a path runs the whole smoke DAG."""
     root = tmp_path / "my projects" / "jest harness"
-    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                             check=True).stdout.split("\0")
-    for rel in tracked:
-        if rel and not rel.startswith(("results/", "tests/")) and (PROJECT_ROOT / rel).is_file():
-            (root / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(PROJECT_ROOT / rel, root / rel)
+    copy_tracked_files(root)
     cfg = yaml.safe_load((PROJECT_ROOT / "config" / "smoke.yaml").read_text())
     # results_dir and cache_dir keep their defaults: folders under the checkout, handed to the shell
     # lines as absolute paths under the spaced root; the cache links to the downloads the tests share

@@ -29,11 +29,12 @@ from tqdm import tqdm
 from jest.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from jest.config import config_hash
 from jest.distributed import World, check_batch_divides, init_world
+from jest import heldout_sets, repetition
 from jest.flops import FlopLedger, forward_flops_per_token, matmul_params, train_flops_per_token
 from jest.hardware import matmul_precision, peak_flops_per_second
 from jest.model import build_hf_config, build_model, shape_summary
 from jest.jest_policy import PolicyContext
-from jest.policy import build_policy
+from jest.policy import build_policy, draw_set
 from jest.scoring import precision_context
 from jest.shards import EpochSampler, TokenShard
 from jest.tokenizer import load_tokenizer
@@ -65,7 +66,8 @@ class RunSpec:
 
     @property
     def train_split(self) -> str:
-        return "curated" if self.kind == "reference" else "pool"
+        curated_only = self.cfg["arms"][self.arm]["policy"] == "curated_only"  # control arm (baselines/controls.py)
+        return "curated" if self.kind == "reference" or curated_only else "pool"
 
 
 def reference_spec(cfg: dict, ref: str, run_dir: Path, shards_dir: Path, tokenizer_dir: Path) -> RunSpec:
@@ -302,11 +304,10 @@ def _train(spec: RunSpec, world: World, threads: int | None, progress: bool) -> 
 
     # ---- data
     pool = TokenShard(spec.shards_dir, spec.train_split)
-    heldout = TokenShard(spec.shards_dir, "heldout")
     seq_len = pool.seq_len
     subset = training_subset(len(pool), spec.data_fraction)
-    sampler = EpochSampler(len(subset), seed=spec.seed)  # the same stream on every rank
-    eval_idx = np.unique(np.linspace(0, len(heldout) - 1, min(tcfg["eval_sequences"], len(heldout))).astype(np.int64))
+    # Curated-domain, per-pool-source, pool-mixture and external held-out sets (jest/heldout_sets.py).
+    eval_sets = heldout_sets.build_heldout_sets(spec.shards_dir, tcfg["eval_sequences"], tcfg["eval_sequences_per_set"])
 
     # ---- model, optimizer, policy
     tok = load_tokenizer(spec.tokenizer_dir)
@@ -320,6 +321,9 @@ def _train(spec: RunSpec, world: World, threads: int | None, progress: bool) -> 
         pool_sha256=shards_manifest["splits"][spec.train_split]["sha256"],
         references_root=Path(spec.references_root or Path(spec.run_dir).parent.parent / "references"),
         precision=tcfg["precision"], world=world))
+    # ---- control arms draw from a part of the split (baselines/controls.py); the same stream logic
+    subset = draw_set(policy, pool, subset)
+    sampler = EpochSampler(len(subset), seed=spec.seed)  # the same stream on every rank
 
     b = tcfg["batch_size"]
     check_batch_divides(b, world.world_size)
@@ -329,6 +333,13 @@ def _train(spec: RunSpec, world: World, threads: int | None, progress: bool) -> 
     if super_b > len(subset):
         raise ValueError(f"super-batch of {super_b} sequences is larger than the {spec.train_split} split "
                          f"({len(subset)} sequences used): lower 'train.batch_size' or add data")
+    # ---- repetition accounting (jest/repetition.py): refuse a plan that re-reads data unless allowed
+    arm_allows = cfg["arms"][spec.arm].get("allow_repeats", False) and spec.kind == "learner"
+    repetition.check_no_repeats(spec.name, tcfg["steps"], super_b, len(subset), spec.train_split,
+                                tcfg["allow_repeats"] or arm_allows,
+                                f"arms.{spec.arm}.allow_repeats" if spec.kind == "learner" else
+                                f"references.{spec.arm}.train.allow_repeats")
+    trained = repetition.TrainedSet(len(pool))
     shape = shape_summary(hf_config)
     train_fpt = train_flops_per_token(shape, seq_len)
     ledger = FlopLedger(fixed=policy.fixed_flops)      # global FLOPs: the same numbers as one process
@@ -345,6 +356,7 @@ def _train(spec: RunSpec, world: World, threads: int | None, progress: bool) -> 
         state = load_checkpoint(ckpt, model, optimizer, metrics.path if main else None)
         step, position, wall_offset = state["step"], state["position"], state["wall_time"]
         ledger.load_state_dict(state["ledger"])
+        trained.load_state_dict(state.get("trained"))
     elif main:  # a fresh start: drop what an earlier attempt derived (rows, snapshots, evals, its MLflow run)
         for derived in (metrics.path, run_dir / "mlflow_run.json"):
             derived.unlink(missing_ok=True)
@@ -387,6 +399,8 @@ def _train(spec: RunSpec, world: World, threads: int | None, progress: bool) -> 
                    n_params=n_params, flops_per_token={"train": train_fpt},
                    kind=spec.kind, train_split=spec.train_split, data_fraction=spec.data_fraction,
                    pool_share=pool_share, fixed_flops=policy.fixed_flops,
+                   heldout_sets=heldout_sets.describe(eval_sets), draw_set_size=len(subset),
+                   planned_pool_passes=repetition.planned_passes(tcfg["steps"], super_b, len(subset)),
                    started=time.strftime("%Y-%m-%dT%H:%M:%S%z"), resumed_from_step=step or None)
 
         print(f"[{spec.name}] {n_params:,} parameters ({matmul_params(shape):,} in matmuls); "
@@ -413,6 +427,7 @@ def _train(spec: RunSpec, world: World, threads: int | None, progress: bool) -> 
             candidates = pool.get(cand_ids)                                  # (B, T), the same on every rank
             selection = policy.select(step, candidates, cand_ids, model, b)
             mine = torch.as_tensor(selection.chosen[my_rows])                # all b in one process
+            trained.mark(cand_ids[selection.chosen])
             batch = to_device(candidates[mine], device)                      # (b / W, T)
 
             loss, grad_norm = train_step(train_model, optimizer, batch, micro, lr_at(step, tcfg),
@@ -432,11 +447,13 @@ def _train(spec: RunSpec, world: World, threads: int | None, progress: bool) -> 
                 if main:
                     row = {"step": step, "examples_seen": step * b, "tokens_seen": step * b * seq_len,
                            "candidates_seen": position, "train_loss": train_loss, "lr": lr_at(step - 1, tcfg),
+                           "unique_sequences": trained.count, "pool_passes": position / len(subset),
                            "grad_norm": grad_norm_value, **ledger.snapshot(), **selection.diagnostics,
                            **label_shares(pool.labels, pool.index["label"][cand_ids[selection.chosen]], "sel_share_"),
                            **timer.utilisation(), "wall_time": time.time() - t0, "time": time.time()}
                     if evaluate:
-                        row.update(evaluate_heldout(model, heldout, eval_idx, tcfg["eval_batch_size"], device))
+                        row.update(heldout_sets.evaluate_sets(eval_sets, lambda shard, idx: evaluate_heldout(
+                            model, shard, idx, tcfg["eval_batch_size"], device)))
                     metrics.append(row)
             if main and step in snapshots:  # a plain HF folder per evaluation point (the evaluate stage reads them)
                 model.save_pretrained(run_dir / "snapshots" / f"step_{step:07d}", safe_serialization=True)
@@ -448,6 +465,7 @@ def _train(spec: RunSpec, world: World, threads: int | None, progress: bool) -> 
                 if main:
                     save_checkpoint(ckpt_root, step, model, optimizer,
                                     {"step": step, "position": position, "ledger": ledger.state_dict(),
+                                     "trained": trained.state_dict(),
                                      "wall_time": time.time() - t0, "config_hash": training_hash(cfg, spec.arm)},
                                     metrics.path, keep=tcfg["keep_checkpoints"])
             if main and step % cfg["mlflow"]["sync_every"] == 0:
@@ -475,7 +493,8 @@ def _train(spec: RunSpec, world: World, threads: int | None, progress: bool) -> 
     tok.save_pretrained(run_dir / "model")
     final = {k: v for k, v in row.items() if k != "time"} if row else {}
     card = write_card(card_path, status="finished", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                      steps=step, final=final, flops=ledger.snapshot())
+                      steps=step, final=final, flops=ledger.snapshot(),
+                      unique_sequences=trained.count, pool_passes=position / len(subset))
     synced = mirror.sync(final_status="FINISHED", artifacts=(card_path, metrics.path))
     write_card(card_path, mlflow_synced=synced, mlflow_error=mirror.last_error)
     print(f"[{spec.name}] done: train loss {final.get('train_loss', float('nan')):.4f}, held-out loss "

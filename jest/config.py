@@ -143,8 +143,8 @@ def _check_arms(cfg: dict, explicit: dict[str, set]) -> None:
         if arm["policy"] in ("uniform", "oracle_clean", "curated_only"):
             stray = sorted(explicit.get(name, set()) - {"policy", "allow_repeats"})
             if stray:
-                raise ConfigError(f"'arms.{name}' has policy '{arm['policy']}', which takes no other keys "
-                                  f"(but allow_repeats); remove {stray}")
+                raise ConfigError(f"'arms.{name}' has policy '{arm['policy']}', which takes no other keys; "
+                                  f"remove {stray} (allow_repeats is the one key it accepts)")
             cfg["arms"][name] = {"policy": arm["policy"], **repeats}
             continue
         if arm["policy"] == "offline_filter":  # baselines/controls.py: a reference's cached pool scores

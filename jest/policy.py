@@ -38,7 +38,8 @@ def build_policy(arm_cfg: dict, ctx) -> BatchPolicy:
     """Policy from an arm's config (the schema lists the allowed `policy` values).
 
     `ctx` is a jest.jest_policy.PolicyContext: seed, pool size and hash, where the
-    references live, the device. Policies never see provenance labels.
+    references live, the device. Selection policies never see provenance labels; the
+    oracle_clean control arm reads them, by design, in its draw_set (baselines/controls.py).
     """
     name = arm_cfg["policy"]
     if name == "uniform":

@@ -264,12 +264,25 @@ def _check_arms(cfg: dict, explicit: dict[str, set]) -> None:
         raise ConfigError(f"'ablation_arms' = {uniform}: a uniform-policy arm is the baseline every report "
                           "compares against; keep it a headline arm (remove it from 'ablation_arms')")
     for name, arm in cfg["arms"].items():
-        if arm["policy"] == "uniform":
-            stray = sorted(explicit.get(name, set()) - {"policy", "budget"})
+        # allow_repeats is kept only when true, so that adding the key changed no arm's training hash
+        repeats = {"allow_repeats": True} if arm.pop("allow_repeats", False) else {}
+        if arm["policy"] in ("uniform", "oracle_clean", "curated_only"):
+            stray = sorted(explicit.get(name, set()) - {"policy", "budget", "allow_repeats"})
             if stray:
-                raise ConfigError(f"'arms.{name}' has policy 'uniform', which besides 'budget' takes no other keys; remove {stray}")
-            cfg["arms"][name] = {"policy": "uniform", "budget": arm["budget"]}
+                raise ConfigError(f"'arms.{name}' has policy '{arm['policy']}', which takes only 'budget' and "
+                                  f"'allow_repeats' besides 'policy'; remove {stray}")
+            cfg["arms"][name] = {"policy": arm["policy"], "budget": arm["budget"], **repeats}
             continue
+        if arm["policy"] == "offline_filter":  # baselines/controls.py: a reference's cached pool scores
+            _check_offline_filter(name, arm, explicit.get(name, set()))
+            cfg["arms"][name] = {"policy": "offline_filter", "filter_ratio": arm["filter_ratio"],
+                                 "reference": arm["reference"], "criterion": "easy_reference",
+                                 "budget": arm["budget"], **repeats}
+            if arm["reference"] not in cfg["references"]:
+                raise ConfigError(f"'arms.{name}.reference' = {arm['reference']!r} is not a configured reference; "
+                                  f"allowed values: {sorted(cfg['references'])} (add it under 'references')")
+            continue
+        arm.update(repeats)
         if arm["reference"] not in cfg["references"]:
             raise ConfigError(f"'arms.{name}.reference' = {arm['reference']!r} is not a configured reference; "
                               f"allowed values: {sorted(cfg['references'])} (add it under 'references')")
@@ -279,6 +292,17 @@ def _check_arms(cfg: dict, explicit: dict[str, set]) -> None:
             fits = [f for f in (0.5, 0.75, 0.8, 0.875, 0.9, 0.9375, 0.95) if abs(b / (1 - f) - round(b / (1 - f))) < 1e-6]
             raise ConfigError(f"'arms.{name}.filter_ratio' = {arm['filter_ratio']} does not fit "
                               f"'train.batch_size' = {b}: {err}; allowed values for this batch size include {fits}") from None
+
+
+def _check_offline_filter(name: str, arm: dict, explicit: set) -> None:
+    """offline_filter keeps the lowest reference loss: no learner exists before training."""
+    if "criterion" in explicit and arm["criterion"] != "easy_reference":
+        raise ConfigError(f"'arms.{name}.criterion' = {arm['criterion']!r}: offline_filter scores the pool once, "
+                          "before training, with the reference alone; allowed values: ['easy_reference']")
+    stray = sorted(explicit - {"policy", "filter_ratio", "reference", "criterion", "budget", "allow_repeats"})
+    if stray:
+        raise ConfigError(f"'arms.{name}' has policy 'offline_filter', which takes filter_ratio, reference, "
+                          f"criterion and allow_repeats only; remove {stray}")
 
 
 def _check_cross_fields(cfg: dict) -> None:

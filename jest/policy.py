@@ -38,7 +38,8 @@ def build_policy(arm_cfg: dict, ctx) -> BatchPolicy:
     """Policy from an arm's config (the schema lists the allowed `policy` values).
 
     `ctx` is a jest.jest_policy.PolicyContext: seed, pool size and hash, where the
-    references live, the device. Policies never see provenance labels.
+    references live, the device. Selection policies never see provenance labels; the
+    oracle_clean control arm reads them, by design, in its draw_set (baselines/controls.py).
     """
     name = arm_cfg["policy"]
     if name == "uniform":
@@ -47,4 +48,22 @@ def build_policy(arm_cfg: dict, ctx) -> BatchPolicy:
     if name == "jest":
         from jest.jest_policy import JestPolicy
         return JestPolicy.load(arm_cfg, ctx)
-    raise ValueError(f"unknown batch policy '{name}'; allowed values: ['uniform', 'jest']")
+    # Control arms: uniform over another set of sequences (their `draw_set`), baselines/controls.py.
+    if name == "oracle_clean":
+        from baselines.controls import OracleCleanPolicy
+        return OracleCleanPolicy()
+    if name == "offline_filter":
+        from baselines.controls import OfflineFilterPolicy
+        return OfflineFilterPolicy.load(arm_cfg, ctx)
+    if name == "curated_only":
+        from baselines.controls import CuratedOnlyPolicy
+        return CuratedOnlyPolicy()
+    raise ValueError(f"unknown batch policy '{name}'; allowed values: "
+                     "['uniform', 'jest', 'oracle_clean', 'offline_filter', 'curated_only']")
+
+
+def draw_set(policy: BatchPolicy, shard, subset: np.ndarray) -> np.ndarray:
+    """The rows of the training split the arm draws its uniform stream from: `subset` itself,
+    unless the policy is a control arm that restricts it (baselines/controls.py)."""
+    restrict = getattr(policy, "draw_set", None)
+    return subset if restrict is None else restrict(shard, subset)

@@ -1,5 +1,5 @@
 """What a run is and what it trains on: its spec (arm, seed, folders), its name, the config
-its checkpoints depend on, and its data (the training split, the sampler, held-out set)."""
+its checkpoints depend on, and its data (the training split, the sampler, the held-out sets)."""
 from __future__ import annotations
 
 import math
@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from jest.config import config_hash
-from jest.heldout import heldout_indices
+from jest.heldout_sets import HeldoutSet, build_heldout_sets
 from jest.shards import EpochSampler, TokenShard
 
 
@@ -34,7 +34,8 @@ class RunSpec:
 
     @property
     def train_split(self) -> str:
-        return "curated" if self.kind == "reference" else "pool"
+        curated_only = self.cfg["arms"][self.arm]["policy"] == "curated_only"  # control arm (baselines/controls.py)
+        return "curated" if self.kind == "reference" or curated_only else "pool"
 
 
 def reference_spec(cfg: dict, ref: str, run_dir: Path, shards_dir: Path, tokenizer_dir: Path) -> RunSpec:
@@ -80,21 +81,26 @@ def label_shares(labels: list[dict], label_ids: np.ndarray, prefix: str) -> dict
 @dataclass
 class RunData:
     """The run's training split (or its nested subset), the order it is drawn in, and the
-    fixed held-out sequences it is evaluated on."""
+    fixed held-out sets it is evaluated on (jest/heldout_sets.py: the curated domain, each pool
+    source, the pool's mixture, external domains)."""
 
     pool: TokenShard        # the training split: the pool (learners) or the curated split (references)
     subset: np.ndarray      # the split's sequences this run may draw (reference ladder: a nested fraction)
     sampler: EpochSampler   # the same stream on every rank and in every arm of one seed
-    heldout: TokenShard
-    eval_idx: np.ndarray
+    eval_sets: list[HeldoutSet]
 
     @classmethod
     def open(cls, spec: RunSpec) -> "RunData":
         pool = TokenShard(spec.shards_dir, spec.train_split)
-        heldout = TokenShard(spec.shards_dir, "heldout")
         subset = training_subset(len(pool), spec.data_fraction)
-        return cls(pool=pool, subset=subset, sampler=EpochSampler(len(subset), seed=spec.seed), heldout=heldout,
-                   eval_idx=heldout_indices(heldout, spec.cfg["train"]["eval_sequences"]))
+        tcfg = spec.cfg["train"]
+        return cls(pool=pool, subset=subset, sampler=EpochSampler(len(subset), seed=spec.seed),
+                   eval_sets=build_heldout_sets(spec.shards_dir, tcfg["eval_sequences"], tcfg["eval_sequences_per_set"]))
+
+    def restrict(self, subset: np.ndarray) -> None:
+        """Draw from `subset` instead (a control arm's set, baselines/controls.py): the same seeded
+        stream logic over the smaller set."""
+        self.subset, self.sampler = subset, EpochSampler(len(subset), seed=self.sampler.seed)
 
     @property
     def seq_len(self) -> int:

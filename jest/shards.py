@@ -39,8 +39,14 @@ def _read_docs(path: Path) -> list[dict]:
         return [json.loads(line) for line in f]
 
 
+# Evaluation-only splits (jest/data/prepare.py): sharded when their file holds documents.
+OPTIONAL_SPLITS = ("pool_heldout", "external")
+
+
 def build_shards(data_dir: Path, tokenizer_dir: Path, out_dir: Path, seq_len: int,
                  splits: tuple[str, ...] = ("curated", "heldout", "pool")) -> dict:
+    splits = tuple(splits) + tuple(s for s in OPTIONAL_SPLITS if s not in splits
+                                   and (data_dir / f"{s}.jsonl").is_file() and (data_dir / f"{s}.jsonl").stat().st_size)
     tok = load_tokenizer(tokenizer_dir)
     eos = tok.eos_token_id
     tbytes = token_byte_lengths(tok)
@@ -78,6 +84,8 @@ def build_shards(data_dir: Path, tokenizer_dir: Path, out_dir: Path, seq_len: in
                 index.append((doc_of[s * seq_len], label_id[label], int(tbytes[seq].sum())))
             per_source[label[0]]["sequences"] += n_full
             per_source[label[0]]["tokens"] += n_full * seq_len
+        if not rows and split in OPTIONAL_SPLITS:  # too little text for one sequence: no such held-out set
+            continue
         if not rows:
             raise ShardError(f"split '{split}' has no full sequence of {seq_len} tokens: "
                              "add data or lower 'data.seq_len'")

@@ -37,11 +37,12 @@ from jest.distributed import World, check_batch_divides, init_world
 from jest.flops import FlopLedger, forward_flops_per_token, matmul_params, train_flops_per_token
 from jest.hardware import matmul_precision, peak_flops_per_second
 from jest.fastpath import fast_loss_fn
+from jest import heldout_sets, repetition
 from jest.heldout import evaluate_heldout
 from jest.jest_policy import PolicyContext
 from jest.model import build_hf_config, build_model, shape_summary
 from jest.optim import build_optimizer, train_step
-from jest.policy import Selection, build_policy
+from jest.policy import Selection, build_policy, draw_set
 from jest.progress import Progress
 from jest.runspec import RunData, RunSpec, training_hash
 from jest.runspec import label_shares, reference_spec  # noqa: F401 (imported from here by jest/bench.py, tests)
@@ -198,8 +199,19 @@ class Training:
             pool_sha256=shards_manifest["splits"][spec.train_split]["sha256"],
             references_root=Path(spec.references_root or self.run_dir.parent.parent / "references"),
             precision=self.tcfg["precision"], world=world))
+        # Control arms draw the same uniform stream from a part of the split (baselines/controls.py).
+        self.data.restrict(draw_set(self.policy, self.data.pool, self.data.subset))
         self.batch = BatchShape.plan(self.tcfg, self.policy.super_batch_size(self.tcfg["batch_size"]),
                                      len(self.data.subset), spec.train_split, self.data.seq_len, world)
+
+        # Repetition (jest/repetition.py): a plan that re-reads data is refused unless allowed.
+        learner = spec.kind == "learner"
+        repetition.check_no_repeats(spec.name, self.tcfg["steps"], self.batch.super_b, len(self.data.subset),
+                                    spec.train_split, self.tcfg["allow_repeats"] or
+                                    (learner and self.cfg["arms"][spec.arm].get("allow_repeats", False)),
+                                    f"arms.{spec.arm}.allow_repeats" if learner else
+                                    f"references.{spec.arm}.train.allow_repeats")
+        self.trained = repetition.TrainedSet(len(self.data.pool))  # which sequences were trained on
 
         self.shape = shape_summary(self.hf_config)
         self.train_fpt = train_flops_per_token(self.shape, self.data.seq_len)
@@ -222,6 +234,7 @@ class Training:
             state = load_checkpoint(ckpt, self.model, self.optimizer, self.metrics.path if self.main else None)
             self.step, self.position, self.wall_offset = state["step"], state["position"], state["wall_time"]
             self.ledger.load_state_dict(state["ledger"])
+            self.trained.load_state_dict(state.get("trained"))
         elif self.main:
             for derived in (self.metrics.path, self.run_dir / "mlflow_run.json"):
                 derived.unlink(missing_ok=True)
@@ -271,6 +284,8 @@ class Training:
                    pool_share=pool_share, fixed_flops=self.policy.fixed_flops, budget=self.budget,
                    schedule={k: tcfg[k] for k in ("schedule", "steps", "warmup_steps", "lr", "min_lr_ratio")}
                    | {"decay_steps": decay_steps(tcfg)},
+                   heldout_sets=heldout_sets.describe(self.data.eval_sets), draw_set_size=len(self.data.subset),
+                   planned_pool_passes=repetition.planned_passes(tcfg["steps"], batch.super_b, len(self.data.subset)),
                    started=time.strftime("%Y-%m-%dT%H:%M:%S%z"), resumed_from_step=self.step or None)
         world = self.world
         print(f"[{spec.name}] {n_params:,} parameters ({matmul_params(shape):,} in matmuls); "
@@ -296,6 +311,7 @@ class Training:
                 self.position += batch.super_b
                 selection = self.policy.select(self.step, candidates, cand_ids, self.model, batch.b)
                 mine = torch.as_tensor(selection.chosen[batch.my_rows])              # all b in one process
+                self.trained.mark(cand_ids[selection.chosen])
                 tokens = to_device(candidates[mine], self.device)                     # (b / W, T)
                 loss, grad_norm = train_step(self.train_model, self.optimizer, tokens, batch.micro,
                                              lr_at(self.step, tcfg), tcfg["grad_clip"], tcfg["precision"],
@@ -340,12 +356,13 @@ class Training:
         step, b = self.step, self.batch.b
         row = {"step": step, "examples_seen": step * b, "tokens_seen": step * self.batch.tokens,
                "candidates_seen": self.position, "train_loss": train_loss, "lr": lr_at(step - 1, self.tcfg),
+               "unique_sequences": self.trained.count, "pool_passes": self.position / len(self.data.subset),
                "grad_norm": grad_norm, **self.ledger.snapshot(), **selection.diagnostics,
                **self.data.shares(cand_ids[selection.chosen], "sel_share_"),
                **self.timer.utilisation(), "wall_time": time.time() - t0, "time": time.time()}
         if self.plan.evaluates(step):
-            row.update(evaluate_heldout(self.model, self.data.heldout, self.data.eval_idx,
-                                        self.tcfg["eval_batch_size"], self.device))
+            row.update(heldout_sets.evaluate_sets(self.data.eval_sets, lambda shard, idx: evaluate_heldout(
+                self.model, shard, idx, self.tcfg["eval_batch_size"], self.device)))
         self.metrics.append(row)
         return row
 
@@ -358,6 +375,7 @@ class Training:
         if self.main:
             save_checkpoint(self.ckpt_root, self.step, self.model, self.optimizer,
                             {"step": self.step, "position": self.position, "ledger": self.ledger.state_dict(),
+                             "trained": self.trained.state_dict(),
                              "wall_time": time.time() - t0, "config_hash": training_hash(self.cfg, self.spec.arm)},
                             self.metrics.path, keep=self.tcfg["keep_checkpoints"])
 
@@ -371,7 +389,8 @@ class Training:
         self.tok.save_pretrained(self.run_dir / "model")
         final = {k: v for k, v in row.items() if k != "time"} if row else {}
         card = write_card(self.card_path, status="finished", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                          steps=self.step, final=final, flops=self.ledger.snapshot())
+                          steps=self.step, final=final, flops=self.ledger.snapshot(),
+                          unique_sequences=self.trained.count, pool_passes=self.position / len(self.data.subset))
         synced = self.mirror.sync(final_status="FINISHED", artifacts=(self.card_path, self.metrics.path))
         write_card(self.card_path, mlflow_synced=synced, mlflow_error=self.mirror.last_error)
         print(f"[{self.spec.name}] done: train loss {final.get('train_loss', float('nan')):.4f}, held-out loss "

@@ -87,13 +87,18 @@ def test_smoke_dag_end_to_end_and_resume_after_kill(tmp_path, smoke_dag):
     rows = read_metrics(run / "metrics.jsonl")
     assert rows and rows[-1]["step"] == 30 and "heldout_bpb" in rows[-1]
     manifest = json.loads((ref / "smoke" / "data" / "manifest.json").read_text())
-    assert set(manifest["splits"]) == {"curated", "heldout", "pool"}
+    assert set(manifest["splits"]) == {"curated", "heldout", "pool", "pool_heldout", "external"}
+    # the held-out sets outside the curated domain and the repetition accounting (issue #13)
+    assert {"heldout_loss_pool_mix", "heldout_bpb_ext_shakespeare", "heldout_loss_src_email"} <= set(rows[-1])
+    assert rows[-1]["pool_passes"] <= 1 and rows[-1]["unique_sequences"] == 30 * 8
     receipt = json.loads((run / "mlflow_synced.json").read_text())
     assert receipt["missing"] == 0 and receipt["points"] > 30
 
     # the report and its machine-readable headline, for the JEST arm against the baseline
     summary = json.loads((ref / "smoke" / "report" / "summary.json").read_text())
-    assert [row["arm"] for row in summary["headline"]] == ["jest_f0.5"]
+    assert [row["arm"] for row in summary["headline"]][0] == "jest_f0.5"
+    for control in ("oracle_clean", "offline_filter_f0.5", "curated_only"):  # the control arms ran too
+        assert json.loads((ref / "smoke" / "runs" / f"{control}_s0" / "card.json").read_text())["status"] == "finished"
     assert summary["baseline"]["arm"] == "uniform"
     assert (ref / "smoke" / "report" / "report.html").stat().st_size > 10_000
     jest_rows = read_metrics(ref / "smoke" / "runs" / "jest_f0.5_s0" / "metrics.jsonl")

@@ -15,6 +15,13 @@ from jest.data.corruptions import CORRUPTION_KINDS
 from jest.data.errors import ConfigValueError, MissingConfigKeyError
 
 SPLITS = ("curated", "heldout", "pool")
+# Evaluation-only splits (never trained on, never in the tokenizer's text): a held-out slice of
+# every pool source, and external domains that are in neither the curated split nor the pool.
+EVAL_SPLITS = ("pool_heldout", "external")
+EXTERNAL_SOURCES = ("shakespeare",)
+# Defaults when the stage is called directly with an older data config (the schema fills them upstream).
+DEFAULT_POOL_HELDOUT_FRACTION = 0.05
+DEFAULT_EXTERNAL_MAX_CHARS = {"shakespeare": 400000}
 NOISY_SOURCES = ("sotu", "spam_assassin", "nlp_corpus")
 EXTRA_KINDS = ("jsonl", "hf")
 _MISSING = object()
@@ -56,6 +63,8 @@ class DataConfig:
     noisy_max_chars: dict[str, int]
     corruption: CorruptionConfig
     extra_sources: tuple[ExtraSourceConfig, ...]
+    pool_heldout_fraction: float = DEFAULT_POOL_HELDOUT_FRACTION
+    external_max_chars: dict[str, int] | None = None
 
 
 def _get(cfg: Mapping[str, Any], key: str, where: str, default: Any = _MISSING) -> Any:
@@ -168,6 +177,18 @@ def parse_data_config(cfg: Mapping[str, Any]) -> DataConfig:
             f"data config: 'extra_sources' names must be unique (they prefix ids); repeated: {duplicates}"
         )
 
+    pool_heldout_fraction = _fraction(_get(cfg, "pool_heldout_fraction", "", DEFAULT_POOL_HELDOUT_FRACTION),
+                                      "pool_heldout_fraction")
+    if pool_heldout_fraction >= 0.5:
+        raise ConfigValueError(f"data config: 'pool_heldout_fraction' must be < 0.5 (it is taken out of the pool), "
+                               f"got {pool_heldout_fraction}")
+    external_cfg = _get(cfg, "external_max_chars", "", DEFAULT_EXTERNAL_MAX_CHARS)
+    external = {
+        name: _count(_get(external_cfg, name, "external_max_chars", DEFAULT_EXTERNAL_MAX_CHARS[name]),
+                     f"external_max_chars.{name}", allow_none=False)
+        for name in EXTERNAL_SOURCES
+    }
+
     return DataConfig(
         split_seed=split_seed,
         embedded=embedded,
@@ -175,4 +196,6 @@ def parse_data_config(cfg: Mapping[str, Any]) -> DataConfig:
         noisy_max_chars=budgets,
         corruption=corruption,
         extra_sources=extras,
+        pool_heldout_fraction=pool_heldout_fraction,
+        external_max_chars=external,
     )

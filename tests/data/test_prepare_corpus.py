@@ -46,9 +46,11 @@ def test_lines_are_canonical_documents(prepared) -> None:
             assert record["text"].strip()
     assert sorted(p.name for p in out_dir.iterdir()) == [
         "curated.jsonl",
+        "external.jsonl",
         "heldout.jsonl",
         "manifest.json",
         "pool.jsonl",
+        "pool_heldout.jsonl",
     ]
 
 

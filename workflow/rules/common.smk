@@ -87,13 +87,14 @@ def all_runs(arms=None):
 
 
 def reference_inputs(wildcards):
-    """A JEST arm needs its reference (and, when cached, the reference's pool scores)."""
+    """A JEST arm needs its reference (and, when cached, the reference's pool scores); so does offline_filter."""
     arm = CFG["arms"][wildcards.arm]
-    if arm["policy"] != "jest":
+    if arm["policy"] not in ("jest", "offline_filter"):
         return {}
     ref = ROOT / "references" / arm["reference"]
     needed = {"reference": ref / "card.json"}
-    if arm["reference_scoring"] == "cached":
+    # offline_filter (baselines/controls.py) always reads the reference's cached pool scores
+    if arm["policy"] == "offline_filter" or arm["reference_scoring"] == "cached":
         needed["reference_scores"] = ref / "pool_scores.json"
     return needed
 
@@ -101,7 +102,7 @@ def reference_inputs(wildcards):
 def used_references(arms=None):
     """References the JEST arms among `arms` (default: every arm) need; only these are trained."""
     arms = list(CFG["arms"]) if arms is None else arms
-    return sorted({CFG["arms"][a]["reference"] for a in arms if CFG["arms"][a]["policy"] == "jest"})
+    return sorted({CFG["arms"][a]["reference"] for a in arms if CFG["arms"][a]["policy"] in ("jest", "offline_filter")})
 
 
 def analyze_input(arms):

@@ -1,0 +1,82 @@
+"""Control arms (DESIGN.md, "Where a gain comes from"): what a JEST gain must be compared with.
+
+Each trains uniformly, through the same loop as the uniform baseline (same
+initialisation for the same seed, the same EpochSampler stream logic), on a
+different *set* of sequences, which the policy's `draw_set` returns:
+
+- `oracle_clean`: the pool's sequences labelled clean. It reads the provenance
+  labels that selection never sees: the ceiling of pure re-weighting.
+- `offline_filter`: the reference scores the pool once (its cached pool scores);
+  the best (1 - f) fraction, globally, by the lowest reference loss is kept (the
+  perplexity-filter baseline of DCLM and Ankner et al. 2024, arXiv 2405.20541).
+- `curated_only`: the reference's curated split (the trainer reads that split:
+  jest.trainer.RunSpec.train_split).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from baselines.uniform import UniformPolicy
+from jest.shards import TokenShard
+
+CLEAN = "clean"  # the quality label of clean pool text (jest.data.documents.CLEAN)
+
+
+class EmptyDrawSetError(ValueError):
+    """A control arm's set of sequences is empty."""
+
+
+def clean_rows(shard: TokenShard, subset: np.ndarray) -> np.ndarray:
+    """The rows of `subset` whose provenance label is clean."""
+    quality = np.array([shard.labels[i]["quality"] for i in shard.index["label"][subset]])
+    return np.asarray(subset)[quality == CLEAN]
+
+
+def keep_best(scores: np.ndarray, subset: np.ndarray, filter_ratio: float) -> np.ndarray:
+    """The round((1 - f) * n) rows of `subset` with the lowest `scores` (ties: the lower row), sorted."""
+    subset = np.asarray(subset)
+    n_keep = max(1, int(round((1.0 - filter_ratio) * len(subset))))
+    order = np.lexsort((subset, scores[subset]))  # by score, then by row: deterministic under ties
+    return np.sort(subset[order[:n_keep]])
+
+
+class OracleCleanPolicy(UniformPolicy):
+    name = "oracle_clean"
+
+    def draw_set(self, shard: TokenShard, subset: np.ndarray) -> np.ndarray:
+        rows = clean_rows(shard, subset)
+        if len(rows) == 0:
+            raise EmptyDrawSetError(f"oracle_clean: the '{shard.split}' split has no sequence labelled "
+                                    f"'{CLEAN}'; it needs clean text in the pool (data.brown, data.extra_sources)")
+        return rows
+
+
+class OfflineFilterPolicy(UniformPolicy):
+    name = "offline_filter"
+
+    def __init__(self, arm: dict, scores: np.ndarray, fixed_flops: float):
+        self.arm, self.scores, self.fixed_flops = arm, scores, fixed_flops
+
+    @classmethod
+    def load(cls, arm: dict, ctx) -> "OfflineFilterPolicy":
+        """The reference's cached pool scores, checked against the reference and the pool like JEST's;
+        its training and the one-time scoring are this arm's fixed FLOPs (the `total` accounting)."""
+        from jest.jest_policy import JestPolicy, MissingReferenceError
+        ref_dir = Path(ctx.references_root) / arm["reference"]
+        card_path = ref_dir / "card.json"
+        if not card_path.is_file() or json.loads(card_path.read_text()).get("status") != "finished":
+            raise MissingReferenceError(f"reference '{arm['reference']}' is not trained ({card_path} missing or "
+                                        "unfinished): run the train_reference stage")
+        scores, scoring_flops = JestPolicy._load_cached_scores(ref_dir, ctx)
+        fixed = float(json.loads(card_path.read_text())["flops"]["flops_train"]) + scoring_flops
+        return cls(arm, np.asarray(scores), fixed)
+
+    def draw_set(self, shard: TokenShard, subset: np.ndarray) -> np.ndarray:
+        return keep_best(self.scores, subset, self.arm["filter_ratio"])
+
+
+class CuratedOnlyPolicy(UniformPolicy):
+    name = "curated_only"

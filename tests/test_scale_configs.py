@@ -136,7 +136,7 @@ def test_default_target_is_the_headline_and_ablations_run_only_when_asked(tmp_pa
     config = _copy("tiny", tmp_path)
     cfg = load_config(PROJECT_ROOT / "config" / "tiny.yaml")
     ablations, headline = cfg["ablation_arms"], [a for a in cfg["arms"] if a not in cfg["ablation_arms"]]
-    assert ablations and headline == ["uniform", "jest_f0.5", "jest_f0.8", "jest_f0.9"]
+    assert ablations and headline == ["uniform", "uniform_x0.5", "uniform_x2", "uniform_x4", "jest_f0.5", "jest_f0.8"]
     n_seeds = len(cfg["seeds"])
 
     default = _dry_run(config)
@@ -152,6 +152,31 @@ def test_default_target_is_the_headline_and_ablations_run_only_when_asked(tmp_pa
 
     both = _job_counts(_dry_run(config, target="all"))
     assert both["analyze"] == 1 and both["analyze_ablations"] == 1 and both["train"] == len(cfg["arms"]) * n_seeds
+
+
+def test_tiny_headline_has_five_seeds_and_a_uniform_family_spanning_every_arm_cost():
+    """The family runs from below the cheapest headline arm's cost to beyond the most expensive one's
+    (iterations: every arm trains train.steps; FLOPs: training + scoring, analysis.costs)."""
+    cfg = load_config(PROJECT_ROOT / "config" / "tiny.yaml")
+    headline = [a for a in cfg["arms"] if a not in cfg["ablation_arms"]]
+    budgets = sorted(cfg["arms"][a]["budget"] for a in headline if cfg["arms"][a]["policy"] == "uniform")
+    assert len(cfg["seeds"]) >= 5 and len(budgets) >= 4 and 1.0 in budgets
+    jest = [a for a in headline if cfg["arms"][a]["policy"] == "jest"]
+    costs = config_costs(cfg, arms=["uniform", *jest])["arms"]
+    relative = [costs[a]["train+score"] / costs["uniform"]["train"] for a in jest]
+    assert jest and budgets[0] < 1.0 and budgets[-1] > max(relative), (budgets, relative)
+    assert all(cfg["arms"][a]["budget"] == 1.0 for a in jest)
+
+
+def test_smoke_dry_run_trains_every_budget_of_the_uniform_family(tmp_path):
+    cfg = load_config(PROJECT_ROOT / "config" / "smoke.yaml")
+    family = {a: s["budget"] for a, s in cfg["arms"].items() if s["policy"] == "uniform"}
+    assert len(set(family.values())) >= 2
+    out = _dry_run(_copy("smoke", tmp_path))
+    jobs = _train_jobs(out)
+    assert _job_counts(out)["train"] == len(jobs) == len(cfg["arms"]) * len(cfg["seeds"])
+    for arm in family:
+        assert sum(f"--arm {arm} --seed" in job for job in jobs) == len(cfg["seeds"]), arm
 
 
 def test_an_ablation_arm_that_is_not_an_arm_fails_before_any_job(tmp_path):

@@ -269,8 +269,8 @@ def _check_arms(cfg: dict, explicit: dict[str, set]) -> None:
         if arm["policy"] in ("uniform", "oracle_clean", "curated_only"):
             stray = sorted(explicit.get(name, set()) - {"policy", "budget", "allow_repeats"})
             if stray:
-                raise ConfigError(f"'arms.{name}' has policy '{arm['policy']}', which takes only 'budget' and "
-                                  f"'allow_repeats' besides 'policy'; remove {stray}")
+                raise ConfigError(f"'arms.{name}' has policy '{arm['policy']}', which besides 'budget' and "
+                                  f"'allow_repeats' takes no other keys; remove {stray}")
             cfg["arms"][name] = {"policy": arm["policy"], "budget": arm["budget"], **repeats}
             continue
         if arm["policy"] == "offline_filter":  # baselines/controls.py: a reference's cached pool scores

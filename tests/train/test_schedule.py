@@ -68,7 +68,7 @@ def test_budget_defaults_to_one_on_every_arm():
     ({"u": {"policy": "uniform", "budget": 0.0}}, {}, "arms.u.budget"),
     ({"u": {"policy": "uniform", "budget": 0.5}}, {"schedule": "wsd", "decay_fraction": 0.9},
      "the wsd decay's 90 steps ('train.decay_fraction')"),
-    ({"u": {"policy": "uniform", "budget": 2, "tau": 0.1}}, {}, "besides 'budget' takes no other keys; remove ['tau']"),
+    ({"u": {"policy": "uniform", "budget": 2, "tau": 0.1}}, {}, "'allow_repeats' takes no other keys; remove ['tau']"),
 ])
 def test_a_budget_too_small_for_the_schedule_names_the_key(arms, train, expected):
     with pytest.raises(ConfigError) as err:

@@ -56,16 +56,21 @@ def arm_costs(cfg: dict, arm: str, learner: dict | None = None) -> dict:
     T, V = cfg["data"]["seq_len"], cfg["data"]["vocab_size"]
     learner = learner or model_costs(cfg["model"], cfg["train"], V, T)
     a = cfg["arms"][arm]
-    out = {"arm": arm, "policy": a["policy"], "filter_ratio": 0.0, "super_batch": learner["batch_size"],
-           "train": learner["train_flops"], "score": 0.0}
+    budget = a.get("budget", 1.0)  # the uniform compute family: round(budget x steps) steps (jest/schedule.py)
+    steps = max(1, round(budget * learner["steps"]))
+    out = {"arm": arm, "policy": a["policy"], "budget": budget, "filter_ratio": 0.0,
+           "super_batch": learner["batch_size"], "train": learner["train_flops"] * steps / learner["steps"],
+           "score": 0.0}
     if a["policy"] == "jest":
         B = super_batch_size(learner["batch_size"], a["filter_ratio"])
         Tp = prefix_len(a["score_prefix"], T)
-        score = learner["steps"] * B * Tp * forward_flops_per_token(learner["shape"], Tp)
+        score = steps * B * Tp * forward_flops_per_token(learner["shape"], Tp)
         if a["reference_scoring"] == "online":
             ref = cfg["references"][a["reference"]]
-            score += learner["steps"] * B * T * forward_flops_per_token(shape(ref["model"], V, T), T)
+            score += steps * B * T * forward_flops_per_token(shape(ref["model"], V, T), T)
         out.update(filter_ratio=a["filter_ratio"], super_batch=B, score=score, reference=a["reference"])
+    elif a["policy"] == "offline_filter":  # scores nothing per step; its reference scored the pool once
+        out.update(filter_ratio=a["filter_ratio"], reference=a["reference"])
     out["train+score"] = out["train"] + out["score"]
     return out
 
@@ -77,11 +82,11 @@ def config_costs(cfg: dict, pool_tokens: float | None = None, arms: list[str] | 
     arms = list(cfg["arms"]) if arms is None else arms
     per_arm = {a: arm_costs(cfg, a, learner) for a in arms}
     refs = {}
-    for name in sorted({c["reference"] for c in per_arm.values() if c["policy"] == "jest"}):
+    for name in sorted({c["reference"] for c in per_arm.values() if "reference" in c}):
         ref_cfg = cfg["references"][name]
         r = model_costs(ref_cfg["model"], ref_cfg["train"], V, T)
-        cached = any(cfg["arms"][a]["policy"] == "jest" and cfg["arms"][a]["reference"] == name
-                     and cfg["arms"][a]["reference_scoring"] == "cached" for a in arms)
+        cached = any(cfg["arms"][a].get("reference") == name and (cfg["arms"][a]["policy"] == "offline_filter" or (
+            cfg["arms"][a]["policy"] == "jest" and cfg["arms"][a]["reference_scoring"] == "cached")) for a in arms)
         r["pool_scoring"] = (pool_tokens * r["forward_fpt"]) if (cached and pool_tokens) else None
         refs[name] = r
     one_time = sum(r["train_flops"] + (r["pool_scoring"] or 0.0) for r in refs.values())

@@ -28,3 +28,15 @@ def test_wall_time_is_flops_over_peak_times_mfu(capsys):
     assert main([str(PROJECT_ROOT / "config" / "gpu.yaml"), "--pool-tokens", "2.7e9"]) == 0
     out = capsys.readouterr().out
     assert "N = 110,100,480" in out and "assumed MFU 40%" in out and "8.114e+17" in out
+
+
+def test_budgets_scale_a_run_and_the_offline_filter_pays_for_its_reference():
+    """A family arm at budget x trains round(x * steps) steps, scoring included (jest/schedule.py);
+    offline_filter trains like uniform but its reference and pool scoring are one-time costs."""
+    cfg = load_config(PROJECT_ROOT / "config" / "tiny.yaml")
+    only = ["uniform", "uniform_x0.5", "uniform_x4", "offline_filter_f0.8"]
+    costs = config_costs(cfg, pool_tokens=TINY_POOL_SEQUENCES * 128, arms=only)
+    arms = costs["arms"]
+    assert arms["uniform_x0.5"]["train"] * 2 == arms["uniform"]["train"] == arms["uniform_x4"]["train"] / 4
+    assert arms["offline_filter_f0.8"]["train+score"] == arms["uniform"]["train"]
+    assert set(costs["references"]) == {"ref"} and costs["references"]["ref"]["pool_scoring"] > 0

@@ -25,10 +25,11 @@ def test_control_arms_are_normalised_and_allow_repeats_kept_only_when_true():
         "o": {"policy": "oracle_clean", "allow_repeats": True},
         "f": {"policy": "offline_filter", "filter_ratio": 0.9},
         "j": {"policy": "jest"}}})
-    assert cfg["arms"]["uniform"] == {"policy": "uniform"}  # the uniform arm's training hash is unchanged
-    assert cfg["arms"]["o"] == {"policy": "oracle_clean", "allow_repeats": True}
+    # allow_repeats: false is dropped, so the key alone changes no arm's training hash
+    assert cfg["arms"]["uniform"] == {"policy": "uniform", "budget": 1.0}
+    assert cfg["arms"]["o"] == {"policy": "oracle_clean", "budget": 1.0, "allow_repeats": True}
     assert cfg["arms"]["f"] == {"policy": "offline_filter", "filter_ratio": 0.9, "reference": "ref",
-                                "criterion": "easy_reference"}
+                                "criterion": "easy_reference", "budget": 1.0}
     assert "allow_repeats" not in cfg["arms"]["j"] and cfg["train"]["allow_repeats"] is False
 
 

@@ -298,7 +298,8 @@ def test_every_shell_line_uses_only_validated_config_strings():
     seen = 0
     for path in rules:
         text = path.read_text()
-        for block in re.findall(r"shell:\n((?:\s+\".*\"\n?)+)", text):
+        # shell: logged("...") (jest/joblog.py wraps every command), possibly continued on more lines
+        for block in re.findall(r"shell:\n((?:[ \t]+(?:logged\()?\"[^\n]*\n?)+)", text):
             for field in re.findall(r"\{([^{}]+)\}", block):
                 seen += 1
                 assert allowed.match(field), f"{path.name}: shell field {{{field}}}"
@@ -311,14 +312,16 @@ def test_every_shell_line_uses_only_validated_config_strings():
 
 # ---------------------------------------------------------------- 4. servers bind to 127.0.0.1
 def test_every_server_the_project_starts_binds_to_localhost():
-    """`make mlflow-ui` is the only server the project starts (no Python helper launches one)."""
+    """`make mlflow-ui` (`python -m jest mlflow-ui`, jest/mlflow_ui.py) is the only server the project starts."""
+    from jest import mlflow_ui
+
     makefile = (PROJECT_ROOT / "Makefile").read_text()
     target = re.search(r"^mlflow-ui:.*\n((?:\t.*\n?)+)", makefile, re.MULTILINE)
     assert target, "Makefile has no mlflow-ui target"
-    recipe = target.group(1)
-    assert re.search(r"\bmlflow (ui|server)\b", recipe)
-    hosts = re.findall(r"(?:--host|-h)[ =](\S+)", recipe)
-    assert hosts == ["127.0.0.1"], recipe
+    assert re.search(r"-m jest mlflow-ui\b", target.group(1)), target.group(1)
+    command = mlflow_ui.server_command("sqlite:////tmp/x.db", 5000)
+    assert command[1:4] == ["-m", "mlflow", "server"]
+    assert [command[i + 1] for i, arg in enumerate(command) if arg in ("--host", "-h")] == ["127.0.0.1"], command
     # anything else that would start a server must bind to localhost too
     launchers = re.compile(r"mlflow (ui|server)|uvicorn|gunicorn|http\.server|serve_forever|\.bind\(|"
                            r"0\.0\.0\.0")
@@ -365,9 +368,16 @@ def test_an_empty_pool_split_names_the_split_and_the_fix(tmp_path):
 
     docs = tmp_path / "docs.jsonl"
     docs.write_text("".join(json.dumps({"text": f"Document number {i}. " * 20}) + "\n" for i in range(6)))
+    sources = [{"kind": "jsonl", "name": "cur", "path": str(docs), "split": "curated"},
+               {"kind": "jsonl", "name": "held", "path": str(docs), "split": "heldout"}]
+    # the config check refuses it first, before any job (jest.config: split_token_ceilings) ...
+    with pytest.raises(ConfigError) as refused:
+        validate_config({"name": "x", "data": {"embedded": False, "extra_sources": sources}})
+    assert "longer than the pool split can hold" in str(refused.value) and "add data to that split" in str(refused.value)
+    # ... and prepare_data keeps its own guard, for a pool that the config cannot bound in advance
     cfg = validate_config({"name": "x", "data": {"embedded": False, "extra_sources": [
-        {"kind": "jsonl", "name": "cur", "path": str(docs), "split": "curated"},
-        {"kind": "jsonl", "name": "held", "path": str(docs), "split": "heldout"}]}})["data"]
+        *sources, {"kind": "jsonl", "name": "p", "path": str(docs), "split": "pool"}]}})["data"]
+    cfg["extra_sources"] = [s for s in cfg["extra_sources"] if s["split"] != "pool"]
     with pytest.raises(EmptySplitError) as err:
         prepare_corpus(cfg, tmp_path / "out", tmp_path / "cache")
     assert "split 'pool' is empty" in str(err.value) and "split: pool" in str(err.value)

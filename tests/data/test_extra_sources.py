@@ -246,7 +246,9 @@ data:
     cfg = load_config(config)
     data, tok, shards = tmp_path / "data", tmp_path / "tok", tmp_path / "shards"
     manifest = prepare_corpus(cfg["data"], data, tmp_path / "no-cache")  # nothing fetched: no npm source
-    assert {s: manifest["splits"][s]["documents"] for s in expected} == expected
+    documents = {s: manifest["splits"][s]["documents"] for s in expected}
+    documents["pool"] += manifest["splits"]["pool_heldout"]["documents"]  # the held-out slice carved from the pool
+    assert documents == expected and manifest["splits"]["pool_heldout"]["documents"] > 0
     assert set(manifest["splits"]["curated"]["by_source"]) == {"my_curated"}
     assert set(manifest["splits"]["pool"]["by_source"]) == {"my_brown", "my_sotu", "my_email", "my_informal"}
     assert {"clean", "offdomain", "noisy", "corrupted"} <= set(manifest["splits"]["pool"]["by_quality"])

@@ -48,8 +48,13 @@ def write_resolved_config():
 
 def data_input_files(wildcards=None):
     """Local files that shape the data (bring-your-own jsonl, local hf data_files): inputs of
-    prepare_data, so editing one re-runs it and everything downstream (their sha256 is in the manifest)."""
-    return [str(path) for _, path in local_input_files(CFG["data"]["extra_sources"])]
+    prepare_data, so editing one re-runs it and everything downstream (their sha256 is in the manifest).
+    A missing jsonl file stops the DAG here, named by Snakemake; a missing hf data file (the GPU
+    configs' parquet downloads) does not, so that `snakemake -n` can plan a scale before its data is
+    fetched: prepare_data then names the file and the command that fetches it."""
+    sources = CFG["data"]["extra_sources"]
+    kinds = {source["name"]: source["kind"] for source in sources}
+    return [str(path) for name, path in local_input_files(sources) if kinds[name] == "jsonl" or path.is_file()]
 
 
 def task_files(wildcards=None):

@@ -22,13 +22,22 @@ def share_columns(columns, kind: str, prefix: str = "sel_share_") -> dict[str, s
     return {c[len(head):]: c for c in sorted(columns) if c.startswith(head)}
 
 
+def whole_pool_cards(cards: list[dict]) -> list[dict]:
+    """Cards of runs that draw from the whole pool (uniform, JEST). A control arm's `pool_share`
+    describes its own draw set (the clean sequences, the filtered fifth, the curated split), which
+    differs from the pool by design (baselines/controls.py)."""
+    def policy(card: dict) -> str | None:
+        return ((card.get("config") or {}).get("arms") or {}).get(card.get("arm"), {}).get("policy")
+    return [c for c in cards if policy(c) in (None, "uniform", "jest")]
+
+
 def pool_shares(cards: list[dict], kind: str) -> pd.Series:
     """The pool's share per label from the runs' cards (the first card that has them).
 
     All runs of a config train on the same pool; if cards disagree (a config changed
     between runs) the first card wins and the caller should flag it (`pool_shares_agree`).
     """
-    for card in cards:
+    for card in whole_pool_cards(cards):
         shares = card.get("pool_share") or {}
         cols = share_columns(shares, kind, prefix="pool_share_")
         if cols:
@@ -37,7 +46,7 @@ def pool_shares(cards: list[dict], kind: str) -> pd.Series:
 
 
 def pool_shares_agree(cards: list[dict], tol: float = 1e-9) -> bool:
-    shares = [c.get("pool_share") for c in cards if c.get("pool_share")]
+    shares = [c.get("pool_share") for c in whole_pool_cards(cards) if c.get("pool_share")]
     return all(set(s) == set(shares[0]) and all(abs(s[k] - shares[0][k]) <= tol for k in s) for s in shares)
 
 

@@ -50,6 +50,9 @@ def task_rows(payload: dict) -> dict[str, dict]:
     """task -> {column: value} of one eval file."""
     agg_tasks = (payload.get("aggregate") or {}).get("tasks") or {}
     results = payload.get("results") or {}
+    # jest-eval-step-v2 keeps lm-eval's whole output under "results"; its per-task dict is "results" inside
+    results = results.get("results", results) if isinstance(results.get("results"), dict) else results
+    results = {task: entry for task, entry in results.items() if isinstance(entry, dict)}
     out = {}
     for task in list(agg_tasks) + [t for t in results if t not in agg_tasks]:
         a, r = agg_tasks.get(task) or {}, results.get(task) or {}

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from analysis.report import build_report
-from jest.config import PROJECT_ROOT
+from reference_cases import reference_cases
 
 COLUMNS = {"iterations": "step", "examples": "examples_seen", "train": "flops_train",
            "train+score": "flops_train_score", "total": "flops_total"}
@@ -130,18 +130,9 @@ def test_noisy_synthetic_multipliers_agree_with_an_independent_recomputation(tmp
     assert head["jest_f0.8"]["bound"] == "lower" and head["jest_f0.8"]["ci_high"] is None
 
 
-def _reference_cases():
-    cases = []
-    for summary_path in sorted((PROJECT_ROOT / "results" / "reference").glob("*/summary.json")):
-        name = summary_path.parent.name
-        for runs in (summary_path.parent / "runs", PROJECT_ROOT / "results" / name / "runs"):
-            if runs.is_dir():
-                cases.append(pytest.param(summary_path, runs, id=f"{name}:{runs.relative_to(PROJECT_ROOT)}"))
-                break
-    return cases or [pytest.param(None, None, id="no-reference-run-folders")]
 
 
-@pytest.mark.parametrize("summary_path,runs_dir", _reference_cases())
+@pytest.mark.parametrize("summary_path,runs_dir", reference_cases())
 def test_reference_multipliers_agree_with_an_independent_recomputation(summary_path, runs_dir):
     if summary_path is None:
         pytest.skip("no committed reference results with their run folders in this checkout")

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from analysis.report import build_report
-from jest.config import PROJECT_ROOT
+from reference_cases import reference_cases
 
 FLOP_KEYS = {"train": "flops_train", "train+score": "flops_train_score", "total": "flops_total"}
 
@@ -109,19 +109,9 @@ def test_synthetic_jest_curve_compressed_4x_gives_4(tmp_path, make_synth):
     assert check_summary(summary, res["runs"]) == 2     # jest_f0.5 and jest_f0.8; topk never reaches
 
 
-def _reference_cases():
-    """(summary.json, runs folder) pairs of committed or local reference results with run folders."""
-    cases = []
-    for summary_path in sorted((PROJECT_ROOT / "results" / "reference").glob("*/summary.json")):
-        name = summary_path.parent.name
-        for runs in (summary_path.parent / "runs", PROJECT_ROOT / "results" / name / "runs"):
-            if runs.is_dir():
-                cases.append(pytest.param(summary_path, runs, id=f"{name}:{runs.relative_to(PROJECT_ROOT)}"))
-                break
-    return cases or [pytest.param(None, None, id="no-reference-run-folders")]
 
 
-@pytest.mark.parametrize("summary_path,runs_dir", _reference_cases())
+@pytest.mark.parametrize("summary_path,runs_dir", reference_cases())
 def test_reference_summary_matches_an_independent_recomputation(summary_path, runs_dir):
     if summary_path is None:
         pytest.skip("no committed reference results with their run folders in this checkout "

@@ -1,0 +1,18 @@
+"""The (summary.json, runs folder) pairs of committed or local reference results that still have
+their run folders, for the tests that recompute a committed summary independently."""
+from __future__ import annotations
+
+import pytest
+
+from jest.config import PROJECT_ROOT
+
+
+def reference_cases() -> list:
+    cases = []
+    for summary_path in sorted((PROJECT_ROOT / "results" / "reference").glob("*/summary.json")):
+        name = summary_path.parent.name
+        for runs in (summary_path.parent / "runs", PROJECT_ROOT / "results" / name / "runs"):
+            if runs.is_dir():
+                cases.append(pytest.param(summary_path, runs, id=f"{name}:{runs.relative_to(PROJECT_ROOT)}"))
+                break
+    return cases or [pytest.param(None, None, id="no-reference-run-folders")]

@@ -68,11 +68,11 @@ def test_a_bad_config_fails_before_any_job(tmp_path):
     assert "'train.micro_batch_size' = 3 must divide" in proc.stdout + proc.stderr
 
 
-@pytest.mark.slow
-def test_smoke_dag_end_to_end_and_resume_after_kill(tmp_path, smoke_dag):
+def test_smoke_dag_end_to_end(smoke_dag):
+    """What the one real DAG run of the default suite left (conftest.py's smoke_dag, shared with
+    tests/test_integrity_dag.py): terminal progress, logs, data, runs, report and MLflow."""
     from mlflow.tracking import MlflowClient
 
-    # 1. uninterrupted run (conftest.py's smoke_dag, shared with tests/test_integrity_dag.py)
     ref = smoke_dag
     # live progress in Snakemake's terminal (its stderr), throttled; logs without carriage returns
     terminal = (ref / "terminal.txt").read_text()
@@ -112,7 +112,13 @@ def test_smoke_dag_end_to_end_and_resume_after_kill(tmp_path, smoke_dag):
     history = {m.step: m.value for m in client.get_metric_history(mlrun.info.run_id, "train_loss")}
     assert history == {r["step"]: r["train_loss"] for r in rows}
 
-    # 2. the same DAG, its training job SIGKILLed after a checkpoint, then re-run
+
+@pytest.mark.slow
+@pytest.mark.dag
+def test_smoke_dag_resumes_after_its_training_job_is_killed(tmp_path, smoke_dag):
+    """The same DAG, its training job SIGKILLed after a checkpoint, then re-run: the rows of the
+    uninterrupted run (tests/test_integrity_dag.py kills Snakemake itself; this kills one job)."""
+    rows = read_metrics(smoke_dag / "smoke" / "runs" / "uniform_s0" / "metrics.jsonl")
     killed = tmp_path / "killed"
     cmd = _cmd(killed)
     sm = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -143,6 +149,7 @@ def test_smoke_dag_end_to_end_and_resume_after_kill(tmp_path, smoke_dag):
 
 
 @pytest.mark.slow
+@pytest.mark.dag
 def test_smoke_dag_runs_from_a_checkout_under_a_path_with_a_space(tmp_path):
     """The rules' shell lines hold absolute paths under the checkout (results, cache, configs), which
     no config check can cover; unquoted, `prepare_data` failed in '/tmp/my proj/jest' (seen before

@@ -120,10 +120,13 @@ def test_smoke_dag_resumes_after_its_training_job_is_killed(tmp_path, smoke_dag)
     uninterrupted run (tests/test_integrity_dag.py kills Snakemake itself; this kills one job)."""
     rows = read_metrics(smoke_dag / "smoke" / "runs" / "uniform_s0" / "metrics.jsonl")
     killed = tmp_path / "killed"
-    cmd = _cmd(killed)
+    # Only uniform_s0's chain: with the family and the control arms in the smoke DAG, Snakemake may
+    # schedule other training jobs first and the uniform run would not start within the deadline
+    # (seen: "no checkpoint appeared").
+    cmd = _cmd(killed, str(killed / "smoke" / "runs" / "uniform_s0" / "card.json"))
     sm = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ckpts = killed / "smoke" / "runs" / "uniform_s0" / "checkpoints"
-    deadline = time.time() + 300
+    deadline = time.time() + 600
     while not any(ckpts.glob("step_*")) if ckpts.is_dir() else True:
         assert time.time() < deadline and sm.poll() is None, "no checkpoint appeared"
         time.sleep(0.05)

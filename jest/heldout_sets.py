@@ -57,7 +57,8 @@ def _by_source(shard: TokenShard) -> dict[str, np.ndarray]:
 
 
 def build_heldout_sets(shards_dir: Path, eval_sequences: int, per_set: int | None) -> list[HeldoutSet]:
-    """The curated-domain set with `eval_sequences` rows, then the others with `per_set` rows each
+    """The curated-domain set with `eval_sequences` rows (first: the trainer scores only it between the
+    all-set points of StepPlan), then the others with `per_set` rows each
     (None: `eval_sequences`). A split the shards do not hold (an older shards folder, or no
     external domain configured) gives no sets; the card lists what was evaluated."""
     per_set = per_set or eval_sequences

@@ -361,7 +361,8 @@ class Training:
                **self.data.shares(cand_ids[selection.chosen], "sel_share_"),
                **self.timer.utilisation(), "wall_time": time.time() - t0, "time": time.time()}
         if self.plan.evaluates(step):
-            row.update(heldout_sets.evaluate_sets(self.data.eval_sets, lambda shard, idx: evaluate_heldout(
+            sets = self.data.eval_sets if self.plan.evaluates_all_sets(step) else self.data.eval_sets[:1]
+            row.update(heldout_sets.evaluate_sets(sets, lambda shard, idx: evaluate_heldout(
                 self.model, shard, idx, self.tcfg["eval_batch_size"], self.device)))
         self.metrics.append(row)
         return row

@@ -113,3 +113,22 @@ def test_a_budget_arm_trains_to_its_own_length_with_the_same_warmup(smoke_worksp
     assert card["flops"]["flops_train"] == card["flops"]["flops_total"] == pytest.approx(6 * per_step)
     assert full[-1]["flops_train"] == pytest.approx(2 * half[-1]["flops_train"])
     assert math.isfinite(half[-1]["heldout_loss"])
+    # the curated-domain set at every evaluation, every other held-out set only at the all-set points
+    # (eval_sets_points, log-spaced, the final step included)
+    plan = StepPlan.for_run(cfg, cfg["train"], snapshots=True)
+    curated = [r["step"] for r in full if "heldout_loss" in r]
+    others = {k for r in full for k in r if k.startswith("heldout_loss_")}
+    assert others, "the smoke shards hold pool_heldout and external sets"
+    for key in others:
+        assert [r["step"] for r in full if key in r] == sorted(plan.all_sets_steps) == \
+            log_spaced_steps(12, cfg["train"]["eval_sets_points"])
+    assert set(plan.all_sets_steps) <= set(curated) and 12 in plan.all_sets_steps
+
+
+def test_every_held_out_set_is_scored_only_at_the_log_spaced_all_set_points():
+    tcfg = _train_cfg(steps=200, eval_every=50, eval_log_points=16, eval_sets_points=4)
+    plan = StepPlan.for_run({"evaluation": {"checkpoints": 4}}, tcfg, snapshots=True)
+    assert sorted(plan.all_sets_steps) == [12, 31, 79, 200] == sorted(plan.snapshot_steps)
+    assert all(plan.evaluates(s) for s in plan.all_sets_steps)          # an all-set point is an evaluation
+    assert [s for s in range(1, 201) if plan.evaluates_all_sets(s)] == [12, 31, 79, 200]
+    assert plan.evaluates(50) and not plan.evaluates_all_sets(50)       # the curated set alone

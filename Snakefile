@@ -1,7 +1,7 @@
 # JEST reproducibility harness: the whole pipeline. `snakemake --cores N` runs the
 # default config (config/tiny.yaml); `--configfile config/<scale>.yaml` picks a scale.
 # Stages: prepare_data -> train_tokenizer -> build_shards -> train_reference -> score_reference
-#         -> train (arms x seeds) -> evaluate (lm-eval, build_tasks) -> sync_mlflow -> analyze.
+#         -> train (arms x seeds) -> evaluate (lm-eval, build_tasks; then the MLflow mirror) -> analyze.
 
 
 # The default config only when none is given: a scale file must not inherit the

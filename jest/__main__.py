@@ -115,28 +115,22 @@ def _cmd_evaluate(args) -> None:
     from jest.evaluation.runner import evaluate_run
     cfg = load_config(args.config)
     evaluate_run(cfg, Path(args.run_dir), Path(args.tasks), threads=args.threads)
+    if args.receipt:  # the workflow's evaluate job mirrors the run into MLflow in the same process
+        args.run_dirs, args.tracking_uri = [args.run_dir], None
+        _cmd_sync_mlflow(args)
 
 
 def _cmd_sync_mlflow(args) -> None:
-    from jest.io import atomic_write_json
-    from jest.tracking import MlflowMirror, experiment_name, tracking_uri
+    from jest.tracking import mirror_run, write_receipt
     if args.receipt and len(args.run_dirs) != 1:
         raise ConfigError("--receipt needs exactly one run folder")
     failed = 0
     for run_dir in map(Path, args.run_dirs):
-        card = json.loads((run_dir / "card.json").read_text())
-        cfg = card["config"]
-        mirror = MlflowMirror(run_dir, args.tracking_uri or tracking_uri(cfg), experiment_name(cfg), card["run"], {}, {})
-        status = {"finished": "FINISHED", "failed": "FAILED"}.get(card.get("status"))
-        ok = mirror.sync(final_status=status, artifacts=(run_dir / "card.json", run_dir / "metrics.jsonl"))
-        missing = mirror.missing_points() if ok else None
-        ok = ok and missing == 0
+        mirror, ok, missing = mirror_run(run_dir, args.tracking_uri)
         print(f"{run_dir}: {'synced' if ok else 'FAILED'} (points missing in MLflow: {missing})")
         failed += not ok
         if ok and args.receipt:
-            atomic_write_json(Path(args.receipt), {"run_id": mirror.run_id(), "tracking_uri": mirror.uri,
-                                                   "experiment": mirror.experiment, "points": mirror.file_points(),
-                                                   "missing": missing})
+            write_receipt(Path(args.receipt), mirror, missing)
     if failed:
         sys.exit(1)
 
@@ -179,8 +173,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batch-size", type=int, default=16)
     command("build-tasks", _cmd_build_tasks, "write the lm-eval task YAMLs and data files",
             ("config", "heldout", "out", "cache"))
-    command("evaluate", _cmd_evaluate, "lm-eval on a run's saved snapshots (--tasks: the build-tasks folder)",
-            ("config", "run-dir", "tasks"), threads=True)
+    p = command("evaluate", _cmd_evaluate, "lm-eval on a run's saved snapshots (--tasks: the build-tasks folder)",
+                ("config", "run-dir", "tasks"), threads=True)
+    p.add_argument("--receipt", help="then mirror the run (training and lm-eval rows) into MLflow, as sync-mlflow "
+                                     "does, and write this receipt once MLflow holds every point")
 
     p = sub.add_parser("sync-mlflow", help="push any metric points MLflow lacks (idempotent)")
     p.add_argument("run_dirs", nargs="+")

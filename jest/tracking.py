@@ -329,3 +329,26 @@ class MlflowMirror:
         if not isinstance(wall, (int, float)) or not math.isfinite(wall):
             return None  # no training row: MLflow uses the current time
         return client.get_run(run_id).info.start_time + int(wall * 1000)
+
+
+def mirror_run(run_dir: Path, tracking_uri_override: str | None = None) -> tuple[MlflowMirror, bool, int | None]:
+    """Mirror a finished (or failed) run folder into MLflow with all its tries: the training rows,
+    the lm-eval rows once evaluated, the card and the final status. The MLflow run is created here
+    when training did not mirror live (`mlflow.live: false`) or its store was down, with the params
+    and tags the trainer wrote into the card. Returns (mirror, ok, points MLflow lacks)."""
+    card = json.loads((Path(run_dir) / "card.json").read_text())
+    cfg = card["config"]
+    mirror = MlflowMirror(Path(run_dir), tracking_uri_override or tracking_uri(cfg), experiment_name(cfg), card["run"],
+                          card.get("mlflow_params") or {}, card.get("mlflow_tags") or {})
+    status = {"finished": "FINISHED", "failed": "FAILED"}.get(card.get("status"))
+    ok = mirror.sync(final_status=status, artifacts=(Path(run_dir) / "card.json", Path(run_dir) / "metrics.jsonl"))
+    missing = mirror.missing_points() if ok else None
+    return mirror, ok and missing == 0, missing
+
+
+def write_receipt(path: Path, mirror: MlflowMirror, missing: int) -> None:
+    """The workflow's proof that MLflow holds every point of the run (runs/<run>/mlflow_synced.json)."""
+    atomic_write_json(Path(path), {"run_id": mirror.run_id(), "tracking_uri": mirror.uri,
+                                   "experiment": mirror.experiment, "points": mirror.file_points(),
+                                   "missing": missing})
+

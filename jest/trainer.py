@@ -273,8 +273,11 @@ class Training:
         tags = {"method": "reference" if spec.kind == "reference" else self.policy.name, "kind": spec.kind,
                 "arm": spec.arm, "seed": spec.seed, "scale": cfg["name"],
                 "filter_ratio": round(1 - batch.b / batch.super_b, 4), "git_commit": git_commit()}
-        self.mirror = MlflowMirror(self.run_dir, tracking_uri(cfg), experiment_name(cfg), spec.name, params, tags)
-        write_card(self.card_path, run=spec.name, arm=spec.arm, seed=spec.seed, status="running", error=None,
+        # Mirrored live, or (mlflow.live: false) only after the evaluation, by the evaluate job, which
+        # creates the MLflow run from these params and tags in the card (jest.tracking.mirror_run).
+        if cfg["mlflow"]["live"]:
+            self.mirror = MlflowMirror(self.run_dir, tracking_uri(cfg), experiment_name(cfg), spec.name, params, tags)
+        write_card(self.card_path, mlflow_params=params, mlflow_tags=tags, run=spec.name, arm=spec.arm, seed=spec.seed, status="running", error=None,
                    config=cfg, config_hash=config_hash(cfg), git_commit=tags["git_commit"],
                    packages=package_versions(), machine=machine_info(), threads=torch.get_num_threads(),
                    device=str(self.device), world_size=self.world.world_size, precision=tcfg["precision"],
@@ -331,7 +334,7 @@ class Training:
                     self.model.save_pretrained(self.run_dir / "snapshots" / f"step_{step:07d}", safe_serialization=True)
                 if plan.checkpoints(step):
                     self.checkpoint(t0)
-                if main and step % self.cfg["mlflow"]["sync_every"] == 0:
+                if self.mirror and step % self.cfg["mlflow"]["sync_every"] == 0:
                     self.mirror.sync()
                 live.update(step, train_loss if logged or read_every_step else None)
                 if logged:  # the next utilisation window starts after this step's evaluation and writes
@@ -340,7 +343,8 @@ class Training:
             if main:
                 write_card(self.card_path, status="failed", error=f"{type(err).__name__}: {err}",
                            failed_at_step=self.step, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-                self.mirror.sync(final_status="FAILED")
+                if self.mirror:
+                    self.mirror.sync(final_status="FAILED")
             raise
         return row
 
@@ -392,8 +396,9 @@ class Training:
         card = write_card(self.card_path, status="finished", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                           steps=self.step, final=final, flops=self.ledger.snapshot(),
                           unique_sequences=self.trained.count, pool_passes=self.position / len(self.data.subset))
-        synced = self.mirror.sync(final_status="FINISHED", artifacts=(self.card_path, self.metrics.path))
-        write_card(self.card_path, mlflow_synced=synced, mlflow_error=self.mirror.last_error)
+        if self.mirror:
+            synced = self.mirror.sync(final_status="FINISHED", artifacts=(self.card_path, self.metrics.path))
+            write_card(self.card_path, mlflow_synced=synced, mlflow_error=self.mirror.last_error)
         print(f"[{self.spec.name}] done: train loss {final.get('train_loss', float('nan')):.4f}, held-out loss "
               f"{final.get('heldout_loss', float('nan')):.4f}, {final.get('heldout_bpb', float('nan')):.4f} "
               f"bits/byte, {card['flops']['flops_train']:.3e} training FLOPs", flush=True)

@@ -20,7 +20,7 @@ from jest.tracking import read_metrics
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 CACHE = PROJECT_ROOT / "results" / "cache"
 STAGES = ("prepare_data", "train_tokenizer", "build_shards", "train_reference", "score_reference", "train",
-          "sync_mlflow", "analyze")
+          "evaluate", "analyze")
 
 
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}

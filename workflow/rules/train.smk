@@ -1,5 +1,6 @@
 # Training stage: one job per arm x seed, all through the same loop (jest/trainer.py),
-# then a reconcile step that makes sure MLflow holds every metric point of the run.
+# mirrored into MLflow while it trains (mlflow.live), and once more by its evaluate job, which makes
+# sure MLflow holds every metric point of the run (workflow/rules/evaluate.smk).
 
 # `python`, or torchrun with one process per GPU when train.nproc_per_node > 1 (jest/distributed.py).
 # The count is an integer of the validated config, never free text from it.
@@ -35,21 +36,3 @@ rule train:
         logged("{params.launcher} -m jest train --config {params.config:q} --arm {wildcards.arm} --seed {wildcards.seed} "
         "--run-dir {params.run_dir:q} --shards {params.shards:q} --tokenizer {params.tokenizer:q} "
         "--references {params.references:q} --threads {threads}")
-
-
-rule sync_mlflow:
-    input:
-        card=rules.train.output.card,
-        metrics=rules.train.output.metrics,
-        evaluated=ROOT / "runs" / "{arm}_s{seed}" / "eval" / "done.json",  # rule evaluate
-    output:
-        ROOT / "runs" / "{arm}_s{seed}" / "mlflow_synced.json",
-    params:
-        config=CONFIG_SNAPSHOT,
-        run_dir=lambda wc: run_dir(wc.arm, wc.seed),
-    conda:
-        ENV
-    log:
-        ROOT / "logs" / "sync_mlflow" / "{arm}_s{seed}.log",
-    shell:
-        logged("python -m jest sync-mlflow {params.run_dir:q} --receipt {output:q}")

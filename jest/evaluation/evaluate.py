@@ -194,30 +194,6 @@ def _jsonable(value: Any) -> Any:
 _DROP = object()
 
 
-def _load_model(model_dir_or_model: Any, tokenizer: Any):
-    from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
-
-    if isinstance(model_dir_or_model, (str, Path)):
-        model_dir = Path(model_dir_or_model)
-        if not (model_dir / "config.json").is_file():
-            raise FileNotFoundError(f"{model_dir} is not a saved model (no config.json): pass the folder written "
-                                    f"by save_pretrained, or the model object")
-        model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True)
-        name = str(model_dir)
-    else:
-        model, model_dir = model_dir_or_model, None
-        name = type(model).__name__
-    if tokenizer is None:
-        if model_dir is None:
-            raise ValueError("pass a tokenizer when evaluating an in-memory model")
-        tokenizer = model_dir
-    if not isinstance(tokenizer, PreTrainedTokenizerBase):
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer, local_files_only=True)
-    if tokenizer.pad_token_id is None:
-        raise ValueError("the tokenizer has no pad token: set pad_token (the eos token will do) before evaluating")
-    return model, tokenizer, name
-
-
 def evaluate_checkpoint(model_dir_or_model: Any, tokenizer: Any, tasks: list[str], include_paths: list[Path],
                         device: str, seed: int, limit: int | float | None, batch_size: int | str = 32,
                         *, log_samples: bool = False) -> dict[str, Any]:
@@ -242,13 +218,14 @@ def evaluate_checkpoint(model_dir_or_model: Any, tokenizer: Any, tasks: list[str
     import transformers
     from lm_eval.models.huggingface import HFLM
 
+    from jest.evaluation.loading import load_model
     from jest.evaluation.memo import env_info_once, memo_hflm
     from jest.evaluation.suites import expand
 
     tasks = expand(tasks)  # suite names ("standard") -> their lm-eval tasks
     include_paths = [Path(p).resolve() for p in include_paths]
     check_task_data(tasks, include_paths)
-    model, tok, model_name = _load_model(model_dir_or_model, tokenizer)
+    model, tok, model_name = load_model(model_dir_or_model, tokenizer)
     was_training = model.training
     model.to(device)  # HFLM uses model.device for an in-memory model and ignores its `device` argument
     model.eval()

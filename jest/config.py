@@ -267,16 +267,17 @@ def _check_arms(cfg: dict, explicit: dict[str, set]) -> None:
     for name, arm in cfg["arms"].items():
         # allow_repeats is kept only when true, so that adding the key changed no arm's training hash
         repeats = {"allow_repeats": True} if arm.pop("allow_repeats", False) else {}
+        # branch_from likewise, only when given (jest/branching.py; checked by _check_branches)
+        trunk = arm.pop("branch_from", None)
+        branch = {"branch_from": trunk} if trunk is not None else {}
         if arm["policy"] in ("uniform", "oracle_clean", "curated_only"):
             stray = sorted(explicit.get(name, set()) - {"policy", "budget", "allow_repeats", "branch_from"})
             if stray:
                 raise ConfigError(f"'arms.{name}' has policy '{arm['policy']}', which besides 'budget' and "
                                   f"'allow_repeats' takes no other keys; remove {stray}")
-            # branch_from is kept only when given, so that adding the key changed no arm's training hash
-            branch = {"branch_from": arm["branch_from"]} if arm.get("branch_from") is not None else {}
             cfg["arms"][name] = {"policy": arm["policy"], "budget": arm["budget"], **repeats, **branch}
             continue
-        if "branch_from" in arm:
+        if branch:
             raise ConfigError(f"'arms.{name}.branch_from': only a uniform-policy arm can be a cooldown branch "
                               f"(arm '{name}' has policy '{arm['policy']}'); remove the key")
         if arm["policy"] == "offline_filter":  # baselines/controls.py: a reference's cached pool scores

@@ -131,3 +131,13 @@ def last_good_checkpoint_note(ckpt_root: Path) -> str:
     if ckpt is None:
         return f"no checkpoint was written yet (none in {ckpt_root}): a re-run starts from step 0"
     return f"the last good checkpoint, {ckpt}, is kept"
+
+
+def set_aside_stale_checkpoints(ckpt_root: Path, expected_hash: str, name: str) -> None:
+    """Checkpoints written under another data / model / training config are useless for this
+    run, but kept: moved to checkpoints.stale-<time>/, and the run starts afresh."""
+    ckpt = latest_checkpoint(ckpt_root)
+    if ckpt is not None and json.loads((ckpt / "state.json").read_text())["config_hash"] != expected_hash:
+        stale = ckpt_root.with_name(f"checkpoints.stale-{time.strftime('%Y%m%d-%H%M%S')}")
+        ckpt_root.rename(stale)
+        print(f"[{name}] checkpoints from another config moved to {stale}; starting afresh", flush=True)

@@ -32,7 +32,7 @@ import torch
 
 from jest.branching import BRANCH_POINTS, BRANCH_SNAPSHOTS, start_from_trunk, trunk_plan
 from jest.checkpoint import (drop_derived_outputs, last_good_checkpoint_note, latest_checkpoint, load_checkpoint,
-                             save_checkpoint, set_aside_unloadable_checkpoints)
+                             save_checkpoint, set_aside_stale_checkpoints, set_aside_unloadable_checkpoints)
 from jest.config import config_hash
 from jest.distributed import World, check_batch_divides, init_world
 from jest.flops import FlopLedger, forward_flops_per_token, matmul_params, train_flops_per_token
@@ -124,16 +124,6 @@ def read_step_values(world: World, loss: torch.Tensor, grad_norm: torch.Tensor, 
             f"training loss is {train_loss} at step {step}; {last_good_checkpoint_note(ckpt_root)}. "
             "Lower 'train.lr' or raise 'train.warmup_steps'.")
     return train_loss, grad_norm.item()  # DDP: gradients are all-reduced, so the norm is global already
-
-
-def set_aside_stale_checkpoints(ckpt_root: Path, expected_hash: str, name: str) -> None:
-    """Checkpoints written under another data / model / training config are useless for this
-    run, but kept: moved to checkpoints.stale-<time>/, and the run starts afresh."""
-    ckpt = latest_checkpoint(ckpt_root)
-    if ckpt is not None and json.loads((ckpt / "state.json").read_text())["config_hash"] != expected_hash:
-        stale = ckpt_root.with_name(f"checkpoints.stale-{time.strftime('%Y%m%d-%H%M%S')}")
-        ckpt_root.rename(stale)
-        print(f"[{name}] checkpoints from another config moved to {stale}; starting afresh", flush=True)
 
 
 @dataclass(frozen=True)

@@ -279,7 +279,8 @@ class Training:
                    heldout_sets=heldout_sets.describe(self.data.eval_sets), draw_set_size=len(self.data.subset),
                    planned_pool_passes=repetition.planned_passes(tcfg["steps"], batch.super_b, len(self.data.subset)),
                    started=time.strftime("%Y-%m-%dT%H:%M:%S%z"), resumed_from_step=self.step or None,
-                   branched_from=self.branched_from)
+                   branched_from=self.branched_from,  # a wsd branch: its trunk's state it started from
+                   trained_steps=tcfg["steps"] - (self.branched_from or {}).get("step", 0))  # this job's own share
         world = self.world
         print(f"[{spec.name}] {n_params:,} parameters ({matmul_params(shape):,} in matmuls); "
               f"{batch.b} x {batch.seq_len} = {batch.tokens:,} tokens per step, super-batch {batch.super_b}; "
@@ -396,7 +397,6 @@ class Training:
         final = {k: v for k, v in row.items() if k != "time"} if row else {}
         card = write_card(self.card_path, status="finished", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                           steps=self.step, final=final, flops=self.ledger.snapshot(),
-                          trained_steps=self.step - (self.branched_from or {}).get("step", 0),
                           unique_sequences=self.trained.count, pool_passes=self.position / len(self.data.subset))
         synced = self.mirror.sync(final_status="FINISHED", artifacts=(self.card_path, self.metrics.path))
         write_card(self.card_path, mlflow_synced=synced, mlflow_error=self.mirror.last_error)

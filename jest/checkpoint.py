@@ -25,13 +25,26 @@ from jest.io import atomic_write_json
 PREFIX = "step_"
 
 
-def _dir_for(ckpt_root: Path, step: int) -> Path:
+def checkpoint_dir(ckpt_root: Path, step: int) -> Path:
     return ckpt_root / f"{PREFIX}{step:07d}"
+
+
+# What a run derives from its training, dropped when it starts afresh (or adopts a trunk's state,
+# jest/branching.py): a trunk's branch points and branch-only snapshots included.
+DERIVED_FILES = ("metrics.jsonl", "mlflow_run.json")
+DERIVED_FOLDERS = ("snapshots", "eval", "branch_points", "branch_snapshots")
+
+
+def drop_derived_outputs(run_dir: Path) -> None:
+    for name in DERIVED_FILES:
+        (run_dir / name).unlink(missing_ok=True)
+    for name in DERIVED_FOLDERS:
+        shutil.rmtree(run_dir / name, ignore_errors=True)
 
 
 def save_checkpoint(ckpt_root: Path, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                     state: dict, metrics_path: Path, keep: int) -> Path:
-    final = _dir_for(ckpt_root, step)
+    final = checkpoint_dir(ckpt_root, step)
     tmp = ckpt_root / f".tmp_{PREFIX}{step:07d}"
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -118,3 +131,13 @@ def last_good_checkpoint_note(ckpt_root: Path) -> str:
     if ckpt is None:
         return f"no checkpoint was written yet (none in {ckpt_root}): a re-run starts from step 0"
     return f"the last good checkpoint, {ckpt}, is kept"
+
+
+def set_aside_stale_checkpoints(ckpt_root: Path, expected_hash: str, name: str) -> None:
+    """Checkpoints written under another data / model / training config are useless for this
+    run, but kept: moved to checkpoints.stale-<time>/, and the run starts afresh."""
+    ckpt = latest_checkpoint(ckpt_root)
+    if ckpt is not None and json.loads((ckpt / "state.json").read_text())["config_hash"] != expected_hash:
+        stale = ckpt_root.with_name(f"checkpoints.stale-{time.strftime('%Y%m%d-%H%M%S')}")
+        ckpt_root.rename(stale)
+        print(f"[{name}] checkpoints from another config moved to {stale}; starting afresh", flush=True)

@@ -18,7 +18,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from jest.schedule import arm_train_config, decay_steps
+from jest.schedule import arm_train_config, decay_steps, stable_steps
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_PATH = PROJECT_ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -121,6 +121,7 @@ def validate_config(config: dict) -> dict:
     _check_shell_safe(config)
     _check_cross_fields(config)
     _check_arms(config, explicit_arm_keys)
+    _check_branches(config)
     _check_seq_len_fits(config)
     return config
 
@@ -266,13 +267,19 @@ def _check_arms(cfg: dict, explicit: dict[str, set]) -> None:
     for name, arm in cfg["arms"].items():
         # allow_repeats is kept only when true, so that adding the key changed no arm's training hash
         repeats = {"allow_repeats": True} if arm.pop("allow_repeats", False) else {}
+        # branch_from likewise, only when given (jest/branching.py; checked by _check_branches)
+        trunk = arm.pop("branch_from", None)
+        branch = {"branch_from": trunk} if trunk is not None else {}
         if arm["policy"] in ("uniform", "oracle_clean", "curated_only"):
-            stray = sorted(explicit.get(name, set()) - {"policy", "budget", "allow_repeats"})
+            stray = sorted(explicit.get(name, set()) - {"policy", "budget", "allow_repeats", "branch_from"})
             if stray:
                 raise ConfigError(f"'arms.{name}' has policy '{arm['policy']}', which besides 'budget' and "
                                   f"'allow_repeats' takes no other keys; remove {stray}")
-            cfg["arms"][name] = {"policy": arm["policy"], "budget": arm["budget"], **repeats}
+            cfg["arms"][name] = {"policy": arm["policy"], "budget": arm["budget"], **repeats, **branch}
             continue
+        if branch:
+            raise ConfigError(f"'arms.{name}.branch_from': only a uniform-policy arm can be a cooldown branch "
+                              f"(arm '{name}' has policy '{arm['policy']}'); remove the key")
         if arm["policy"] == "offline_filter":  # baselines/controls.py: a reference's cached pool scores
             _check_offline_filter(name, arm, explicit.get(name, set()))
             cfg["arms"][name] = {"policy": "offline_filter", "filter_ratio": arm["filter_ratio"],
@@ -292,6 +299,35 @@ def _check_arms(cfg: dict, explicit: dict[str, set]) -> None:
             fits = [f for f in (0.5, 0.75, 0.8, 0.875, 0.9, 0.9375, 0.95) if abs(b / (1 - f) - round(b / (1 - f))) < 1e-6]
             raise ConfigError(f"'arms.{name}.filter_ratio' = {arm['filter_ratio']} does not fit "
                               f"'train.batch_size' = {b}: {err}; allowed values for this batch size include {fits}") from None
+
+
+def _check_branches(cfg: dict) -> None:
+    """arms.<arm>.branch_from (jest/branching.py): the arm is the named longer uniform run's cooldown
+    branch, which is the separately trained run only when the two share every step before the branch's
+    decay: wsd (the stable phase's lr does not depend on the length), the same draw set, a trunk that
+    is still in its stable phase there."""
+    for name, arm in cfg["arms"].items():
+        trunk = arm.get("branch_from")
+        if trunk is None:
+            continue
+        key = f"'arms.{name}.branch_from' = {trunk!r}"
+        if cfg["train"]["schedule"] != "wsd":
+            raise ConfigError(f"{key} needs 'train.schedule' = 'wsd' (it is {cfg['train']['schedule']!r}): only under "
+                              "warmup-stable-decay is a shorter run, up to its decay, the longer run; set "
+                              "'train.schedule: wsd' or remove 'branch_from'")
+        uniform = sorted(a for a, spec in cfg["arms"].items() if spec["policy"] == "uniform" and a != name)
+        if trunk not in cfg["arms"] or trunk == name or cfg["arms"][trunk]["policy"] != "uniform":
+            raise ConfigError(f"{key} is not another uniform-policy arm (the same draw set); allowed values: {uniform}")
+        if cfg["arms"][trunk].get("branch_from") is not None:
+            raise ConfigError(f"{key} is itself a branch (of {cfg['arms'][trunk]['branch_from']!r}); branch from "
+                              "the family's longest run, the trunk")
+        if arm["budget"] >= cfg["arms"][trunk]["budget"]:
+            raise ConfigError(f"{key}: the branch's budget {arm['budget']} must be below the trunk's "
+                              f"{cfg['arms'][trunk]['budget']}; branch from the family's longest run")
+        at, trunk_stable = stable_steps(arm_train_config(cfg, name)), stable_steps(arm_train_config(cfg, trunk))
+        if at > trunk_stable:
+            raise ConfigError(f"{key}: the branch's decay starts after step {at}, where the trunk is already in its "
+                              f"own decay (from step {trunk_stable}); raise the trunk's budget")
 
 
 def _check_offline_filter(name: str, arm: dict, explicit: set) -> None:

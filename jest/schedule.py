@@ -35,6 +35,13 @@ def decay_steps(train_cfg: dict) -> int:
     return max(1, round(train_cfg["decay_fraction"] * train_cfg["steps"]))
 
 
+def stable_steps(train_cfg: dict) -> int:
+    """wsd: the steps before the decay's first one (warmup and stable phase). Their learning rates do
+    not depend on the run's length, so a shorter run of the family is, up to here, the longer one
+    (jest/branching.py)."""
+    return train_cfg["steps"] - decay_steps(train_cfg)
+
+
 def lr_at(step: int, train_cfg: dict) -> float:
     """The learning rate of 0-based `step`: linear warmup to the peak over `warmup_steps`, then
 
@@ -78,6 +85,10 @@ class StepPlan:
     eval_steps: frozenset[int]
     all_sets_steps: frozenset[int]
     snapshot_steps: frozenset[int]
+    # The trunk of a wsd family (jest/branching.py): the steps whose state a branch starts from, and
+    # the lm-eval snapshots only a branch needs (saved apart, so the trunk's own lm-eval skips them).
+    branch_points: frozenset[int] = frozenset()
+    branch_snapshot_steps: frozenset[int] = frozenset()
 
     @classmethod
     def for_run(cls, cfg: dict, train_cfg: dict, snapshots: bool) -> "StepPlan":
@@ -101,11 +112,18 @@ class StepPlan:
         are enough; scoring all of them at every evaluation cost a tiny run as much as its
         training steps (22 evaluations x 7 sets: 42 of 121 s, profiled 2026-12-02)."""
         return step in self.all_sets_steps
+
     def logs(self, step: int) -> bool:
         return step % self.log_every == 0 or self.evaluates(step)
 
     def snapshots(self, step: int) -> bool:
         return step in self.snapshot_steps
+
+    def snapshots_for_a_branch(self, step: int) -> bool:
+        return step in self.branch_snapshot_steps
+
+    def branches(self, step: int) -> bool:
+        return step in self.branch_points
 
     def checkpoints(self, step: int) -> bool:
         return step % self.checkpoint_every == 0 or step == self.steps

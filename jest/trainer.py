@@ -12,6 +12,7 @@ The parts live in their own modules:
     jest/timing.py     MFU of the steps between two logged ones
     jest/policy.py     the batch policies (uniform, JEST); jest/flops.py the FLOP ledger
     jest/checkpoint.py, jest/tracking.py   checkpoints; metrics.jsonl, card.json, MLflow
+    jest/branching.py  wsd cooldown branches of the uniform family: a trunk's branch points, a branch's start
 
 On a GPU the loop avoids host synchronisation: the chosen batch goes to the device by an
 asynchronous copy from pinned memory, and the loss and gradient norm are read only at logged
@@ -23,15 +24,15 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from jest.checkpoint import (last_good_checkpoint_note, latest_checkpoint, load_checkpoint, save_checkpoint,
-                             set_aside_unloadable_checkpoints)
+from jest.branching import BRANCH_POINTS, BRANCH_SNAPSHOTS, start_from_trunk, trunk_plan
+from jest.checkpoint import (drop_derived_outputs, last_good_checkpoint_note, latest_checkpoint, load_checkpoint,
+                             save_checkpoint, set_aside_stale_checkpoints, set_aside_unloadable_checkpoints)
 from jest.config import config_hash
 from jest.distributed import World, check_batch_divides, init_world
 from jest.flops import FlopLedger, forward_flops_per_token, matmul_params, train_flops_per_token
@@ -125,16 +126,6 @@ def read_step_values(world: World, loss: torch.Tensor, grad_norm: torch.Tensor, 
     return train_loss, grad_norm.item()  # DDP: gradients are all-reduced, so the norm is global already
 
 
-def set_aside_stale_checkpoints(ckpt_root: Path, expected_hash: str, name: str) -> None:
-    """Checkpoints written under another data / model / training config are useless for this
-    run, but kept: moved to checkpoints.stale-<time>/, and the run starts afresh."""
-    ckpt = latest_checkpoint(ckpt_root)
-    if ckpt is not None and json.loads((ckpt / "state.json").read_text())["config_hash"] != expected_hash:
-        stale = ckpt_root.with_name(f"checkpoints.stale-{time.strftime('%Y%m%d-%H%M%S')}")
-        ckpt_root.rename(stale)
-        print(f"[{name}] checkpoints from another config moved to {stale}; starting afresh", flush=True)
-
-
 @dataclass(frozen=True)
 class BatchShape:
     """How many sequences a step draws, trains on, and how this process splits them."""
@@ -218,8 +209,10 @@ class Training:
         self.ledger = FlopLedger(fixed=self.policy.fixed_flops)  # global FLOPs: the same as one process
         self.peak, self.peak_source = peak_flops_per_second(device, matmul_precision(device, self.tcfg["precision"]))
         self.timer = StepTimer(self.peak * world.world_size if self.peak else None)
-        self.plan = StepPlan.for_run(self.cfg, self.tcfg, snapshots=spec.kind == "learner")
+        # a trunk of the wsd family also logs, evaluates and saves what its branches need (jest/branching.py)
+        self.plan = trunk_plan(self.cfg, spec.arm, StepPlan.for_run(self.cfg, self.tcfg, snapshots=spec.kind == "learner"))
         self.step, self.position, self.wall_offset = 0, 0, 0.0  # position: candidates drawn so far
+        self.branched_from: dict | None = None  # a branch: {"run", "step"} of the trunk state it started from
         self.mirror: MlflowMirror | None = None
 
     def resume(self) -> None:
@@ -228,6 +221,7 @@ class Training:
         if self.main:
             set_aside_unloadable_checkpoints(self.ckpt_root, self.spec.name)  # a torn checkpoint -> the previous one
             set_aside_stale_checkpoints(self.ckpt_root, training_hash(self.cfg, self.spec.arm), self.spec.name)
+            start_from_trunk(self.spec, self.ckpt_root)  # a wsd branch with no checkpoint: the trunk's state at S_b
         self.world.barrier()
         ckpt = latest_checkpoint(self.ckpt_root)
         if ckpt is not None:
@@ -235,11 +229,9 @@ class Training:
             self.step, self.position, self.wall_offset = state["step"], state["position"], state["wall_time"]
             self.ledger.load_state_dict(state["ledger"])
             self.trained.load_state_dict(state.get("trained"))
+            self.branched_from = state.get("branched_from")
         elif self.main:
-            for derived in (self.metrics.path, self.run_dir / "mlflow_run.json"):
-                derived.unlink(missing_ok=True)
-            for derived in (self.run_dir / "snapshots", self.run_dir / "eval"):
-                shutil.rmtree(derived, ignore_errors=True)
+            drop_derived_outputs(self.run_dir)
 
     def wrap_for_training(self) -> None:
         """The module the optimizer step runs through: DDP averages gradients across ranks,
@@ -289,7 +281,9 @@ class Training:
                    | {"decay_steps": decay_steps(tcfg)},
                    heldout_sets=heldout_sets.describe(self.data.eval_sets), draw_set_size=len(self.data.subset),
                    planned_pool_passes=repetition.planned_passes(tcfg["steps"], batch.super_b, len(self.data.subset)),
-                   started=time.strftime("%Y-%m-%dT%H:%M:%S%z"), resumed_from_step=self.step or None)
+                   started=time.strftime("%Y-%m-%dT%H:%M:%S%z"), resumed_from_step=self.step or None,
+                   branched_from=self.branched_from,  # a wsd branch: its trunk's state it started from
+                   trained_steps=tcfg["steps"] - (self.branched_from or {}).get("step", 0))  # this job's own share
         world = self.world
         print(f"[{spec.name}] {n_params:,} parameters ({matmul_params(shape):,} in matmuls); "
               f"{batch.b} x {batch.seq_len} = {batch.tokens:,} tokens per step, super-batch {batch.super_b}; "
@@ -330,9 +324,9 @@ class Training:
                     self.world.check_agreement(selection.chosen, step)
                     if main:
                         row = self.log_row(selection, cand_ids, train_loss, grad_norm_value, t0)
-                if main and plan.snapshots(step):  # a plain HF folder per lm-eval point (the evaluate stage)
-                    self.model.save_pretrained(self.run_dir / "snapshots" / f"step_{step:07d}", safe_serialization=True)
-                if plan.checkpoints(step):
+                if main and (plan.snapshots(step) or plan.snapshots_for_a_branch(step)):
+                    self.snapshot(step)
+                if plan.checkpoints(step) or plan.branches(step):
                     self.checkpoint(t0)
                 if self.mirror and step % self.cfg["mlflow"]["sync_every"] == 0:
                     self.mirror.sync()
@@ -371,18 +365,30 @@ class Training:
         self.metrics.append(row)
         return row
 
+    def snapshot(self, step: int) -> None:
+        """Rank 0: a plain HF folder per lm-eval point (the evaluate stage); one only a branch needs
+        goes to branch_snapshots/, which this run's lm-eval does not read."""
+        folder = "snapshots" if self.plan.snapshots(step) else BRANCH_SNAPSHOTS
+        self.model.save_pretrained(self.run_dir / folder / f"step_{step:07d}", safe_serialization=True)
+
     def checkpoint(self, t0: float) -> None:
-        """Check the weights on every rank (all stop together), then rank 0 saves."""
+        """Check the weights on every rank (all stop together), then rank 0 saves: a checkpoint, and at a
+        branch point the same state under branch_points/ (kept until the branch copies it)."""
         if not all(torch.isfinite(p).all() for p in self.model.parameters()):
             raise NonFiniteLossError(
                 f"weights became NaN/inf at step {self.step}; {last_good_checkpoint_note(self.ckpt_root)}. "
                 "Lower 'train.lr' or enable 'train.grad_clip'.")
-        if self.main:
-            save_checkpoint(self.ckpt_root, self.step, self.model, self.optimizer,
-                            {"step": self.step, "position": self.position, "ledger": self.ledger.state_dict(),
-                             "trained": self.trained.state_dict(),
-                             "wall_time": time.time() - t0, "config_hash": training_hash(self.cfg, self.spec.arm)},
-                            self.metrics.path, keep=self.tcfg["keep_checkpoints"])
+        if not self.main:
+            return
+        state = {"step": self.step, "position": self.position, "ledger": self.ledger.state_dict(),
+                 "trained": self.trained.state_dict(), "wall_time": time.time() - t0,
+                 "config_hash": training_hash(self.cfg, self.spec.arm), "branched_from": self.branched_from}
+        if self.plan.checkpoints(self.step):
+            save_checkpoint(self.ckpt_root, self.step, self.model, self.optimizer, state, self.metrics.path,
+                            keep=self.tcfg["keep_checkpoints"])
+        if self.plan.branches(self.step):
+            save_checkpoint(self.run_dir / BRANCH_POINTS, self.step, self.model, self.optimizer, state,
+                            self.metrics.path, keep=len(self.plan.branch_points))
 
     def finish(self, row: dict) -> dict:
         """Rank 0: the final model as a plain HF folder (what lm-eval loads), the card, MLflow."""

@@ -186,3 +186,19 @@ def test_an_ablation_arm_that_is_not_an_arm_fails_before_any_job(tmp_path):
                           cwd=PROJECT_ROOT, env=ENV, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode != 0
     assert "'ablation_arms' names ['no_such_arm'], which are not arms" in proc.stdout + proc.stderr
+
+
+def test_tiny_family_branches_wait_for_their_trunk_of_the_same_seed(tmp_path):
+    """tiny's uniform family is one wsd trunk and its cooldown branches (jest/branching.py): each
+    branch's train job takes the trunk's final model of its seed as input, the trunk's takes none."""
+    cfg = load_config(PROJECT_ROOT / "config" / "tiny.yaml")
+    branches = {a: s["branch_from"] for a, s in cfg["arms"].items() if s.get("branch_from")}
+    assert cfg["train"]["schedule"] == "wsd" and set(branches) == {"uniform", "uniform_x0.5", "uniform_x2"}
+    assert set(branches.values()) == {"uniform_x4"}
+    jobs = _train_jobs(_dry_run(_copy("tiny", tmp_path)))
+    for seed in cfg["seeds"]:
+        for arm, trunk in [*branches.items(), ("uniform_x4", None)]:
+            (job,) = [j for j in jobs if f"--arm {arm} --seed {seed} " in j]
+            inputs = re.search(r"^\s*input: (.*)$", job, re.MULTILINE).group(1)
+            waits = f"runs/{trunk}_s{seed}/model/model.safetensors" in inputs if trunk else "runs/" in inputs
+            assert waits == bool(trunk), (arm, seed, inputs)

@@ -104,6 +104,14 @@ def reference_inputs(wildcards):
     return needed
 
 
+def trunk_inputs(wildcards):
+    """A cooldown branch of the uniform family (arms.<arm>.branch_from, jest/branching.py) starts from
+    its trunk's state at its decay: it waits for the trunk's run of the same seed (its final model,
+    written once when the trunk finishes, is the input)."""
+    trunk = CFG["arms"][wildcards.arm].get("branch_from")
+    return {"trunk": run_dir(trunk, wildcards.seed) / "model" / "model.safetensors"} if trunk else {}
+
+
 def used_references(arms=None):
     """References the JEST arms among `arms` (default: every arm) need; only these are trained."""
     arms = list(CFG["arms"]) if arms is None else arms

@@ -11,6 +11,7 @@ TRAIN_LAUNCHER = "python" if _NPROC == 1 else f"torchrun --standalone --nproc_pe
 rule train:
     input:
         unpack(reference_inputs),
+        unpack(trunk_inputs),
         shards=rules.build_shards.output.manifest,
         tokenizer=rules.train_tokenizer.output,
     output:

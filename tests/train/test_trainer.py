@@ -52,6 +52,7 @@ def test_same_seed_same_curve_bit_for_bit_and_training_learns(smoke_workspace, t
     eval_rows = [r for r in a if "heldout_loss" in r]
     expected = {s for s in range(1, steps + 1) if s % tcfg["eval_every"] == 0}
     expected |= set(log_spaced_steps(steps, tcfg["eval_log_points"], first_fraction=1 / 64))
+    expected |= set(log_spaced_steps(steps, tcfg["eval_sets_points"]))  # where every held-out set is scored
     assert {r["step"] for r in eval_rows} == expected
     # it learns: held-out loss falls from evaluation to evaluation, well below chance (ln V)
     evals = [r["heldout_loss"] for r in eval_rows]

@@ -7,9 +7,12 @@ what HF's module forward spends on CPU at these widths (d = 96-176) taken out:
 
 * q, k, v as one matmul (torch.cat of the three weights each call, (3d, d): 0.1 MiB at d = 96;
   autograd splits its gradient back into the three parameters), gate and up as another;
-* rotary cos/sin computed once per (T, head_dim, device, dtype) and cached, applied to q and k
-  together as x1 c - x2 s, x2 c + x1 s on the two halves (HF's rotate_half convention:
-  q c + rotate_half(q) s with rotate_half(q) = (-q2, q1), the same IEEE operations);
+* q, k, v taken apart with unbind, whose backward is one stack (slicing them out would cost a
+  zero-filled full-size gradient each);
+* rotary cos/sin computed once per (T, head_dim, device, dtype) and cached, applied as
+  x cos + roll(x, hd/2) (-sin, sin): HF's convention, q cos + rotate_half(q) sin with
+  rotate_half(q) = (-q2, q1), with the same IEEE operations, and a roll instead of the
+  halves' slices and cat (whose backward zero-fills);
 * RMSNorm, SDPA (is_causal, no mask tensor, HF's scale head_dim**-0.5) and SwiGLU as
   functional calls, without HF's output dataclasses, mask construction, kwargs plumbing
   and per-module hooks.
@@ -22,7 +25,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-# (inv_freq storage, T, device, dtype) -> (cos, sin), each (T, head_dim / 2); a few entries
+# (inv_freq storage, T, device, dtype) -> (cos, signed sin), each (T, 1, head_dim); a few entries
 # per process (one per model and sequence length)
 _ROTARY_CACHE: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
@@ -45,9 +48,10 @@ def unsupported_reason(config) -> str | None:
     return ", ".join(bad) if bad else None
 
 
-def rotary_cos_sin(rotary_emb, seq_len: int, device: torch.device, dtype: torch.dtype):
-    """cos, sin (T, head_dim/2) of positions 0..T-1: HF's LlamaRotaryEmbedding values (its two
-    halves are equal, cat(freqs, freqs)), computed once per (T, device, dtype)."""
+def rotary_tables(rotary_emb, seq_len: int, device: torch.device, dtype: torch.dtype):
+    """cos (T, 1, hd) and signed sin (T, 1, hd) = (-sin, sin) of positions 0..T-1 from HF's
+    LlamaRotaryEmbedding (inv_freq, attention_scaling; its cos and sin are cat(freqs, freqs)),
+    computed once per (T, device, dtype)."""
     inv_freq = rotary_emb.inv_freq
     key = (inv_freq.untyped_storage().data_ptr(), seq_len, device, dtype)
     hit = _ROTARY_CACHE.get(key)
@@ -57,10 +61,17 @@ def rotary_cos_sin(rotary_emb, seq_len: int, device: torch.device, dtype: torch.
         with torch.no_grad():
             pos = torch.arange(seq_len, device=device).float()
             freqs = pos[:, None] * inv_freq.to(device=device, dtype=torch.float)           # (T, hd/2)
-            scale = rotary_emb.attention_scaling
-            hit = ((freqs.cos() * scale).to(dtype), (freqs.sin() * scale).to(dtype))
+            cos, sin = freqs.cos() * rotary_emb.attention_scaling, freqs.sin() * rotary_emb.attention_scaling
+            hit = (torch.cat((cos, cos), -1)[:, None].to(dtype), torch.cat((-sin, sin), -1)[:, None].to(dtype))
         _ROTARY_CACHE[key] = hit
     return hit
+
+
+def _rotary(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor, half: int) -> torch.Tensor:
+    """HF's apply_rotary_pos_emb, x cos + rotate_half(x) sin with rotate_half(x) = (-x2, x1), as
+    x cos + roll(x, hd/2) (-sin, sin): the same IEEE products and sums ((-a) b = a (-b)), and
+    roll's backward is a roll, where slicing the halves costs zero-filled gradients."""
+    return x * cos + torch.roll(x, half, dims=-1) * signed_sin
 
 
 def _rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
@@ -81,19 +92,17 @@ def decoder_hidden(model, x: torch.Tensor) -> torch.Tensor:
     scale = hd ** -0.5  # HF's LlamaAttention.scaling, passed explicitly as HF does
     emb = body.embed_tokens
     h = F.embedding(x, emb.weight, emb.padding_idx)                                          # (b, T, d)
-    cos, sin = rotary_cos_sin(body.rotary_emb, T, h.device, h.dtype)
-    cos, sin = cos[:, None, None, :], sin[:, None, None, :]                                   # (T, 1, 1, hd/2)
+    cos, sin = rotary_tables(body.rotary_emb, T, h.device, h.dtype)                          # (T, 1, hd) each
     for layer in body.layers:
         attn, mlp = layer.self_attn, layer.mlp
-        # -- attention: one (3d, d) matmul for q, k, v
+        # -- attention: one (3d, d) matmul for q, k, v; unbind (its backward is one stack, where
+        # slicing q, k, v out would zero-fill and copy a full-size gradient for each of them)
         a = _rms_norm(h, layer.input_layernorm.weight, eps)
         w_qkv = torch.cat((attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight))     # (3d, d)
-        qkv = F.linear(a, w_qkv).view(b, T, 3, H, hd)                                        # (b, T, 3, H, hd)
-        qk, v = qkv[:, :, :2], qkv[:, :, 2]
-        x1, x2 = qk[..., :half], qk[..., half:]                                              # (b, T, 2, H, hd/2)
-        qk = torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)                   # rotary, q and k at once
-        q, k = qk[:, :, 0].transpose(1, 2), qk[:, :, 1].transpose(1, 2)                      # (b, H, T, hd)
-        o = F.scaled_dot_product_attention(q, k, v.transpose(1, 2), is_causal=True, scale=scale)
+        q, k, v = F.linear(a, w_qkv).view(b, T, 3, H, hd).unbind(2)                          # (b, T, H, hd) each
+        q, k = _rotary(q, cos, sin, half), _rotary(k, cos, sin, half)
+        o = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
+                                           is_causal=True, scale=scale)                      # (b, H, T, hd)
         h = h + F.linear(o.transpose(1, 2).reshape(b, T, d), attn.o_proj.weight)
         # -- SwiGLU MLP: one (2 d_ff, d) matmul for gate and up; down(silu(gate) * up)
         m = _rms_norm(h, layer.post_attention_layernorm.weight, eps)

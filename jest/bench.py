@@ -9,7 +9,9 @@ Everything printed is measured in the run itself, per model shape:
   training and scoring tokens/s and FLOP/s as a share of the peak (on CPU derived from the
   ISA, clock and cores, jest.hardware.cpu_peak, printed with its derivation), timed
   alternating with the eager loops in one process; targets fast/eager >= 1.5 (tiny) and
-  >= 1.3 (ladder_top, the ladder top CPU rung);
+  >= 1.3 (ladder_top, the ladder top CPU rung). Beside the wall-time ratio, the ratio of the
+  steps' process CPU time: on a shared machine a descheduled step's wall time grows with the
+  load, its CPU time much less (docs/benchmarks.md);
 
 * tokens/s of training (the library's per-step path, "ours") and of forward-only
   scoring (jest.scoring.sequence_losses, what JEST runs on every super-batch), the
@@ -172,24 +174,30 @@ def measure_shape(spec: ShapeSpec, device: torch.device, precision: str = "fp32"
         log(f"  .. ours (eager) vs plain{' vs fast path' if fast_path else ''} timed ({time.time() - t_start:.0f} s)")
         ours_tps, plain_tps = b * T / statistics.median(t_ours), b * T / statistics.median(t_plain)
         diffs = [abs(float(x) - float(y)) for x, y in zip(ours.losses, plain.losses)]
+        c_ours, c_plain = ours.cpu_seconds[-steps:], plain.cpu_seconds[-steps:]  # the timed steps' CPU time
         out["train"] = {"ours_seconds": t_ours, "plain_seconds": t_plain,
+                        "ours_cpu_seconds": c_ours, "plain_cpu_seconds": c_plain,
                         "ours_tokens_per_s": ours_tps, "plain_tokens_per_s": plain_tps,
                         "ours_over_plain": ours_tps / plain_tps,
                         "ours_flops_per_s": ours_tps * train_fpt, "plain_flops_per_s": plain_tps * train_fpt,
                         "ours_mfu": ours_tps * train_fpt / peak if peak else None,
                         "plain_mfu": plain_tps * train_fpt / peak if peak else None,
                         "ours_over_plain_paired": statistics.median(p / o for o, p in zip(t_ours, t_plain)),
+                        "ours_over_plain_cpu": statistics.median(c_plain) / statistics.median(c_ours),
                         "loss_max_abs_diff": max(diffs) if diffs else None,
                         "losses_compared": len(diffs)}
         if fast_path:
             t_fast = t_fast[0]
             fast_tps = b * T / statistics.median(t_fast)
             fast_diffs = [abs(float(x) - float(y)) for x, y in zip(ours.losses, fast.losses)]
-            out["train"] |= {"fast_seconds": t_fast, "fast_tokens_per_s": fast_tps,
+            c_fast = fast.cpu_seconds[-steps:]
+            out["train"] |= {"fast_seconds": t_fast, "fast_cpu_seconds": c_fast, "fast_tokens_per_s": fast_tps,
                              "fast_flops_per_s": fast_tps * train_fpt,
                              "fast_mfu": fast_tps * train_fpt / peak if peak else None,
                              "fast_over_eager": fast_tps / ours_tps,
                              "fast_over_eager_paired": statistics.median(o / f for o, f in zip(t_ours, t_fast)),
+                             # CPU seconds per step, eager over fast: the load-robust estimate (docs/benchmarks.md)
+                             "fast_over_eager_cpu": statistics.median(c_ours) / statistics.median(c_fast),
                              "fast_loss_max_abs_diff": max(fast_diffs) if fast_diffs else None}
             del fast, fast_loop
         del plain, plain_loop, batches

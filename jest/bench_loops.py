@@ -169,6 +169,9 @@ class Learner:
     train_model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     losses: list = field(default_factory=list)  # per step, as tensors (read after the timings)
+    # per step, the process's CPU seconds (all its threads): on a shared machine the work a step
+    # took, which a descheduled process's wall time does not show
+    cpu_seconds: list = field(default_factory=list)
     fast: bool = False                           # train.fast_path (jest.fastpath)
 
 
@@ -204,7 +207,7 @@ class OursLoop:
     def __call__(self) -> float:
         """One step; returns its wall time in seconds (after a device synchronisation)."""
         spec, tcfg, b, T = self.spec, self.spec.train, self.spec.batch, self.spec.seq_len
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         cand_ids = self.subset[self.sampler.take(self.position, self.super_b)]
         self.position += self.super_b
         candidates = self.pool.get(cand_ids)                                   # (B, T)
@@ -233,6 +236,7 @@ class OursLoop:
                 "wall_time": time.time(), "time": time.time()})
         _sync(self.device)
         dt = time.perf_counter() - t0
+        self.learner.cpu_seconds.append(time.process_time() - c0)
         self.learner.losses.append(loss.detach())
         return dt
 
@@ -250,7 +254,7 @@ class PlainLoop:
     def __call__(self) -> float:
         model, opt, tcfg, micro = self.learner.train_model, self.learner.optimizer, self.spec.train, self.spec.micro
         x_all = self.batches[self.step]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for group in opt.param_groups:
             group["lr"] = lr_at(self.step, tcfg)
         opt.zero_grad(set_to_none=True)
@@ -267,6 +271,7 @@ class PlainLoop:
         self.step += 1
         _sync(self.device)
         dt = time.perf_counter() - t0
+        self.learner.cpu_seconds.append(time.process_time() - c0)
         self.learner.losses.append(total)
         return dt
 

@@ -51,7 +51,8 @@ def print_shape(name: str, r: dict, log=print) -> None:
         f"{_fmt_mfu(t['plain_mfu'])}")
     if "fast_tokens_per_s" in t:
         log(f"  train (fast)   {t['fast_tokens_per_s']:>12,.0f} tokens/s  {t['fast_flops_per_s'] / 1e12:8.3f} TFLOP/s  "
-            f"{_fmt_mfu(t['fast_mfu'])}  fast/eager {t['fast_over_eager']:.2f} (paired {t['fast_over_eager_paired']:.2f}); "
+            f"{_fmt_mfu(t['fast_mfu'])}  fast/eager {t['fast_over_eager']:.2f} (paired {t['fast_over_eager_paired']:.2f}, "
+            f"CPU time {t['fast_over_eager_cpu']:.2f}); "
             f"losses differ by at most {t['fast_loss_max_abs_diff']:.1e}")
     log(f"  score (fwd)    {s['tokens_per_s']:>12,.0f} tokens/s  {s['flops_per_s'] / 1e12:8.3f} TFLOP/s  "
         f"{_fmt_mfu(s['mfu'])}  ({s['sequences']} sequences in chunks of {s['chunk']})")
@@ -61,7 +62,8 @@ def print_shape(name: str, r: dict, log=print) -> None:
             f"losses differ by at most {s['fast_loss_max_abs_diff']:.1e}")
     log(f"  peak FLOP/s    {r['peak_source']}")
     ok = t["ours_over_plain"] >= OURS_OVER_PLAIN_TARGET
-    log(f"  ours/plain     {t['ours_over_plain']:.3f} (median of {r['steps']} alternating steps each; losses of the "
+    log(f"  ours/plain     {t['ours_over_plain']:.3f} (CPU time {t['ours_over_plain_cpu']:.3f}; median of {r['steps']} "
+        f"alternating steps each; losses of the "
         f"two loops differ by at most {t['loss_max_abs_diff']:.2e} over {t['losses_compared']} steps)  "
         f"target >= {OURS_OVER_PLAIN_TARGET}: {'PASS' if ok else 'FAIL'}")
     if r["jest"]:

@@ -10,6 +10,10 @@ does not fit in cache (16 MiB at b=16, T=128, V=2048). Deterministic mode
 
 The fast path removes both, keeping the run bit-identical from run to run:
 
+* the decoder body through jest.fastforward.decoder_hidden (one functional forward over the
+  HF model's own parameters: q/k/v and gate/up as single matmuls, cached rotary tables, no
+  HF module plumbing); its hidden states equal HF's bit for bit on CPU;
+
 * `linear_cross_entropy`: the output projection fused with the cross-entropy, in chunks of
   rows, with the gradients computed in the forward (as Liger-Kernel's fused linear
   cross-entropy does): per chunk, logits = h W^T (c, V) stay in cache, the loss and
@@ -24,6 +28,8 @@ The fast path removes both, keeping the run bit-identical from run to run:
 from __future__ import annotations
 
 import torch
+
+from jest.fastforward import final_hidden
 
 # Rows of logits per chunk: 512 x V=2048 fp32 = 4 MiB, about an L2/L3 slice of one core.
 CHUNK_ROWS = 512
@@ -47,15 +53,26 @@ class _LinearCrossEntropy(torch.autograd.Function):
         grad_hidden = torch.empty_like(hidden) if need_grad else None
         grad_weight = torch.zeros_like(weight) if need_grad else None
         loss = torch.zeros((), dtype=torch.float32, device=hidden.device)
+        # Two (c, V) buffers for all chunks: fresh 4 MiB tensors per chunk cost page faults
+        # (glibc hands blocks this large back to the kernel on free).
+        rows = min(chunk_rows, n)
+        autocast = torch.is_autocast_enabled(hidden.device.type)
+        logits_buf = None if autocast else torch.empty(rows, weight.size(0), dtype=hidden.dtype, device=hidden.device)
+        logp_buf = torch.empty(rows, weight.size(0), dtype=torch.float32, device=hidden.device)
         for i in range(0, n, chunk_rows):
             h, y = hidden[i:i + chunk_rows], targets[i:i + chunk_rows]
-            logits = (h @ weight.t()).float()                                # (c, V)
-            lse = torch.logsumexp(logits, dim=1)                             # (c,)
-            loss += (lse - logits.gather(1, y[:, None]).squeeze(1)).sum()
+            c = h.size(0)
+            if autocast:  # bf16: the matmul in autocast's dtype, as HF's lm_head would run it
+                logits = h @ weight.t()                                                 # (c, V)
+            else:
+                logits = torch.mm(h, weight.t(), out=logits_buf[:c])                    # (c, V)
+            # log_softmax: one vectorised kernel, the function HF's cross_entropy uses
+            logp = torch.log_softmax(logits.float(), dim=1, out=logp_buf[:c])         # (c, V)
+            loss -= logp.gather(1, y[:, None]).sum()
             if need_grad:
-                # dL/dlogits of the mean loss: (softmax - onehot) / N, in place over the logits
-                g = logits.sub_(lse[:, None]).exp_()
-                g.scatter_add_(1, y[:, None], torch.full_like(lse[:, None], -1.0))
+                # dL/dlogits of the mean loss: (softmax - onehot) / N, in place over log p
+                g = logp.exp_()
+                g.scatter_add_(1, y[:, None], torch.full_like(g[:, :1], -1.0))
                 g.div_(n)
                 g = g.to(hidden.dtype)
                 torch.mm(g, weight, out=grad_hidden[i:i + chunk_rows])      # (c, d)
@@ -78,8 +95,9 @@ def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: to
 
 def causal_lm_loss(model, x: torch.Tensor, chunk_rows: int = CHUNK_ROWS) -> torch.Tensor:
     """model(input_ids=x, labels=x).loss of a HF causal LM (mean over the b*(T-1) shifted
-    targets), through the decoder body and the fused output projection + cross-entropy."""
-    hidden = model.model(input_ids=x).last_hidden_state[:, :-1]               # (b, T-1, d)
+    targets), through the fused decoder forward (jest.fastforward) and the fused output
+    projection + cross-entropy."""
+    hidden = final_hidden(model, x)[:, :-1]                                     # (b, T-1, d)
     targets = x[:, 1:].reshape(-1)                                            # (b*(T-1),)
     return linear_cross_entropy(hidden.reshape(-1, hidden.size(-1)), model.lm_head.weight, targets,
                                 chunk_rows)

@@ -41,6 +41,8 @@ def unsupported_reason(config) -> str | None:
         "num_key_value_heads != num_attention_heads (grouped-query attention)":
             config.num_key_value_heads != config.num_attention_heads,
         "attention_bias": bool(getattr(config, "attention_bias", False)),
+        "attention_dropout > 0 (HF drops attention weights in training; this forward does not)":
+            float(getattr(config, "attention_dropout", 0.0) or 0.0) > 0,
         "mlp_bias": bool(getattr(config, "mlp_bias", False)),
         "hidden_act != silu": config.hidden_act != "silu",
         "rope_type != default": (getattr(config, "rope_parameters", None) or {}).get("rope_type", "default") != "default",

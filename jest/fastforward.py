@@ -2,8 +2,9 @@
 
 The learner stays a transformers LlamaForCausalLM (jest/model.py): save_pretrained folders,
 checkpoints, lm-eval and the optimizer state see the same nn.Parameters. Only the forward
-that training (and, where it measures faster, scoring) runs is a plain function here, with
-what HF's module forward spends on CPU at these widths (d = 96-176) taken out:
+that training runs is a plain function here (scoring keeps HF's body: this one was no faster
+without a backward; docs/benchmarks.md), with what HF's module forward spends on CPU at these
+widths (d = 96-176) taken out:
 
 * q, k, v as one matmul (torch.cat of the three weights each call, (3d, d): 0.1 MiB at d = 96;
   autograd splits its gradient back into the three parameters), gate and up as another;
@@ -17,17 +18,20 @@ what HF's module forward spends on CPU at these widths (d = 96-176) taken out:
   functional calls, without HF's output dataclasses, mask construction, kwargs plumbing
   and per-module hooks.
 
-Same arithmetic as HF's forward up to the order of floating-point operations inside fused
-kernels (tests/test_fastforward.py bounds the difference); deterministic on CPU.
+The same arithmetic as HF's forward: on CPU the hidden states equal HF's bit for bit
+(tests/test_fastforward.py allows 1e-5), and runs are deterministic. What it buys is small
+(0-4% of a CPU training step, measured in docs/benchmarks.md): at these widths the step is
+its matmuls and SDPA.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-# (inv_freq storage, T, device, dtype) -> (cos, signed sin), each (T, 1, head_dim); a few entries
-# per process (one per model and sequence length)
-_ROTARY_CACHE: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+# (inv_freq storage, T, device, dtype) -> (inv_freq, cos, signed sin), cos and sin (T, 1, head_dim);
+# a few entries per process (one per model and sequence length). Holding inv_freq keeps its
+# storage alive, so no other model's inv_freq can reuse the address in the key.
+_ROTARY_CACHE: dict[tuple, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
 
 def unsupported_reason(config) -> str | None:
@@ -37,6 +41,8 @@ def unsupported_reason(config) -> str | None:
         "num_key_value_heads != num_attention_heads (grouped-query attention)":
             config.num_key_value_heads != config.num_attention_heads,
         "attention_bias": bool(getattr(config, "attention_bias", False)),
+        "attention_dropout > 0 (HF drops attention weights in training; this forward does not)":
+            float(getattr(config, "attention_dropout", 0.0) or 0.0) > 0,
         "mlp_bias": bool(getattr(config, "mlp_bias", False)),
         "hidden_act != silu": config.hidden_act != "silu",
         "rope_type != default": (getattr(config, "rope_parameters", None) or {}).get("rope_type", "default") != "default",
@@ -62,9 +68,10 @@ def rotary_tables(rotary_emb, seq_len: int, device: torch.device, dtype: torch.d
             pos = torch.arange(seq_len, device=device).float()
             freqs = pos[:, None] * inv_freq.to(device=device, dtype=torch.float)           # (T, hd/2)
             cos, sin = freqs.cos() * rotary_emb.attention_scaling, freqs.sin() * rotary_emb.attention_scaling
-            hit = (torch.cat((cos, cos), -1)[:, None].to(dtype), torch.cat((-sin, sin), -1)[:, None].to(dtype))
+            hit = (inv_freq, torch.cat((cos, cos), -1)[:, None].to(dtype),
+                   torch.cat((-sin, sin), -1)[:, None].to(dtype))
         _ROTARY_CACHE[key] = hit
-    return hit
+    return hit[1], hit[2]
 
 
 def _rotary(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor, half: int) -> torch.Tensor:

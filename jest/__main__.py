@@ -72,10 +72,29 @@ def _cmd_train(args) -> None:
     cfg = load_config(args.config)
     if args.arm not in cfg["arms"]:
         raise ConfigError(f"arm '{args.arm}' is not in the config; allowed values: {sorted(cfg['arms'])}")
+    cfg = _ladder_view(cfg, args)
     spec = RunSpec(cfg=cfg, arm=args.arm, seed=args.seed, run_dir=Path(args.run_dir),
                    shards_dir=Path(args.shards), tokenizer_dir=Path(args.tokenizer),
                    references_root=Path(args.references) if args.references else None)
-    train(spec, threads=args.threads, progress=not args.no_progress)
+    from jest.repetition import RepetitionError
+    try:
+        train(spec, threads=args.threads, progress=not args.no_progress)
+    except RepetitionError as err:  # a ladder run names its rung first (issue #15: no arm at any rung repeats)
+        rung = cfg["arms"][args.arm].get("rung")
+        if rung is None:
+            raise
+        raise RepetitionError(f"ladder rung '{rung}', arm '{args.arm}': {err}") from None
+
+
+def _ladder_view(cfg: dict, args) -> dict:
+    """A scale-ladder arm trains with its rung's shape, steps and swept lr (jest/ladder.py); the lr choice
+    is results/<name>/ladder/lr_choice.json next to the runs/ folder unless --lr-choice names it."""
+    from jest.ladder import LR_CHOICE, LadderError, arm_view
+    choice = Path(args.lr_choice) if args.lr_choice else Path(args.run_dir).resolve().parent.parent / LR_CHOICE
+    try:
+        return arm_view(cfg, args.arm, choice)
+    except LadderError as err:
+        raise ConfigError(str(err)) from None
 
 
 def _cmd_train_reference(args) -> None:
@@ -172,6 +191,8 @@ def main(argv: list[str] | None = None) -> None:
                 ("config", "arm", "run-dir", "shards", "tokenizer"), threads=True, progress=True)
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--references", help="folder holding references/<name>/ (JEST arms)")
+    p.add_argument("--lr-choice", help="scale ladder: the rung sweep's lr_choice.json (default: "
+                                       "<run-dir>/../../ladder/lr_choice.json)")
     command("train-reference", _cmd_train_reference, "train a reference model on the curated split",
             ("config", "ref", "run-dir", "shards", "tokenizer"), threads=True, progress=True)
     p = command("score-reference", _cmd_score_reference, "reference loss of every pool sequence, cached on disk",

@@ -73,9 +73,11 @@ def _cmd_train(args) -> None:
     if args.arm not in cfg["arms"]:
         raise ConfigError(f"arm '{args.arm}' is not in the config; allowed values: {sorted(cfg['arms'])}")
     cfg = _ladder_view(cfg, args)
+    from jest.ladder import pool_fraction
     spec = RunSpec(cfg=cfg, arm=args.arm, seed=args.seed, run_dir=Path(args.run_dir),
                    shards_dir=Path(args.shards), tokenizer_dir=Path(args.tokenizer),
-                   references_root=Path(args.references) if args.references else None)
+                   references_root=Path(args.references) if args.references else None,
+                   data_fraction=pool_fraction(cfg, args.arm))  # a ladder arm: the ladder's share of the pool
     from jest.repetition import RepetitionError
     try:
         train(spec, threads=args.threads, progress=not args.no_progress)
@@ -115,8 +117,10 @@ def _cmd_score_reference(args) -> None:
     torch.set_num_threads(args.threads or cfg["threads"])
     ref_dir = Path(args.ref_dir)
     model = LlamaForCausalLM.from_pretrained(ref_dir / "model").to(resolve_device(cfg["device"]))
-    meta = score_pool(model, Path(args.shards), ref_dir, args.batch_size, ref_dir, progress=not args.no_progress)
-    print(f"scored {meta['sequences']} pool sequences in {meta['seconds']:.1f} s: mean loss "
+    from jest.ladder import reference_pool_fraction
+    meta = score_pool(model, Path(args.shards), ref_dir, args.batch_size, ref_dir, progress=not args.no_progress,
+                      fraction=reference_pool_fraction(cfg, ref_dir.name))
+    print(f"scored {meta.get('scored_sequences', meta['sequences'])} of {meta['sequences']} pool sequences in {meta['seconds']:.1f} s: mean loss "
           f"{meta['mean_loss']:.4f}, {meta['flops']:.3e} FLOPs")
 
 

@@ -25,7 +25,7 @@ SCHEMA_PATH = PROJECT_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 
 
 # keys of a scale-ladder arm (jest/ladder.py) besides a plain arm's: its rung, shape and train overrides
-LADDER_ARM_KEYS = ("rung", "model", "train", "lr_from_sweep")
+LADDER_ARM_KEYS = ("rung", "model", "train", "lr_from_sweep", "pool_fraction")
 
 
 class ConfigError(ValueError):

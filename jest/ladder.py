@@ -75,7 +75,9 @@ def expand_ladder(config: dict, filled: dict) -> dict:
         n, steps = rung_steps(ladder, rung, data["vocab_size"], data["seq_len"])
         base = {"steps": steps, "batch_size": rung["batch_size"], "micro_batch_size": rung.get("micro_batch_size"),
                 "warmup_steps": _warmup(ladder, steps)}
-        common = {"rung": name, "model": dict(rung["model"])}
+        # the ladder's share of the pool, on the arm (only below 1) so that a change reruns its runs
+        share = {"pool_fraction": float(ladder["pool_fraction"])} if ladder["pool_fraction"] < 1 else {}
+        common = {"rung": name, "model": dict(rung["model"]), **share}
         new = {}
         for lr in rung.get("lr_grid") or ladder["lr_grid"]:
             new[f"{name}_uniform_lr{fmt(lr)}"] = {"policy": "uniform", "budget": 1.0, **common,
@@ -115,6 +117,13 @@ def check_ladder(cfg: dict) -> None:
     if ladder["reference"] not in cfg["references"]:
         raise LadderError(f"'ladder.reference' = {ladder['reference']!r} is not a configured reference; "
                           f"allowed values: {sorted(cfg['references'])}")
+    if ladder["pool_fraction"] < 1:  # the reference then scores the ladder's share of the pool only
+        outside = sorted(a for a, s in cfg["arms"].items() if "rung" not in s and s.get("reference") ==
+                         ladder["reference"] and s["policy"] in ("jest", "offline_filter"))
+        if outside:
+            raise LadderError(f"arms {outside} use the ladder's reference '{ladder['reference']}', which scores only "
+                              f"'ladder.pool_fraction' = {ladder['pool_fraction']} of the pool; give them another "
+                              "reference or set 'ladder.pool_fraction: 1'")
 
 
 # ---------------------------------------------------------------- the plan, read by the DAG and the analysis
@@ -179,6 +188,21 @@ def arm_view(cfg: dict, arm: str, lr_choice: Path | None) -> dict:
             "arms": {**cfg["arms"], arm: settings}}
 
 
+# ---------------------------------------------------------------- the ladder's share of the pool
+def pool_fraction(cfg: dict, arm: str) -> float:
+    """The share of the pool a run of `arm` draws from: a ladder arm's `pool_fraction` (the expansion copies
+    `ladder.pool_fraction` onto it; a fixed, nested subset, jest.runspec.training_subset), else the whole pool."""
+    return float(cfg["arms"][arm].get("pool_fraction", 1.0))
+
+
+def reference_pool_fraction(cfg: dict, ref: str) -> float:
+    """The share of the pool the reference `ref` scores: the ladder's when it is the ladder's reference
+    (its learners never draw elsewhere: scoring the rest of a 97M-token pool would cost more than the
+    CPU ladder's training), the whole pool otherwise."""
+    ladder = cfg.get("ladder")
+    return float(ladder["pool_fraction"]) if ladder and ref == ladder["reference"] else 1.0
+
+
 # ---------------------------------------------------------------- no repetition, planned before any job
 def planned_draws(cfg: dict) -> list[dict]:
     """Per ladder arm x its plan: candidates drawn (steps x super-batch) and the set it draws from."""
@@ -200,6 +224,9 @@ def check_draws(cfg: dict, pool_sequences: int, clean_sequences: int | None) -> 
     (pool sequences; clean ones for oracle_clean). Returns the plan rows with their passes."""
     short = []
     rows = planned_draws(cfg)
+    share = cfg["ladder"]["pool_fraction"]  # a random subset: the clean count scales in expectation
+    pool_sequences = max(1, int(share * pool_sequences))
+    clean_sequences = None if clean_sequences is None else int(share * clean_sequences)
     for r in rows:
         size = {"oracle_clean": clean_sequences,
                 "offline_filter": None if r["filter_ratio"] is None else
@@ -289,7 +316,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 __all__ = ["LR_CHOICE", "LadderError", "arm_view", "check_draws", "check_ladder", "estimate_cost",
-           "expand_ladder", "ladder_flops", "ladder_seeds", "planned_draws", "rung_plan", "rung_shape", "rung_steps",
+           "expand_ladder", "ladder_flops", "ladder_seeds", "pool_fraction", "reference_pool_fraction", "planned_draws", "rung_plan", "rung_shape", "rung_steps",
            "shard_set_sizes", "sweep_seed"]
 
 

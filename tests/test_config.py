@@ -28,7 +28,7 @@ def test_every_schema_key_has_a_description_and_a_default():
         # would add them to every arm (and change every arm's training hash); a rung's optional keys
         # default to the ladder-wide value of the same name
         ladder_only = path.startswith(("arms.*.rung", "arms.*.model", "arms.*.train", "arms.*.lr_from_sweep",
-                                       "ladder.rungs.*."))
+                                       "arms.*.pool_fraction", "ladder.rungs.*."))
         required_somewhere = required_somewhere or ladder_only
         if "default" not in sub and not required_somewhere:
             missing.append(f"{path}: default")

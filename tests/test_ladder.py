@@ -120,13 +120,27 @@ def test_arm_view_gives_the_trainer_the_arm_shape_and_the_swept_lr(cfg, tmp_path
 
 
 def test_the_draw_plan_names_the_rung_arm_and_shortage(cfg):
-    rows = check_draws(cfg, pool_sequences=700_000, clean_sequences=3_700)
+    share = cfg["ladder"]["pool_fraction"]
+    rows = check_draws(cfg, pool_sequences=760_000, clean_sequences=31_000)  # the large pool's estimates
     assert max(r["passes"] for r in rows) < 1
+    assert {r["draw_set"] for r in rows if r["policy"] == "uniform"} == {int(share * 760_000)}
     with pytest.raises(LadderError, match=r"rung r3, arm r3_oracle_clean: [\d,]+ candidates from 100 sequences "
                                           r"\([\d,]+ short"):
-        check_draws(cfg, pool_sequences=700_000, clean_sequences=100)
+        check_draws(cfg, pool_sequences=760_000, clean_sequences=int(100 / share))
     assert shard_set_sizes({"splits": {"pool": {"sequences": 10, "by_quality": {"clean": {"sequences": 3}}}}}) == (10, 3)
     assert shard_set_sizes({"splits": {"pool": {"sequences": 10}}}) == (10, None)
+
+
+def test_a_pool_share_reaches_every_ladder_arm_and_keeps_other_arms_off_its_reference(cfg):
+    from jest.ladder import pool_fraction, reference_pool_fraction
+    share = cfg["ladder"]["pool_fraction"]
+    assert share < 1 and all(pool_fraction(cfg, a) == share for a in cfg["arms"])
+    assert reference_pool_fraction(cfg, cfg["ladder"]["reference"]) == share
+    raw = yaml.safe_load(LADDER.read_text())
+    raw["arms"] = {"jest_f0.8": {"policy": "jest", "filter_ratio": 0.8, "reference": "ref"}}
+    with pytest.raises(ConfigError, match=r"\['jest_f0.8'\] use the ladder's reference 'ref'.*pool_fraction"):
+        validate_config(raw)
+    assert pool_fraction(load_config(PROJECT_ROOT / "config" / "tiny.yaml"), "uniform") == 1.0
 
 
 def test_lr_choice_picks_the_lowest_final_loss():

@@ -16,7 +16,7 @@ import yaml
 from analysis.ladder import SCHEMA
 from jest.config import PROJECT_ROOT, deep_merge, load_config
 from jest.flops import matmul_params
-from jest.ladder import rung_plan
+from jest.ladder import rung_plan, rung_shape
 from jest.tracking import read_metrics
 
 CACHE = PROJECT_ROOT / "results" / "cache"
@@ -34,8 +34,11 @@ def test_mini_ladder_end_to_end(tmp_path):
                           cwd=PROJECT_ROOT, env=ENV, capture_output=True, text=True, timeout=1800, check=False)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
 
-    cfg = load_config(path)
-    root = results / cfg["name"]
+    check_ladder_outputs(results / "ladder_smoke", load_config(path))
+
+
+def check_ladder_outputs(root: Path, cfg: dict) -> None:
+    """What a finished ladder leaves under results/<name>/ (also run by hand on a kept results folder)."""
     choice = json.loads((root / "ladder" / "lr_choice.json").read_text())
     for rung, plan in rung_plan(cfg).items():
         c = choice["rungs"][rung]
@@ -51,7 +54,6 @@ def test_mini_ladder_end_to_end(tmp_path):
             assert card["pool_passes"] <= 1.0                  # no arm repeats data
             rows = read_metrics(root / "runs" / f"{arm}_s0" / "metrics.jsonl")
             # FLOPs counted on the arm's own shape: 6N + 12LdT per token (jest.flops)
-            from jest.ladder import rung_shape
             shape = rung_shape(plan["model"], card["config"]["data"]["vocab_size"])
             assert matmul_params(shape) == plan["matmul_params"]
             assert card["flops_per_token"]["train"] == 6 * plan["matmul_params"] + 12 * shape["n_layer"] * \

@@ -91,12 +91,9 @@ def _cmd_train(args) -> None:
 def _ladder_view(cfg: dict, args) -> dict:
     """A scale-ladder arm trains with its rung's shape, steps and swept lr (jest/ladder.py); the lr choice
     is results/<name>/ladder/lr_choice.json next to the runs/ folder unless --lr-choice names it."""
-    from jest.ladder import LR_CHOICE, LadderError, arm_view
+    from jest.ladder import LR_CHOICE, arm_view
     choice = Path(args.lr_choice) if args.lr_choice else Path(args.run_dir).resolve().parent.parent / LR_CHOICE
-    try:
-        return arm_view(cfg, args.arm, choice)
-    except LadderError as err:
-        raise ConfigError(str(err)) from None
+    return arm_view(cfg, args.arm, choice)  # a LadderError is a ConfigError: main() prints it
 
 
 def _cmd_train_reference(args) -> None:

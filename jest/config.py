@@ -125,7 +125,9 @@ def validate_config(config: dict) -> dict:
     _check_cross_fields(config)
     _check_arms(config, explicit_arm_keys)
     _check_seq_len_fits(config)
-    _check_ladder(config)
+    if config.get("ladder"):  # rung sizes, the reference, the pool share (jest/ladder.py)
+        from jest.ladder import check_ladder
+        check_ladder(config)
     return config
 
 
@@ -137,23 +139,11 @@ def _schema_errors(config: dict) -> None:
 
 
 def _expand_ladder(config: dict) -> dict:
-    """The ladder's arms added to `config` (read from a copy with the schema's defaults filled)."""
-    from jest.ladder import LadderError, expand_ladder
+    """The ladder's arms added to `config`, read from a copy with the schema's defaults filled."""
+    from jest.ladder import expand_ladder
     filled = copy.deepcopy(config)
     _schema_errors(filled)
-    try:
-        return expand_ladder(config, filled)
-    except LadderError as err:
-        raise ConfigError(f"invalid config:\n  {err}") from None
-
-
-def _check_ladder(config: dict) -> None:
-    if config.get("ladder"):
-        from jest.ladder import LadderError, check_ladder
-        try:
-            check_ladder(config)
-        except LadderError as err:
-            raise ConfigError(f"invalid config:\n  {err}") from None
+    return expand_ladder(config, filled)
 
 
 def _check_finite(value: Any, key: str) -> None:

@@ -29,12 +29,14 @@ import json
 import math
 from pathlib import Path
 
+from jest.config import ConfigError  # jest.config imports this module only inside its functions
+
 
 LR_CHOICE = Path("ladder") / "lr_choice.json"             # under results/<name>/
 
 
-class LadderError(ValueError):
-    """A ladder section that cannot be expanded; the message names the key."""
+class LadderError(ConfigError):
+    """A ladder section that cannot be used, or a ladder run without its inputs; the message names the key."""
 
 
 def fmt(x: float) -> str:
@@ -84,10 +86,11 @@ def expand_ladder(config: dict, filled: dict) -> dict:
                                                   "train": {**base, "lr": float(lr)}}
         tuned = {**common, "train": dict(base), "lr_from_sweep": True}
         for b in ladder["budgets"]:
-            new[f"{name}_uniform" + ("" if b == 1 else f"_x{fmt(b)}")] = {"policy": "uniform", "budget": float(b), **tuned}
+            arm = f"{name}_uniform" + ("" if b == 1 else f"_x{fmt(b)}")
+            new[arm] = {"policy": "uniform", "budget": float(b), **tuned}
         for f in ladder["jest_filter_ratios"]:
-            new[f"{name}_jest_f{fmt(f)}"] = {"policy": "jest", "filter_ratio": float(f), "reference": ladder["reference"],
-                                             **ladder["jest"], **tuned}
+            new[f"{name}_jest_f{fmt(f)}"] = {"policy": "jest", "filter_ratio": float(f),
+                                             "reference": ladder["reference"], **ladder["jest"], **tuned}
         controls = rung.get("controls", ladder["controls"])
         if "oracle_clean" in controls:
             new[f"{name}_oracle_clean"] = {"policy": "oracle_clean", **tuned}
@@ -249,7 +252,9 @@ def shard_set_sizes(shards_manifest: dict) -> tuple[int, int | None]:
     pool = shards_manifest["splits"]["pool"]
     by_quality = pool.get("by_quality")
     from baselines.controls import ORACLE_QUALITIES
-    clean = None if by_quality is None else sum(int(by_quality.get(q, {}).get("sequences", 0)) for q in ORACLE_QUALITIES)
+    if by_quality is None:
+        return int(pool["sequences"]), None
+    clean = sum(int(by_quality.get(q, {}).get("sequences", 0)) for q in ORACLE_QUALITIES)
     return int(pool["sequences"]), clean
 
 
@@ -316,8 +321,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 __all__ = ["LR_CHOICE", "LadderError", "arm_view", "check_draws", "check_ladder", "estimate_cost",
-           "expand_ladder", "ladder_flops", "ladder_seeds", "pool_fraction", "reference_pool_fraction", "planned_draws", "rung_plan", "rung_shape", "rung_steps",
-           "shard_set_sizes", "sweep_seed"]
+           "expand_ladder", "ladder_flops", "ladder_seeds", "planned_draws", "pool_fraction", "reference_pool_fraction",
+           "rung_plan", "rung_shape", "rung_steps", "shard_set_sizes", "sweep_seed"]
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 # uniform 1x arm (first seed) -> ladder/lr_choice.json -> every other arm of the rung (its train job
 # takes the choice as an input: common.smk reference_inputs) -> the ladder report.
 #
-#   snakemake --cores 2 --configfile config/ladder.yaml ladder
+#   snakemake ladder --cores 2 --configfile config/ladder.yaml
 from jest.ladder import check_draws, ladder_seeds, rung_plan, shard_set_sizes, sweep_seed
 
 LADDER = rung_plan(CFG)

@@ -73,7 +73,9 @@ def _cmd_train(args) -> None:
     if args.arm not in cfg["arms"]:
         raise ConfigError(f"arm '{args.arm}' is not in the config; allowed values: {sorted(cfg['arms'])}")
     cfg = _ladder_view(cfg, args)
-    from jest.ladder import pool_fraction
+    from jest.ladder import check_scores_cover, pool_fraction
+    references = Path(args.references) if args.references else Path(args.run_dir).resolve().parent.parent / "references"
+    check_scores_cover(cfg, args.arm, references)
     spec = RunSpec(cfg=cfg, arm=args.arm, seed=args.seed, run_dir=Path(args.run_dir),
                    shards_dir=Path(args.shards), tokenizer_dir=Path(args.tokenizer),
                    references_root=Path(args.references) if args.references else None,
@@ -117,7 +119,8 @@ def _cmd_score_reference(args) -> None:
     from jest.ladder import reference_pool_fraction
     meta = score_pool(model, Path(args.shards), ref_dir, args.batch_size, ref_dir, progress=not args.no_progress,
                       fraction=reference_pool_fraction(cfg, ref_dir.name))
-    print(f"scored {meta.get('scored_sequences', meta['sequences'])} of {meta['sequences']} pool sequences in {meta['seconds']:.1f} s: mean loss "
+    print(f"scored {meta.get('scored_sequences', meta['sequences'])} of {meta['sequences']} pool sequences in "
+          f"{meta['seconds']:.1f} s: mean loss "
           f"{meta['mean_loss']:.4f}, {meta['flops']:.3e} FLOPs")
 
 

@@ -206,6 +206,25 @@ def reference_pool_fraction(cfg: dict, ref: str) -> float:
     return float(ladder["pool_fraction"]) if ladder and ref == ladder["reference"] else 1.0
 
 
+def check_scores_cover(cfg: dict, arm: str, references_root: Path) -> None:
+    """A ladder arm that reads cached pool scores needs them for its whole share of the pool. The
+    score_reference rule does not rerun when `ladder.pool_fraction` grows (its trigger is the reference's
+    own config), so a smaller, older scoring would hand the arm NaN scores: refuse it, naming the fix."""
+    s = cfg["arms"][arm]
+    if "rung" not in s or s["policy"] not in ("jest", "offline_filter"):
+        return
+    if s["policy"] == "jest" and s.get("reference_scoring", "cached") != "cached":
+        return
+    meta_path = Path(references_root) / s["reference"] / "pool_scores.json"
+    if not meta_path.is_file():
+        return  # the policy names the missing scores itself
+    scored = float(json.loads(meta_path.read_text()).get("fraction", 1.0))
+    if scored + 1e-12 < pool_fraction(cfg, arm):
+        raise LadderError(f"ladder rung '{s['rung']}', arm '{arm}' draws from {pool_fraction(cfg, arm):g} of the pool, "
+                          f"but {meta_path} scores only {scored:g} of it: re-score with "
+                          "`snakemake --forcerun score_reference ...` (same config)")
+
+
 # ---------------------------------------------------------------- no repetition, planned before any job
 def planned_draws(cfg: dict) -> list[dict]:
     """Per ladder arm x its plan: candidates drawn (steps x super-batch) and the set it draws from."""
@@ -320,7 +339,7 @@ def main(argv: list[str] | None = None) -> None:
           f"{sum(r['flops_train_score'] for r in rows.values()):.3e} train+score FLOPs")
 
 
-__all__ = ["LR_CHOICE", "LadderError", "arm_view", "check_draws", "check_ladder", "estimate_cost",
+__all__ = ["LR_CHOICE", "LadderError", "arm_view", "check_draws", "check_ladder", "check_scores_cover", "estimate_cost",
            "expand_ladder", "ladder_flops", "ladder_seeds", "planned_draws", "pool_fraction", "reference_pool_fraction",
            "rung_plan", "rung_shape", "rung_steps", "shard_set_sizes", "sweep_seed"]
 

@@ -143,6 +143,21 @@ def test_a_pool_share_reaches_every_ladder_arm_and_keeps_other_arms_off_its_refe
     assert pool_fraction(load_config(PROJECT_ROOT / "config" / "tiny.yaml"), "uniform") == 1.0
 
 
+def test_a_ladder_arm_refuses_scores_of_a_smaller_pool_share(cfg, tmp_path):
+    from jest.ladder import check_scores_cover
+    ref = tmp_path / cfg["ladder"]["reference"]
+    ref.mkdir()
+    share = cfg["ladder"]["pool_fraction"]
+    (ref / "pool_scores.json").write_text(json.dumps({"fraction": share / 2}))
+    with pytest.raises(LadderError, match=r"rung 'r2', arm 'r2_jest_f0.8' draws from .* --forcerun score_reference"):
+        check_scores_cover(cfg, "r2_jest_f0.8", tmp_path)
+    check_scores_cover(cfg, "r2_uniform", tmp_path)                  # uniform arms read no scores
+    (ref / "pool_scores.json").write_text(json.dumps({"fraction": share}))
+    check_scores_cover(cfg, "r2_offline_filter_f0.8", tmp_path)      # the same share: fine
+    (ref / "pool_scores.json").write_text(json.dumps({}))            # the whole pool scored: fine
+    check_scores_cover(cfg, "r2_jest_f0.8", tmp_path)
+
+
 def test_lr_choice_picks_the_lowest_final_loss():
     assert choose_lr({0.001: 5.2, 0.003: 5.0, 0.01: 5.1}) == {"lr": 0.003, "loss": 5.0, "at_grid_edge": False}
     assert choose_lr({0.001: 5.2, 0.003: float("nan"), 0.01: 4.9})["lr"] == 0.01      # a NaN never wins

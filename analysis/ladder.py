@@ -30,7 +30,10 @@ from jest.ladder import ladder_seeds, rung_plan
 
 SCHEMA = "jest-ladder-summary-v1"
 METRIC = "heldout_loss"
-SLOPE_QUANTITIES = ("iterations", "train+score")  # the two claims' quantities (analysis.claims)
+# the two claims' quantities (analysis.claims), and `total`, where the fixed reference's one-time cost
+# (training, pool scoring) weighs less at every larger rung
+SLOPE_QUANTITIES = ("iterations", "train+score", "total")
+PLOT_QUANTITIES = ("iterations", "train+score")
 CLAIM_QUANTITY = {13.0: "iterations", 10.0: "train+score"}
 
 

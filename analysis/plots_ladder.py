@@ -11,7 +11,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
-from analysis.ladder import CLAIM_QUANTITY, SLOPE_QUANTITIES
+from analysis.ladder import CLAIM_QUANTITY, PLOT_QUANTITIES
 
 LABEL = {"iterations": "multiplier in training steps", "train+score": "multiplier in FLOPs (train+score)"}
 
@@ -20,9 +20,9 @@ def plot_ladder(summary: dict) -> Figure:
     rungs = {r: res for r, res in summary["rungs"].items() if res["learner_flops_1x"]}
     arms = sorted({a for res in rungs.values() for a in res["arms"]})
     fig = Figure(figsize=(11, 4.8), layout="constrained")
-    axes = fig.subplots(1, len(SLOPE_QUANTITIES), squeeze=False)[0]
+    axes = fig.subplots(1, len(PLOT_QUANTITIES), squeeze=False)[0]
     colors = {a: c for a, c in zip(arms, [f"C{i}" for i in range(10)] * 3)}
-    for ax, q in zip(axes, SLOPE_QUANTITIES):
+    for ax, q in zip(axes, PLOT_QUANTITIES):
         xs = [res["learner_flops_1x"] for res in rungs.values()]
         # what a rung's family measures for an arm of one 1x uniform run's cost (controls; JEST in
         # iterations): the family's smallest to largest budget. An arm's own range is in the summary.

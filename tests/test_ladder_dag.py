@@ -66,7 +66,7 @@ def check_ladder_outputs(root: Path, cfg: dict) -> None:
         arms = summary["rungs"][rung]["arms"]
         assert {"jest_f0.5", "jest_f0.8", "oracle_clean", "offline_filter_f0.8"} <= set(arms)
         assert summary["rungs"][rung]["lr"]["lr"] == choice["rungs"][rung]["lr"]
-    assert set(summary["slopes"]["jest_f0.8"]) == {"iterations", "train+score"}
+    assert set(summary["slopes"]["jest_f0.8"]) == {"iterations", "train+score", "total"}
     assert "m1|m2" in summary["decision_agreement"]["pairs"]
     assert summary["top_rung"]["rung"] == "m2"
     assert (out / "multiplier_vs_compute.png").stat().st_size > 10_000

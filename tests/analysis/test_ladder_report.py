@@ -1,8 +1,9 @@
 """analysis.ladder on synthetic runs with a known answer: at every rung the family's final loss is
-linear in log compute, JEST f=0.5 ends where the family is at m_r x its compute (m = 2.0, 2.5, 3.2 over
-config/ladder.yaml's rungs, ~20x apart in compute), the oracle at 2x everywhere. The report must give those multipliers,
-a slope of log m vs log compute equal to the one built in, flat for the oracle, full decision agreement,
-13x excluded at the top rung, and a figure and a markdown that state the covered range."""
+linear in log compute, JEST f=0.5 ends where the family is at m_r x its compute (m = 2.0, 2.5, 3.2
+over config/ladder.yaml's rungs, ~20x apart in compute), the oracle at 2x everywhere. The report must
+give those multipliers, a slope of log m vs log compute equal to the one built in, a flat oracle,
+decision accuracy against the top rung for every smaller rung, 13x excluded at the top rung, and a
+figure and a markdown that state the covered range."""
 from __future__ import annotations
 
 import json

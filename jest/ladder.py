@@ -120,6 +120,11 @@ def check_ladder(cfg: dict) -> None:
     if ladder["reference"] not in cfg["references"]:
         raise LadderError(f"'ladder.reference' = {ladder['reference']!r} is not a configured reference; "
                           f"allowed values: {sorted(cfg['references'])}")
+    if not ladder["evaluate"] and not cfg.get("mlflow", {}).get("live", True):
+        # without the evaluate job (ladder.evaluate false) nothing else would mirror a run into MLflow
+        raise LadderError("'mlflow.live' = false and 'ladder.evaluate' = false: the ladder's runs would never reach "
+                          "MLflow; set 'ladder.evaluate: true' (the evaluate job then mirrors each run) or "
+                          "'mlflow.live: true'")
     if ladder["pool_fraction"] < 1:  # the reference then scores the ladder's share of the pool only
         outside = sorted(a for a, s in cfg["arms"].items() if "rung" not in s and s.get("reference") ==
                          ladder["reference"] and s["policy"] in ("jest", "offline_filter"))

@@ -87,6 +87,14 @@ def test_expansion_is_idempotent_and_refuses_clashes(cfg):
         validate_config(raw)
 
 
+def test_a_ladder_that_would_never_reach_mlflow_is_refused(cfg):
+    from jest.ladder import check_ladder
+    quiet = {**cfg, "mlflow": {**cfg["mlflow"], "live": False}}   # the trainer mirrors nothing itself
+    with pytest.raises(LadderError, match=r"never reach MLflow"):
+        check_ladder(quiet)
+    check_ladder({**quiet, "ladder": {**cfg["ladder"], "evaluate": True}})  # the evaluate job mirrors them
+
+
 def test_rungs_too_close_are_refused():
     raw = yaml.safe_load(LADDER.read_text())
     raw["ladder"]["rungs"]["r2"]["model"] = {"n_layer": 2, "n_embd": 40, "n_head": 4}  # 2 layers d=40: ~1.2x r1

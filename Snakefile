@@ -18,6 +18,7 @@ include: "workflow/rules/reference.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/analyze.smk"
+include: "workflow/rules/ladder.smk"
 
 
 # Targets. `snakemake` (no target) runs the headline: the uniform baseline and the JEST arms
@@ -25,10 +26,12 @@ include: "workflow/rules/analyze.smk"
 # seed) and their report in results/<config>/report/. `snakemake ablations` adds the arms of
 # `ablation_arms` (criteria, selectors, lambda, cheap scoring, the reference ladder) and writes
 # the report of every arm to results/<config>/report/ablations/; `snakemake all` builds both.
+# `snakemake ladder` (workflow/rules/ladder.smk) trains and reports the scale ladder of a config's `ladder:`.
+# A ladder config (config/ladder.yaml: every arm is a rung's) has no headline arms: its default is the ladder.
 rule headline:
     default_target: True
     input:
-        rules.analyze.output,
+        rules.analyze.output if HEADLINE_ARMS else LADDER_OUTPUTS,
         all_evaluations(HEADLINE_ARMS),  # so that a deleted eval/ folder is rebuilt
 
 

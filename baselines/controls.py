@@ -4,8 +4,9 @@ Each trains uniformly, through the same loop as the uniform baseline (same
 initialisation for the same seed, the same EpochSampler stream logic), on a
 different *set* of sequences, which the policy's `draw_set` returns:
 
-- `oracle_clean`: the pool's sequences labelled clean. It reads the provenance
-  labels that selection never sees: the ceiling of pure re-weighting.
+- `oracle_clean`: the pool's sequences labelled clean (and, on the large preset, those of
+  the curated sources: ORACLE_QUALITIES). It reads the provenance labels that selection never
+  sees: the ceiling of pure re-weighting.
 - `offline_filter`: the reference scores the pool once (its cached pool scores);
   the best (1 - f) fraction, globally, by the lowest reference loss is kept (the
   perplexity-filter baseline of DCLM and Ankner et al. 2024, arXiv 2405.20541).
@@ -23,6 +24,11 @@ from baselines.uniform import UniformPolicy
 from jest.shards import TokenShard
 
 CLEAN = "clean"  # the quality label of clean pool text (jest.data.documents.CLEAN)
+# The qualities the oracle draws from: clean text, and on the large preset (data.preset: large) the pool's
+# documents of the curated sources (quality "curated": the reference's own domain, held in the pool, about
+# 27k sequences next to Brown's ~3.7k, so that the scale ladder's oracle arms never repeat data). The
+# default preset's pool has no "curated" quality: its oracle is unchanged.
+ORACLE_QUALITIES = (CLEAN, "curated")
 
 
 class EmptyDrawSetError(ValueError):
@@ -30,9 +36,9 @@ class EmptyDrawSetError(ValueError):
 
 
 def clean_rows(shard: TokenShard, subset: np.ndarray) -> np.ndarray:
-    """The rows of `subset` whose provenance label is clean."""
+    """The rows of `subset` whose provenance quality is one of ORACLE_QUALITIES."""
     quality = np.array([shard.labels[i]["quality"] for i in shard.index["label"][subset]])
-    return np.asarray(subset)[quality == CLEAN]
+    return np.asarray(subset)[np.isin(quality, ORACLE_QUALITIES)]
 
 
 def keep_best(scores: np.ndarray, subset: np.ndarray, filter_ratio: float) -> np.ndarray:
@@ -50,7 +56,7 @@ class OracleCleanPolicy(UniformPolicy):
         rows = clean_rows(shard, subset)
         if len(rows) == 0:
             raise EmptyDrawSetError(f"oracle_clean: the '{shard.split}' split has no sequence labelled "
-                                    f"'{CLEAN}'; it needs clean text in the pool (data.brown, data.extra_sources)")
+                                    f"{' or '.join(ORACLE_QUALITIES)}; it needs clean text in the pool (data.brown, data.extra_sources)")
         return rows
 
 

@@ -72,10 +72,30 @@ def _cmd_train(args) -> None:
     cfg = load_config(args.config)
     if args.arm not in cfg["arms"]:
         raise ConfigError(f"arm '{args.arm}' is not in the config; allowed values: {sorted(cfg['arms'])}")
+    cfg = _ladder_view(cfg, args)
+    from jest.ladder import check_scores_cover, pool_fraction
+    references = Path(args.references) if args.references else Path(args.run_dir).resolve().parent.parent / "references"
+    check_scores_cover(cfg, args.arm, references)
     spec = RunSpec(cfg=cfg, arm=args.arm, seed=args.seed, run_dir=Path(args.run_dir),
                    shards_dir=Path(args.shards), tokenizer_dir=Path(args.tokenizer),
-                   references_root=Path(args.references) if args.references else None)
-    train(spec, threads=args.threads, progress=not args.no_progress)
+                   references_root=Path(args.references) if args.references else None,
+                   data_fraction=pool_fraction(cfg, args.arm))  # a ladder arm: the ladder's share of the pool
+    from jest.repetition import RepetitionError
+    try:
+        train(spec, threads=args.threads, progress=not args.no_progress)
+    except RepetitionError as err:  # a ladder run names its rung first (issue #15: no arm at any rung repeats)
+        rung = cfg["arms"][args.arm].get("rung")
+        if rung is None:
+            raise
+        raise RepetitionError(f"ladder rung '{rung}', arm '{args.arm}': {err}") from None
+
+
+def _ladder_view(cfg: dict, args) -> dict:
+    """A scale-ladder arm trains with its rung's shape, steps and swept lr (jest/ladder.py); the lr choice
+    is results/<name>/ladder/lr_choice.json next to the runs/ folder unless --lr-choice names it."""
+    from jest.ladder import LR_CHOICE, arm_view
+    choice = Path(args.lr_choice) if args.lr_choice else Path(args.run_dir).resolve().parent.parent / LR_CHOICE
+    return arm_view(cfg, args.arm, choice)  # a LadderError is a ConfigError: main() prints it
 
 
 def _cmd_train_reference(args) -> None:
@@ -96,8 +116,11 @@ def _cmd_score_reference(args) -> None:
     torch.set_num_threads(args.threads or cfg["threads"])
     ref_dir = Path(args.ref_dir)
     model = LlamaForCausalLM.from_pretrained(ref_dir / "model").to(resolve_device(cfg["device"]))
-    meta = score_pool(model, Path(args.shards), ref_dir, args.batch_size, ref_dir, progress=not args.no_progress)
-    print(f"scored {meta['sequences']} pool sequences in {meta['seconds']:.1f} s: mean loss "
+    from jest.ladder import reference_pool_fraction
+    meta = score_pool(model, Path(args.shards), ref_dir, args.batch_size, ref_dir, progress=not args.no_progress,
+                      fraction=reference_pool_fraction(cfg, ref_dir.name))
+    print(f"scored {meta.get('scored_sequences', meta['sequences'])} of {meta['sequences']} pool sequences in "
+          f"{meta['seconds']:.1f} s: mean loss "
           f"{meta['mean_loss']:.4f}, {meta['flops']:.3e} FLOPs")
 
 
@@ -166,6 +189,8 @@ def main(argv: list[str] | None = None) -> None:
                 ("config", "arm", "run-dir", "shards", "tokenizer"), threads=True, progress=True)
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--references", help="folder holding references/<name>/ (JEST arms)")
+    p.add_argument("--lr-choice", help="scale ladder: the rung sweep's lr_choice.json (default: "
+                                       "<run-dir>/../../ladder/lr_choice.json)")
     command("train-reference", _cmd_train_reference, "train a reference model on the curated split",
             ("config", "ref", "run-dir", "shards", "tokenizer"), threads=True, progress=True)
     p = command("score-reference", _cmd_score_reference, "reference loss of every pool sequence, cached on disk",

@@ -24,6 +24,10 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_PATH = PROJECT_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 
 
+# keys of a scale-ladder arm (jest/ladder.py) besides a plain arm's: its rung, shape and train overrides
+LADDER_ARM_KEYS = ("rung", "model", "train", "lr_from_sweep", "pool_fraction")
+
+
 class ConfigError(ValueError):
     """A config value that cannot be used; the message names the key."""
 
@@ -112,18 +116,35 @@ def validate_config(config: dict) -> dict:
     """Return a deep copy of `config` with defaults filled; raise ConfigError naming the key."""
     config = copy.deepcopy(dict(config))
     _check_finite(config, "")
+    if isinstance(config.get("ladder"), dict):  # the scale ladder's rungs become arms (jest/ladder.py)
+        config = _expand_ladder(config)
     explicit_arm_keys = {name: set(arm) for name, arm in (config.get("arms") or {}).items()
                          if isinstance(arm, dict)}
-    validator = _Validator(load_schema())
-    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
-    if errors:
-        raise ConfigError("invalid config:\n  " + "\n  ".join(_explain(e) for e in errors))
+    _schema_errors(config)
     _check_shell_safe(config)
     _check_cross_fields(config)
     _check_arms(config, explicit_arm_keys)
     _check_branches(config)
     _check_seq_len_fits(config)
+    if config.get("ladder"):  # rung sizes, the reference, the pool share (jest/ladder.py)
+        from jest.ladder import check_ladder
+        check_ladder(config)
     return config
+
+
+def _schema_errors(config: dict) -> None:
+    validator = _Validator(load_schema())
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(_explain(e) for e in errors))
+
+
+def _expand_ladder(config: dict) -> dict:
+    """The ladder's arms added to `config`, read from a copy with the schema's defaults filled."""
+    from jest.ladder import expand_ladder
+    filled = copy.deepcopy(config)
+    _schema_errors(filled)
+    return expand_ladder(config, filled)
 
 
 def _check_finite(value: Any, key: str) -> None:
@@ -254,9 +275,11 @@ def _check_arms(cfg: dict, explicit: dict[str, set]) -> None:
     """Per-policy rules: uniform arms take no JEST keys; JEST arms need a reference and a whole super-batch;
     `ablation_arms` names JEST arms (the uniform baseline is what every report compares against);
     every arm's budget leaves room for the warmup (and wsd's decay)."""
-    b = cfg["train"]["batch_size"]
     for name in cfg["arms"]:
         _check_schedule_fits(arm_train_config(cfg, name), f"arms.{name}.budget", cfg["arms"][name]["budget"])
+        if "model" in cfg["arms"][name] or "train" in cfg["arms"][name]:  # a ladder arm's own shape and train
+            _check_model_and_train({**cfg["model"], **cfg["arms"][name].get("model", {})},
+                                   {**cfg["train"], **cfg["arms"][name].get("train", {})}, prefix=f"arms.{name}.")
     unknown = [a for a in cfg["ablation_arms"] if a not in cfg["arms"]]
     if unknown:
         raise ConfigError(f"'ablation_arms' names {unknown}, which are not arms; allowed values: {sorted(cfg['arms'])}")
@@ -267,11 +290,14 @@ def _check_arms(cfg: dict, explicit: dict[str, set]) -> None:
     for name, arm in cfg["arms"].items():
         # allow_repeats is kept only when true, so that adding the key changed no arm's training hash
         repeats = {"allow_repeats": True} if arm.pop("allow_repeats", False) else {}
+        repeats.update({k: arm[k] for k in LADDER_ARM_KEYS if k in arm})  # kept only where present (no hash change)
+        b = arm_train_config(cfg, name)["batch_size"]
         # branch_from likewise, only when given (jest/branching.py; checked by _check_branches)
         trunk = arm.pop("branch_from", None)
         branch = {"branch_from": trunk} if trunk is not None else {}
         if arm["policy"] in ("uniform", "oracle_clean", "curated_only"):
-            stray = sorted(explicit.get(name, set()) - {"policy", "budget", "allow_repeats", "branch_from"})
+            stray = sorted(explicit.get(name, set()) - {"policy", "budget", "allow_repeats", "branch_from",
+                                                        *LADDER_ARM_KEYS})
             if stray:
                 raise ConfigError(f"'arms.{name}' has policy '{arm['policy']}', which besides 'budget' and "
                                   f"'allow_repeats' takes no other keys; remove {stray}")
@@ -335,7 +361,8 @@ def _check_offline_filter(name: str, arm: dict, explicit: set) -> None:
     if "criterion" in explicit and arm["criterion"] != "easy_reference":
         raise ConfigError(f"'arms.{name}.criterion' = {arm['criterion']!r}: offline_filter scores the pool once, "
                           "before training, with the reference alone; allowed values: ['easy_reference']")
-    stray = sorted(explicit - {"policy", "filter_ratio", "reference", "criterion", "budget", "allow_repeats"})
+    stray = sorted(explicit - {"policy", "filter_ratio", "reference", "criterion", "budget", "allow_repeats",
+                               *LADDER_ARM_KEYS})
     if stray:
         raise ConfigError(f"'arms.{name}' has policy 'offline_filter', which takes filter_ratio, reference, "
                           f"criterion and allow_repeats only; remove {stray}")

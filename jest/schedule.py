@@ -23,8 +23,10 @@ def run_steps(train_cfg: dict, budget: float) -> int:
 
 
 def arm_train_config(cfg: dict, arm: str) -> dict:
-    """The `train` section as the arm's run uses it: `steps` scaled by the arm's budget."""
-    return {**cfg["train"], "steps": run_steps(cfg["train"], cfg["arms"][arm]["budget"])}
+    """The `train` section as the arm's run uses it: the arm's own overrides (a scale-ladder rung's
+    steps, batch, warmup, lr: jest/ladder.py), then `steps` scaled by the arm's budget."""
+    train = {**cfg["train"], **cfg["arms"][arm].get("train", {})}
+    return {**train, "steps": run_steps(train, cfg["arms"][arm]["budget"])}
 
 
 def decay_steps(train_cfg: dict) -> int:

@@ -78,8 +78,9 @@ PARTIAL_SCORES, PARTIAL_META = "pool_scores.partial.npy", "pool_scores.partial.j
 PROGRESS_WRITES = 50  # by default a progress write every ~2% of the pool, at any pool size
 
 
-def _load_partial(out_dir: Path, key: dict) -> tuple[np.ndarray, int, float] | None:
-    """(scores so far, next index, seconds spent) of an interrupted scoring with the same `key`, else None.
+def _load_partial(out_dir: Path, key: dict, rows: np.ndarray) -> tuple[np.ndarray, int, float] | None:
+    """(scores so far, next position in `rows`, seconds spent) of an interrupted scoring with the same
+    `key`, else None.
 
     A partial written for another reference, pool, batch size or device is deleted, never used.
     """
@@ -91,8 +92,8 @@ def _load_partial(out_dir: Path, key: dict) -> tuple[np.ndarray, int, float] | N
         meta = json.loads(meta_path.read_text())
         scores = np.load(scores_path)
         usable = ({k: meta.get(k) for k in key} == key and scores.shape == (key["sequences"],)
-                  and scores.dtype == np.float32 and 0 < meta["next"] <= key["sequences"]
-                  and bool(np.isfinite(scores[:meta["next"]]).all()))
+                  and scores.dtype == np.float32 and 0 < meta["next"] <= len(rows)
+                  and bool(np.isfinite(scores[rows[:meta["next"]]]).all()))
     except (OSError, ValueError, KeyError, TypeError):  # unreadable: a torn or foreign file
         usable = False
     if not usable:
@@ -121,8 +122,13 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 
 
 def score_pool(model, shards_dir: Path, out_dir: Path, batch_size: int, reference_dir: Path,
-               progress: bool = True, save_every: int | None = None, precision: str = "fp32") -> dict:
+               progress: bool = True, save_every: int | None = None, precision: str = "fp32",
+               fraction: float = 1.0) -> dict:
     """Reference loss of every pool sequence, once: pool_scores.npy + pool_scores.json (its provenance).
+
+    `fraction` < 1 scores only the fixed, nested subset jest.runspec.training_subset(n, fraction) of
+    the pool (the scale ladder's `ladder.pool_fraction`: its learners draw from no other sequence);
+    the other entries are NaN, and the FLOPs count the scored sequences only.
 
     The scores are keyed by the sha256 of the reference weights and of the pool
     shard, so a policy never uses scores from another reference or another pool.
@@ -145,31 +151,37 @@ def score_pool(model, shards_dir: Path, out_dir: Path, batch_size: int, referenc
            "pool_sha256": manifest["splits"]["pool"]["sha256"], "sequences": n, "seq_len": T,
            "batch_size": batch_size, "chunk": chunk, "device": next(model.parameters()).device.type,
            "precision": precision}
+    if fraction < 1.0:  # the whole pool's keys, files and numbers are unchanged
+        from jest.runspec import training_subset
+        rows, key["fraction"] = training_subset(n, fraction), fraction
+    else:
+        rows = np.arange(n)
     out_dir.mkdir(parents=True, exist_ok=True)
     _remove_torn_writes(out_dir)
     # Outputs of an earlier scoring are stale from here on: never leave them next to a partial.
     (out_dir / "pool_scores.json").unlink(missing_ok=True)
     (out_dir / "pool_scores.npy").unlink(missing_ok=True)
 
-    starts = list(range(0, n, chunk))
+    starts = list(range(0, len(rows), chunk))
     save_every = save_every or max(1, math.ceil(len(starts) / PROGRESS_WRITES))
-    resumed = _load_partial(out_dir, key)
+    resumed = _load_partial(out_dir, key, rows)
     if resumed is not None:
         scores, first, seconds_before = resumed
-        print(f"resuming pool scoring at sequence {first} of {n}", flush=True)
+        print(f"resuming pool scoring at sequence {first} of {len(rows)}", flush=True)
     else:
-        scores, first, seconds_before = np.zeros(n, dtype=np.float32), 0, 0.0
+        empty = np.zeros(n, dtype=np.float32) if len(rows) == n else np.full(n, np.nan, dtype=np.float32)
+        scores, first, seconds_before = empty, 0, 0.0
     t0 = time.time()
     todo = [s for s in starts if s >= first]
     # one throttled line per 10% or 30 s, to the log and the terminal (jest/progress.py)
     live = Progress("score pool", len(starts), len(starts) - len(todo), chunk * T, enabled=progress)
     for k, start in enumerate(todo):
-        idx = np.arange(start, min(start + chunk, n))
+        idx = rows[start:start + chunk]
         losses, _ = sequence_losses(model, pool.get(idx), batch_size, precision=precision)
-        scores[start:start + len(idx)] = losses.cpu().numpy()
+        scores[idx] = losses.cpu().numpy()
         end = start + len(idx)
         live.update(len(starts) - len(todo) + k + 1)
-        if (k + 1) % save_every == 0 and end < n:
+        if (k + 1) % save_every == 0 and end < len(rows):
             _save_npy(out_dir / PARTIAL_SCORES, scores)          # the scores first,
             atomic_write_json(out_dir / PARTIAL_META,              # then the record that vouches for them
                               {**key, "next": end, "seconds": seconds_before + time.time() - t0})
@@ -177,10 +189,12 @@ def score_pool(model, shards_dir: Path, out_dir: Path, batch_size: int, referenc
     meta = {
         "sequences": n, "seq_len": T,
         "reference_sha256": key["reference_sha256"], "pool_sha256": key["pool_sha256"],
-        "flops": float(forward_flops_per_token(shape_summary(model.config), T) * n * T),
-        "seconds": seconds_before + time.time() - t0, "mean_loss": float(scores.mean()),
+        "flops": float(forward_flops_per_token(shape_summary(model.config), T) * len(rows) * T),
+        "seconds": seconds_before + time.time() - t0, "mean_loss": float(np.mean(scores[rows])),
         "resumed_from": first or None,
     }
+    if len(rows) < n:
+        meta.update(fraction=fraction, scored_sequences=len(rows))
     atomic_write_json(out_dir / "pool_scores.json", meta)
     _remove_partial(out_dir)
     return meta

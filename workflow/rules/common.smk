@@ -76,7 +76,9 @@ def run_dir(arm, seed):
 # the `ablations` and `all` targets (Snakefile). The uniform baseline must be a headline arm:
 # every report compares against it.
 ABLATION_ARMS = list(CFG["ablation_arms"])  # checked by validate_config
-HEADLINE_ARMS = [a for a in CFG["arms"] if a not in ABLATION_ARMS]
+# Scale-ladder arms (a `rung` key, jest/ladder.py) run and are reported by the `ladder` target only.
+LADDER_ARMS = [a for a in CFG["arms"] if "rung" in CFG["arms"][a]]
+HEADLINE_ARMS = [a for a in CFG["arms"] if a not in ABLATION_ARMS and a not in LADDER_ARMS]
 
 # GPUs per training job = train.nproc_per_node (torchrun's processes) on a GPU device, else 0.
 # The profiles read it as `gpu: "$JEST_TRAIN_GPUS"` (Snakemake expands environment variables in
@@ -92,12 +94,14 @@ def all_runs(arms=None):
 
 
 def reference_inputs(wildcards):
-    """A JEST arm needs its reference (and, when cached, the reference's pool scores); so does offline_filter."""
+    """A JEST arm needs its reference (and, when cached, the reference's pool scores); so does offline_filter.
+    A scale-ladder arm that reads its lr from the rung's sweep needs the sweep's choice (ladder.smk)."""
     arm = CFG["arms"][wildcards.arm]
+    lr = {"lr_choice": ROOT / "ladder" / "lr_choice.json"} if arm.get("lr_from_sweep") else {}
     if arm["policy"] not in ("jest", "offline_filter"):
-        return {}
+        return lr
     ref = ROOT / "references" / arm["reference"]
-    needed = {"reference": ref / "card.json"}
+    needed = {"reference": ref / "card.json", **lr}
     # offline_filter (baselines/controls.py) always reads the reference's cached pool scores
     if arm["policy"] == "offline_filter" or arm["reference_scoring"] == "cached":
         needed["reference_scores"] = ref / "pool_scores.json"

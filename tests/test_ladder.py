@@ -66,7 +66,7 @@ def test_rungs_are_4x_apart_and_tokens_a_fixed_multiple_of_params(cfg):
     for p in plans:  # whole steps: within half a step of k N
         assert abs(p["tokens"] - k * p["matmul_params"]) <= p["batch_size"] * cfg["data"]["seq_len"] / 2
     # the top CPU rung is jest.bench's ladder_top shape
-    from jest.bench import LADDER_TOP_CPU
+    from jest.bench_loops import LADDER_TOP_CPU
     assert {k: plans[-1]["model"][k] for k in ("n_layer", "n_embd", "n_head")} == \
         {k: LADDER_TOP_CPU[k] for k in ("n_layer", "n_embd", "n_head")}
 

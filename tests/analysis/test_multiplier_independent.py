@@ -11,6 +11,7 @@ arm's multiplier is the geometric mean over seeds. Outside the family's range: a
 Runs on noisy synthetic run folders (5 seeds, independent noise on every run) and on the committed
 reference results when their run folders are present.
 """
+import gzip
 import json
 import math
 from pathlib import Path
@@ -26,9 +27,15 @@ COLUMNS = {"iterations": "step", "examples": "examples_seen", "train": "flops_tr
 
 
 # ---------------------------------------------------------------- the independent implementation
+
+def metrics_text(run_dir: Path) -> str:
+    """A run's metrics.jsonl, or the gzipped copy that committed reference results hold."""
+    plain = run_dir / "metrics.jsonl"
+    return plain.read_text() if plain.exists() else gzip.decompress((run_dir / "metrics.jsonl.gz").read_bytes()).decode()
+
 def final_row(run_dir: Path, metric: str) -> dict | None:
     last = None
-    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+    for line in metrics_text(run_dir).splitlines():
         try:
             row = json.loads(line)
         except json.JSONDecodeError:

@@ -147,3 +147,34 @@ def evaluate_trigger():
 
     return config_hash([CFG["evaluation"], expand_suites(CFG["evaluation"]["tasks"]), AGGREGATE_VERSION,
                         STEP_FORMAT])
+
+
+# ---- the scale ladder (workflow/rules/ladder.smk; jest/ladder.py)
+from jest.ladder import check_draws, ladder_seeds, rung_plan, shard_set_sizes, sweep_seed
+
+LADDER = rung_plan(CFG)
+
+# No repetition, planned before any job: once the shards exist, every ladder arm's draws are checked
+# against the pool (and its clean part) here, at DAG time, naming the rung, the arm and the shortage.
+# The trainer checks again before training (jest/repetition.py), with the real set sizes.
+if LADDER and (ROOT / "shards" / "manifest.json").is_file():
+    check_draws(CFG, *shard_set_sizes(json.loads((ROOT / "shards" / "manifest.json").read_text())))
+
+
+def ladder_sweep_cards():
+    if not LADDER:
+        return []
+    seed = sweep_seed(CFG)
+    return [run_dir(arm, seed) / "card.json" for plan in LADDER.values() for arm in plan["sweep"]]
+
+
+def ladder_run_outputs():
+    """The train outputs of every ladder arm x seed (+ lm-eval and the MLflow reconcile with ladder.evaluate)."""
+    out = []
+    for plan in LADDER.values():
+        for arm in plan["arms"]:
+            for seed in ladder_seeds(CFG):
+                out.append(run_dir(arm, seed) / "card.json")
+                if CFG["ladder"]["evaluate"]:
+                    out.append(run_dir(arm, seed) / "mlflow_synced.json")
+    return out

@@ -13,6 +13,7 @@ from jest.checkpoint import latest_checkpoint
 from jest.config import deep_merge, validate_config
 from jest.io import atomic_write_json, sha256_file
 from jest.repetition import RepetitionError, TrainedSet
+from jest.schedule import log_spaced_steps
 from jest.shards import TokenShard
 from jest.tracking import read_metrics
 from jest.trainer import RunSpec, train
@@ -95,12 +96,17 @@ def test_curated_only_trains_on_the_curated_split(smoke_workspace, tmp_path):
 
 def test_every_evaluation_scores_each_heldout_set(smoke_workspace, tmp_path):
     ws = smoke_workspace
-    rows, card, _ = _run(ws, tmp_path, "uniform", _cfg(ws, {"uniform": {"policy": "uniform"}}, eval_every=3))
+    rows, card, _ = _run(ws, tmp_path, "uniform", _cfg(ws, {"uniform": {"policy": "uniform"}}, eval_every=3,
+                                                         eval_sets_points=2))
     pool_sources = set(json.loads((ws["shards"] / "manifest.json").read_text())["splits"]["pool"]["by_source"])
     sets = {f"src_{s}" for s in pool_sources} | {"pool_mix", "ext_shakespeare"}
     assert set(card["heldout_sets"]) == sets | {"curated"}
-    evals = [r for r in rows if "heldout_loss" in r]
-    assert [r["step"] for r in evals] == [3, 6]
+    # the curated set at every evaluation; every other set at the eval_sets_points log-spaced points
+    # (here steps 1 and 6: log_spaced_steps(6, 2)), and only there
+    assert [r["step"] for r in rows if "heldout_loss" in r] == [1, 3, 6]
+    evals = [r for r in rows if "heldout_loss_pool_mix" in r]
+    assert [r["step"] for r in evals] == log_spaced_steps(6, 2) == [1, 6]
+    assert all(set(r) >= {f"heldout_loss_{name}" for name in sets} for r in evals)
     for r in evals:
         for name in sets:
             assert math.isfinite(r[f"heldout_loss_{name}"]) and 0 < r[f"heldout_bpb_{name}"] < 20

@@ -139,21 +139,26 @@ def _cmd_evaluate(args) -> None:
     cfg = load_config(args.config)
     evaluate_run(cfg, Path(args.run_dir), Path(args.tasks), threads=args.threads)
     if args.receipt:  # the workflow's evaluate job mirrors the run into MLflow in the same process
-        args.run_dirs, args.tracking_uri = [args.run_dir], None
-        _cmd_sync_mlflow(args)
+        _mirror_runs([Path(args.run_dir)], None, Path(args.receipt))
 
 
 def _cmd_sync_mlflow(args) -> None:
-    from jest.tracking import mirror_run, write_receipt
     if args.receipt and len(args.run_dirs) != 1:
         raise ConfigError("--receipt needs exactly one run folder")
+    _mirror_runs(list(map(Path, args.run_dirs)), args.tracking_uri, Path(args.receipt) if args.receipt else None)
+
+
+def _mirror_runs(run_dirs: list[Path], uri: str | None, receipt: Path | None) -> None:
+    """Mirror each run into MLflow (jest.tracking.mirror_run); the receipt once MLflow holds every
+    point; exit 1 if any run is not fully mirrored."""
+    from jest.tracking import mirror_run, write_receipt
     failed = 0
-    for run_dir in map(Path, args.run_dirs):
-        mirror, ok, missing = mirror_run(run_dir, args.tracking_uri)
+    for run_dir in run_dirs:
+        mirror, ok, missing = mirror_run(run_dir, uri)
         print(f"{run_dir}: {'synced' if ok else 'FAILED'} (points missing in MLflow: {missing})")
         failed += not ok
-        if ok and args.receipt:
-            write_receipt(Path(args.receipt), mirror, missing)
+        if ok and receipt:
+            write_receipt(receipt, mirror, missing)
     if failed:
         sys.exit(1)
 

@@ -6,6 +6,8 @@ mtime so that the same rows give the same bytes), plus each run's lm-eval aggreg
 Model weights, checkpoints and snapshots are left out (megabytes, and derivable).
 
     python scripts/publish_reference.py results/tiny results/reference/tiny
+    python scripts/publish_reference.py results/ladder results/reference/ladder \
+        --report results/ladder/report/ladder --also results/ladder/ladder/lr_choice.json
 """
 from __future__ import annotations
 
@@ -52,8 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("results", type=Path, help="results/<config> of a finished run")
     ap.add_argument("dest", type=Path, help="results/reference/<config>")
+    ap.add_argument("--report", type=Path, help="the report folder (default: <results>/report)")
+    ap.add_argument("--also", type=Path, nargs="*", default=[],
+                    help="more files to copy to the top of dest (the ladder's lr_choice.json)")
     args = ap.parse_args(argv)
-    report = args.results / "report"
+    report = args.report or args.results / "report"
     if not (report / "summary.json").exists():
         sys.exit(f"{report / 'summary.json'} is missing: run the DAG to the end first")
     args.dest.mkdir(parents=True, exist_ok=True)
@@ -64,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copytree(item, target)
         else:
             shutil.copy2(item, target)
+    for extra in args.also:
+        if not extra.is_file():
+            sys.exit(f"{extra} (--also) is missing")
+        shutil.copy2(extra, args.dest / extra.name)
     n_runs = 0
     for group in ("runs", "references"):
         for run in sorted((args.results / group).glob("*")):

@@ -19,7 +19,7 @@ LABEL = {"iterations": "multiplier in training steps", "train+score": "multiplie
 def plot_ladder(summary: dict) -> Figure:
     rungs = {r: res for r, res in summary["rungs"].items() if res["learner_flops_1x"]}
     arms = sorted({a for res in rungs.values() for a in res["arms"]})
-    fig = Figure(figsize=(11, 4.8), layout="constrained")
+    fig = Figure(figsize=(12, 5), layout="constrained")
     axes = fig.subplots(1, len(PLOT_QUANTITIES), squeeze=False)[0]
     colors = {a: c for a, c in zip(arms, [f"C{i}" for i in range(10)] * 3)}
     for ax, q in zip(axes, PLOT_QUANTITIES):
@@ -48,18 +48,28 @@ def plot_ladder(summary: dict) -> Figure:
                 if e["bound"] in ("lower", "upper"):
                     ax.plot([xi], [e["value"]], marker="^" if e["bound"] == "lower" else "v", mfc="none",
                             color=colors[arm], ms=10)
+        # only the claim made in this panel's quantity (13x in steps, 10x in FLOPs), named on the line
         for factor, quantity in CLAIM_QUANTITY.items():
-            ls = "--" if quantity == q else ":"
-            ax.axhline(factor, color="crimson", ls=ls, lw=1, label=f"claimed {factor:g}x ({quantity})")
+            if quantity == q:
+                ax.axhline(factor, color="crimson", ls="--", lw=1, label=f"claimed {factor:g}x ({quantity})")
+                ax.text(0.01, factor * 1.06, f"claimed {factor:g}x", color="crimson", fontsize=8,
+                        transform=ax.get_yaxis_transform())
         ax.axhline(1.0, color="0.4", lw=0.8)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.xaxis.set_minor_formatter(NullFormatter())
         if xs:
             ax.set_xlim(min(xs) / 1.5, max(xs) * 1.5)
-        ax.set_xlabel("learner compute: training FLOPs of the rung's 1x uniform run")
+        for r, res in rungs.items():        # which rung each x is, with its learner size
+            ax.annotate(f"{r}\n{res['matmul_params'] / 1e6:.2g}M", (res["learner_flops_1x"], 0), xytext=(0, 3),
+                        textcoords="offset points", xycoords=("data", "axes fraction"), ha="center",
+                        va="bottom", fontsize=7, color="0.3")
+        ax.set_xlabel("learner compute (FLOPs of the rung's 1x uniform run)")
         ax.set_ylabel(LABEL[q])
         ax.set_title(f"{q}: rungs {', '.join(rungs)} (no extrapolation beyond them)", fontsize=9)
         ax.grid(True, which="both", alpha=0.3)
+    if any(e["bound"] for res in rungs.values() for a in res["arms"].values() for e in a["multiplier"].values()):
+        axes[-1].plot([], [], marker="v", mfc="none", ls="none", color="0.3", ms=8,
+                      label="open triangle: a bound (beyond\nthe rung's family; ^ at least, v at most)")
     axes[-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return fig

@@ -1,8 +1,11 @@
 """The (summary.json, runs folder) pairs of committed or local reference results that still have
-their run folders, for the tests that recompute a committed summary independently."""
+their run folders, for the tests that recompute a committed summary independently, and how those
+tests read a run's metrics (plain or gzipped)."""
 from __future__ import annotations
 
+import gzip
 import json
+from pathlib import Path
 
 import pytest
 
@@ -20,3 +23,9 @@ def reference_cases() -> list:
                 cases.append(pytest.param(summary_path, runs, id=f"{name}:{runs.relative_to(PROJECT_ROOT)}"))
                 break
     return cases or [pytest.param(None, None, id="no-reference-run-folders")]
+
+
+def metrics_text(run_dir: Path) -> str:
+    """A run's metrics.jsonl, or the gzipped copy that committed reference results hold."""
+    plain = run_dir / "metrics.jsonl"
+    return plain.read_text() if plain.exists() else gzip.decompress((run_dir / "metrics.jsonl.gz").read_bytes()).decode()

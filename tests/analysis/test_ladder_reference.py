@@ -62,11 +62,11 @@ def test_committed_ladder_slope_refits_inside_its_interval(summary):
     checked = 0
     for arm, by_q in summary["slopes"].items():
         for q, fit in by_q.items():
+            if fit["slope"] is None:
+                continue
             points = [(log_c[r], math.log(p["value"])) for r, res in summary["rungs"].items()
                       for p in res["arms"].get(arm, {}).get("multiplier", {}).get(q, {}).get("per_seed", [])
                       if p["value"]]
-            if fit["slope"] is None:
-                continue
             x = np.array([c for c, _ in points])
             y = np.array([m for _, m in points])
             rungs = sorted(set(x))

@@ -11,7 +11,6 @@ arm's multiplier is the geometric mean over seeds. Outside the family's range: a
 Runs on noisy synthetic run folders (5 seeds, independent noise on every run) and on the committed
 reference results when their run folders are present.
 """
-import gzip
 import json
 import math
 from pathlib import Path
@@ -20,19 +19,13 @@ import numpy as np
 import pytest
 
 from analysis.report import build_report
-from reference_cases import reference_cases
+from reference_cases import metrics_text, reference_cases
 
 COLUMNS = {"iterations": "step", "examples": "examples_seen", "train": "flops_train",
            "train+score": "flops_train_score", "total": "flops_total"}
 
 
 # ---------------------------------------------------------------- the independent implementation
-
-def metrics_text(run_dir: Path) -> str:
-    """A run's metrics.jsonl, or the gzipped copy that committed reference results hold."""
-    plain = run_dir / "metrics.jsonl"
-    return plain.read_text() if plain.exists() else gzip.decompress((run_dir / "metrics.jsonl.gz").read_bytes()).decode()
-
 def final_row(run_dir: Path, metric: str) -> dict | None:
     last = None
     for line in metrics_text(run_dir).splitlines():

@@ -12,7 +12,6 @@ Runs on the committed reference results when their run folders are present (resu
 <config>/runs, or the results/<config>/runs the committed or local report was built from), and
 always on synthetic run folders with a known answer (a JEST curve compressed 4x must give 4).
 """
-import gzip
 import json
 from pathlib import Path
 
@@ -20,18 +19,12 @@ import numpy as np
 import pytest
 
 from analysis.report import build_report
-from reference_cases import reference_cases
+from reference_cases import metrics_text, reference_cases
 
 FLOP_KEYS = {"train": "flops_train", "train+score": "flops_train_score", "total": "flops_total"}
 
 
 # ---------------------------------------------------------------- the independent implementation
-
-def metrics_text(run_dir: Path) -> str:
-    """A run's metrics.jsonl, or the gzipped copy that committed reference results hold."""
-    plain = run_dir / "metrics.jsonl"
-    return plain.read_text() if plain.exists() else gzip.decompress((run_dir / "metrics.jsonl.gz").read_bytes()).decode()
-
 def read_series(run_dir: Path, key: str) -> tuple[np.ndarray, np.ndarray]:
     """(steps, values) of `key` in a run's metrics.jsonl; the last row of a repeated step wins."""
     by_step = {}

@@ -9,7 +9,7 @@
     python -m jest train         --config CONFIG --arm ARM --seed N --run-dir DIR --shards DIR --tokenizer DIR
                                  [--references DIR]
     python -m jest build-tasks   --config CONFIG --heldout FILE --out DIR --cache DIR
-    python -m jest evaluate      --config CONFIG --run-dir DIR --tasks DIR
+    python -m jest evaluate      --config CONFIG --run-dir DIR [--run-dir DIR ...] --tasks DIR
     python -m jest sync-mlflow   RUN_DIR [RUN_DIR ...]
     python -m jest mlflow-ui     --config CONFIG [--port 5000]
     python -m jest verdict       [SUMMARY_JSON] [--config CONFIG]
@@ -135,11 +135,31 @@ def _cmd_build_tasks(args) -> None:
 
 
 def _cmd_evaluate(args) -> None:
+    """lm-eval on each run (one process for all: imports and lm-eval's task loading are paid once),
+    then, with receipts, each run's MLflow mirror. A run that fails does not stop the others; the
+    command exits 1 at the end naming every run that failed."""
+    import traceback
+
     from jest.evaluation.runner import evaluate_run
+    if args.receipt and len(args.receipt) != len(args.run_dir):
+        raise ConfigError(f"--receipt is given {len(args.receipt)} times for {len(args.run_dir)} --run-dir: "
+                          "give one receipt per run folder, in the same order, or none")
     cfg = load_config(args.config)
-    evaluate_run(cfg, Path(args.run_dir), Path(args.tasks), threads=args.threads)
-    if args.receipt:  # the workflow's evaluate job mirrors the run into MLflow in the same process
-        _mirror_runs([Path(args.run_dir)], None, Path(args.receipt))
+    failed = []
+    for i, run_dir in enumerate(map(Path, args.run_dir)):
+        if len(args.run_dir) > 1:
+            print(f"== [{i + 1}/{len(args.run_dir)}] {run_dir}", flush=True)
+        try:
+            evaluate_run(cfg, run_dir, Path(args.tasks), threads=args.threads)
+            if args.receipt:  # the workflow's evaluate job mirrors the run into MLflow in the same process
+                _mirror_runs([run_dir], None, Path(args.receipt[i]))
+        except (Exception, SystemExit) as err:  # noqa: BLE001 -- reported below, and the exit status says so
+            traceback.print_exc()
+            failed.append(f"{run_dir}: {err!r}")
+    if failed:
+        print(f"evaluation failed for {len(failed)} of {len(args.run_dir)} runs:\n  " + "\n  ".join(failed),
+              file=sys.stderr)
+        sys.exit(1)
 
 
 def _cmd_sync_mlflow(args) -> None:
@@ -203,10 +223,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batch-size", type=int, default=16)
     command("build-tasks", _cmd_build_tasks, "write the lm-eval task YAMLs and data files",
             ("config", "heldout", "out", "cache"))
-    p = command("evaluate", _cmd_evaluate, "lm-eval on a run's saved snapshots (--tasks: the build-tasks folder)",
-                ("config", "run-dir", "tasks"), threads=True)
-    p.add_argument("--receipt", help="then mirror the run (training and lm-eval rows) into MLflow, as sync-mlflow "
-                                     "does, and write this receipt once MLflow holds every point")
+    p = command("evaluate", _cmd_evaluate, "lm-eval on runs' saved snapshots (--tasks: the build-tasks folder)",
+                ("config", "tasks"), threads=True)
+    p.add_argument("--run-dir", action="append", required=True,
+                   help="a training run's folder; repeat it to evaluate several runs in this one process")
+    p.add_argument("--receipt", action="append",
+                   help="then mirror the run (training and lm-eval rows) into MLflow, as sync-mlflow does, and "
+                        "write this receipt once MLflow holds every point; one per --run-dir, in the same order")
 
     p = sub.add_parser("sync-mlflow", help="push any metric points MLflow lacks (idempotent)")
     p.add_argument("run_dirs", nargs="+")

@@ -136,12 +136,20 @@ def test_default_target_is_the_headline_and_ablations_run_only_when_asked(tmp_pa
     config = _copy("tiny", tmp_path)
     cfg = load_config(PROJECT_ROOT / "config" / "tiny.yaml")
     ablations, headline = cfg["ablation_arms"], [a for a in cfg["arms"] if a not in cfg["ablation_arms"]]
-    assert ablations and headline == ["uniform", "uniform_x0.5", "uniform_x2", "uniform_x4", "jest_f0.8",
-                                      "oracle_clean", "offline_filter_f0.8", "curated_only"]
+    assert ablations and headline == ["uniform", "uniform_x0.5", "uniform_x2", "uniform_x3", "jest_f0.8",
+                                      "oracle_clean", "offline_filter_f0.8"]
     n_seeds = len(cfg["seeds"])
 
     default = _dry_run(config)
     assert _job_counts(default)["train"] == len(headline) * n_seeds
+    # evaluation.group_by: seed: one evaluate process per seed runs lm-eval and the MLflow mirror on
+    # each headline run of that seed (a --run-dir and its --receipt per run), never a per-run job.
+    assert cfg["evaluation"]["group_by"] == "seed"
+    assert _job_counts(default)["evaluate_headline_seed"] == n_seeds and "evaluate" not in _job_counts(default)
+    for seed in cfg["seeds"]:
+        (job,) = re.findall(rf"python -m jest evaluate [^\n]*?runs/uniform_s{seed} [^\n]*", default)
+        assert sorted(f"{arm}_s{seed}" for arm in headline) == sorted(re.findall(r"--run-dir \S*/runs/(\S+)", job))
+        assert len(re.findall(r"--receipt \S*/mlflow_synced.json", job)) == len(headline)
     assert not any(arm in default for arm in ablations) and "ref_q25" not in default
     assert "analyze_ablations" not in default
 
@@ -150,6 +158,7 @@ def test_default_target_is_the_headline_and_ablations_run_only_when_asked(tmp_pa
     assert counts["train"] == len(cfg["arms"]) * n_seeds        # the headline runs are the ablations' baseline
     assert counts["train_reference"] == 2 and "ref_q25" in abl   # the reference ladder
     assert counts["analyze_ablations"] == 1 and "analyze" not in counts
+    assert counts["evaluate_ablations_seed"] == counts["evaluate_headline_seed"] == n_seeds
 
     both = _job_counts(_dry_run(config, target="all"))
     assert both["analyze"] == 1 and both["analyze_ablations"] == 1 and both["train"] == len(cfg["arms"]) * n_seeds
@@ -194,10 +203,10 @@ def test_tiny_family_branches_wait_for_their_trunk_of_the_same_seed(tmp_path):
     cfg = load_config(PROJECT_ROOT / "config" / "tiny.yaml")
     branches = {a: s["branch_from"] for a, s in cfg["arms"].items() if s.get("branch_from")}
     assert cfg["train"]["schedule"] == "wsd" and set(branches) == {"uniform", "uniform_x0.5", "uniform_x2"}
-    assert set(branches.values()) == {"uniform_x4"}
+    assert set(branches.values()) == {"uniform_x3"}
     jobs = _train_jobs(_dry_run(_copy("tiny", tmp_path)))
     for seed in cfg["seeds"]:
-        for arm, trunk in [*branches.items(), ("uniform_x4", None)]:
+        for arm, trunk in [*branches.items(), ("uniform_x3", None)]:
             (job,) = [j for j in jobs if f"--arm {arm} --seed {seed} " in j]
             inputs = re.search(r"^\s*input: (.*)$", job, re.MULTILINE).group(1)
             waits = f"runs/{trunk}_s{seed}/model/model.safetensors" in inputs if trunk else "runs/" in inputs

@@ -34,9 +34,9 @@ def test_budgets_scale_a_run_and_the_offline_filter_pays_for_its_reference():
     """A family arm at budget x trains round(x * steps) steps, scoring included (jest/schedule.py);
     offline_filter trains like uniform but its reference and pool scoring are one-time costs."""
     cfg = load_config(PROJECT_ROOT / "config" / "tiny.yaml")
-    only = ["uniform", "uniform_x0.5", "uniform_x4", "offline_filter_f0.8"]
+    only = ["uniform", "uniform_x0.5", "uniform_x3", "offline_filter_f0.8"]
     costs = config_costs(cfg, pool_tokens=TINY_POOL_SEQUENCES * 128, arms=only)
     arms = costs["arms"]
-    assert arms["uniform_x0.5"]["train"] * 2 == arms["uniform"]["train"] == arms["uniform_x4"]["train"] / 4
+    assert arms["uniform_x0.5"]["train"] * 2 == arms["uniform"]["train"] == arms["uniform_x3"]["train"] / 3
     assert arms["offline_filter_f0.8"]["train+score"] == arms["uniform"]["train"]
     assert set(costs["references"]) == {"ref"} and costs["references"]["ref"]["pool_scoring"] > 0

@@ -87,3 +87,45 @@ def test_margins_then_an_added_task_reaches_every_snapshot(run_dir, built):
     path.write_text(json.dumps(payload))
     assert [r["step"] for r in evaluate_run(_cfg([SVA, CONT]), run_dir, tasks_dir)] == [STEPS[1]]
     assert _step(run_dir, STEPS[1])["results"]["jest_passes"][-1]["tasks"] == [CONT]
+
+
+def test_one_process_evaluates_several_runs_and_a_failed_run_stops_none(run_dir, built, tmp_path):
+    """`python -m jest evaluate --run-dir A --run-dir B` (evaluation.group_by: seed, one process per
+    seed): each run is evaluated as a process of its own would (same files), a run that fails (here:
+    no snapshots, as a run whose training died before its first) is named at the end with exit 1,
+    and the runs after it are still evaluated."""
+    import subprocess
+    import sys
+
+    tasks_dir, _ = built
+    cfg = _cfg([SVA])
+    config = tmp_path / "cfg.json"
+    config.write_text(json.dumps(cfg))
+    broken, good = tmp_path / "broken_s0", tmp_path / "good_s0"
+    broken.mkdir()
+    shutil.copytree(run_dir, good, ignore=shutil.ignore_patterns("eval"))
+    proc = subprocess.run([sys.executable, "-m", "jest", "evaluate", "--config", str(config), "--tasks", str(tasks_dir),
+                           "--threads", "1", "--run-dir", str(broken), "--run-dir", str(good)],
+                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert f"evaluation failed for 1 of 2 runs:\n  {broken}: FileNotFoundError" in proc.stderr
+    assert "[2/2]" in proc.stdout and not (broken / "eval" / "done.json").exists()
+    solo = tmp_path / "solo_s0"
+    shutil.copytree(run_dir, solo, ignore=shutil.ignore_patterns("eval"))
+    evaluate_run(cfg, solo, tasks_dir)
+    for step in STEPS:
+        name = f"items_{step:07d}.jsonl"
+        assert (good / "eval" / name).read_text() == (solo / "eval" / name).read_text()
+        assert _step(good, step)["aggregate"] == _step(solo, step)["aggregate"]
+    assert json.loads((good / "eval" / "done.json").read_text())["complete"] is True
+
+
+def test_receipts_must_pair_with_run_folders(tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "jest", "evaluate", "--config", "config/smoke.yaml", "--tasks", "x",
+                           "--run-dir", "a", "--run-dir", "b", "--receipt", "ra"],
+                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode != 0
+    assert "--receipt is given 1 times for 2 --run-dir" in proc.stdout + proc.stderr

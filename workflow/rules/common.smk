@@ -1,6 +1,7 @@
 # Shared helpers: validate the config once, resolve paths, list the runs.
 import json
 import os
+import shlex
 from pathlib import Path
 
 from jest.data.manifest import local_input_files

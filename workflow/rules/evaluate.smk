@@ -64,3 +64,63 @@ rule evaluate:
     shell:
         logged("python -m jest evaluate --config {params.config:q} --run-dir {params.run_dir:q} --tasks {params.tasks:q} "
         "--threads {threads} --receipt {output.receipt:q}")
+
+
+# evaluation.group_by: seed (the CPU configs): one evaluate job per seed and group (the headline arms;
+# the ablation arms) runs lm-eval and the MLflow mirror on each of the group's runs of that seed, one
+# after another in one process. Each process pays ~10 s of imports and lm-eval task loading before
+# its first snapshot, more than a tiny run's own lm-eval; the jobs' outputs are the same files as the
+# per-run rule's, which stays for everything else (scale-ladder arms, group_by: run).
+def evaluate_group_rule_inputs(arms):
+    def inputs(wildcards):
+        return {"cards": [run_dir(arm, wildcards.seed) / "card.json" for arm in arms],
+                "tasks": rules.build_tasks.output.table, "user_tasks": task_files()}
+    return inputs
+
+
+def evaluate_group_args(arms):
+    """--run-dir D --receipt R for each run of the group (receipts: the rule's outputs, same order)."""
+    def args(wildcards):
+        return " ".join(f"--run-dir {shlex.quote(str(run_dir(arm, wildcards.seed)))} "
+                        f"--receipt {shlex.quote(str(run_dir(arm, wildcards.seed) / 'mlflow_synced.json'))}"
+                        for arm in arms)
+    return args
+
+
+EVALUATE_GROUPS = {"headline": HEADLINE_ARMS, "ablations": ABLATION_ARMS} \
+    if CFG["evaluation"]["group_by"] == "seed" else {}
+
+for _group, _arms in EVALUATE_GROUPS.items():
+    if not _arms:
+        continue
+
+    rule:
+        name: f"evaluate_{_group}_seed"
+        input:
+            unpack(evaluate_group_rule_inputs(_arms)),
+        output:
+            done=[ROOT / "runs" / f"{arm}_s{{seed}}" / "eval" / "done.json" for arm in _arms],
+            receipts=[ROOT / "runs" / f"{arm}_s{{seed}}" / "mlflow_synced.json" for arm in _arms],
+        wildcard_constraints:
+            seed=r"\d+",
+        params:
+            config=CONFIG_SNAPSHOT,
+            trigger=evaluate_trigger(),
+            runs=evaluate_group_args(_arms),
+            tasks=ROOT / "tasks",
+        threads: 2
+        conda:
+            ENV
+        log:
+            ROOT / "logs" / "evaluate" / f"{_group}_s{{seed}}.log",
+        shell:
+            logged("python -m jest evaluate --config {params.config:q} {params.runs} --tasks {params.tasks:q} "
+            "--threads {threads}")
+
+if EVALUATE_GROUPS:
+
+    ruleorder: evaluate_headline_seed > evaluate
+
+    if ABLATION_ARMS:
+
+        ruleorder: evaluate_ablations_seed > evaluate

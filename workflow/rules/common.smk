@@ -138,6 +138,24 @@ def all_evaluations(arms):
     return [run_dir(arm, seed) / "eval" / "done.json" for arm in arms for seed in CFG["seeds"]]
 
 
+# evaluation.group_by: seed (workflow/rules/evaluate.smk): the inputs and the --run-dir/--receipt
+# arguments of the job that evaluates every run of one group (headline or ablation arms) and seed.
+def evaluate_group_rule_inputs(arms):
+    def inputs(wildcards):
+        return {"cards": [run_dir(arm, wildcards.seed) / "card.json" for arm in arms],
+                "tasks": ROOT / "tasks" / "tasks.json", "user_tasks": task_files()}
+    return inputs
+
+
+def evaluate_group_args(arms):
+    """--run-dir D --receipt R for each run of the group (receipts: the rule's outputs, same order)."""
+    def args(wildcards):
+        return " ".join(f"--run-dir {shlex.quote(str(run_dir(arm, wildcards.seed)))} "
+                        f"--receipt {shlex.quote(str(run_dir(arm, wildcards.seed) / 'mlflow_synced.json'))}"
+                        for arm in arms)
+    return args
+
+
 # The evaluate rule reruns when the evaluation section changes (a task added, a new limit) and
 # when what the names mean changes: the suites' members (jest/evaluation/suites.py) and the
 # formats of the eval files. The runner then evaluates each snapshot for the tasks it lacks.

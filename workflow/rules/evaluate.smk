@@ -71,22 +71,6 @@ rule evaluate:
 # after another in one process. Each process pays ~10 s of imports and lm-eval task loading before
 # its first snapshot, more than a tiny run's own lm-eval; the jobs' outputs are the same files as the
 # per-run rule's, which stays for everything else (scale-ladder arms, group_by: run).
-def evaluate_group_rule_inputs(arms):
-    def inputs(wildcards):
-        return {"cards": [run_dir(arm, wildcards.seed) / "card.json" for arm in arms],
-                "tasks": rules.build_tasks.output.table, "user_tasks": task_files()}
-    return inputs
-
-
-def evaluate_group_args(arms):
-    """--run-dir D --receipt R for each run of the group (receipts: the rule's outputs, same order)."""
-    def args(wildcards):
-        return " ".join(f"--run-dir {shlex.quote(str(run_dir(arm, wildcards.seed)))} "
-                        f"--receipt {shlex.quote(str(run_dir(arm, wildcards.seed) / 'mlflow_synced.json'))}"
-                        for arm in arms)
-    return args
-
-
 EVALUATE_GROUPS = {"headline": HEADLINE_ARMS, "ablations": ABLATION_ARMS} \
     if CFG["evaluation"]["group_by"] == "seed" else {}
 

@@ -40,6 +40,15 @@ def _checkout_copy(root: Path) -> dict:
     return {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "PYTHONPATH": str(root)}
 
 
+def _terminal_signals() -> None:
+    """In the child before exec: SIGINT and SIGQUIT as a terminal's foreground job has them. A pytest
+    started in the background of a non-interactive shell (`nohup pytest ... &`) ignores both, the
+    ignore is inherited, and Python then never raises KeyboardInterrupt: the Ctrl-C of step 3 would
+    do nothing and the test would fail for a reason outside the code under test (seen)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+
+
 def _wait_for(predicate, proc: subprocess.Popen, what: str, timeout: float = 1800) -> None:
     deadline = time.time() + timeout
     while not predicate():
@@ -91,7 +100,7 @@ def test_readme_command_interrupted_raced_killed_and_rerun_gives_identical_resul
     # 1. the README's command, in its own process group as a terminal would start it
     logs = tmp_path / "first.log", tmp_path / "second.log"  # files, not pipes: nobody reads a pipe mid-run
     first = subprocess.Popen(README_COMMAND, cwd=root, env=env, stdout=logs[0].open("w"), stderr=subprocess.STDOUT,
-                             start_new_session=True)
+                             start_new_session=True, preexec_fn=_terminal_signals)
     started.append(first)
     snapshots = lambda: sorted(p for p in results.glob("config.*.json")  # noqa: E731
                                if re.fullmatch(r"config\.[0-9a-f]{12}\.json", p.name)) if results.is_dir() else []

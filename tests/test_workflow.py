@@ -37,7 +37,8 @@ def _smoke_config(results: Path, **overrides) -> Path:
 
 
 def _cmd(results: Path, *extra: str, **overrides) -> list[str]:
-    return [*SNAKEMAKE, "--cores", "2", "--configfile", str(_smoke_config(results, **overrides)), *extra]
+    # extra (targets, options) before --configfile, which takes every following word as a config file
+    return [*SNAKEMAKE, *extra, "--cores", "2", "--configfile", str(_smoke_config(results, **overrides))]
 
 
 def _snakemake(results: Path, *extra: str, **overrides) -> subprocess.CompletedProcess:

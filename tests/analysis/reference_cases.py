@@ -14,13 +14,16 @@ from jest.config import PROJECT_ROOT
 
 def reference_cases() -> list:
     cases = []
-    for summary_path in sorted((PROJECT_ROOT / "results" / "reference").glob("*/summary.json")):
-        name = summary_path.parent.name
+    reference = PROJECT_ROOT / "results" / "reference"
+    # each config's headline summary, and its ablations' (every arm) beside it, read from the same runs
+    for summary_path in sorted([*reference.glob("*/summary.json"), *reference.glob("*/ablations/summary.json")]):
+        top = summary_path.parent if summary_path.parent.name != "ablations" else summary_path.parent.parent
+        name, label = top.name, str(summary_path.parent.relative_to(reference))
         if not json.loads(summary_path.read_text()).get("schema_version", "").startswith("jest-summary-"):
             continue        # the ladder's summary (jest-ladder-summary-*) has its own check: test_ladder_reference.py
-        for runs in (summary_path.parent / "runs", PROJECT_ROOT / "results" / name / "runs"):
+        for runs in (top / "runs", PROJECT_ROOT / "results" / name / "runs"):
             if runs.is_dir():
-                cases.append(pytest.param(summary_path, runs, id=f"{name}:{runs.relative_to(PROJECT_ROOT)}"))
+                cases.append(pytest.param(summary_path, runs, id=f"{label}:{runs.relative_to(PROJECT_ROOT)}"))
                 break
     return cases or [pytest.param(None, None, id="no-reference-run-folders")]
 

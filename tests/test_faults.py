@@ -304,8 +304,10 @@ def test_every_shell_line_uses_only_validated_config_strings():
                 seen += 1
                 assert allowed.match(field), f"{path.name}: shell field {{{field}}}"
                 # Paths are absolute under the checkout, which may hold a space ("~/my projects/jest"):
-                # every path field is quoted; only integers, validated names and the launcher are not.
-                bare_ok = field in ("threads", "params.launcher") or field.startswith("wildcards.")
+                # every path field is quoted; only integers, validated names and the launcher are not,
+                # and params.runs (evaluation.group_by: seed), options whose every word is already quoted
+                # by shlex.quote (common.smk, evaluate_group_args): `:q` would make them one word.
+                bare_ok = field in ("threads", "params.launcher", "params.runs") or field.startswith("wildcards.")
                 assert bare_ok or field.endswith(":q"), f"{path.name}: path field {{{field}}} is not quoted ({{...:q}})"
     assert seen > 10
 

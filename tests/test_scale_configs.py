@@ -164,6 +164,13 @@ def test_default_target_is_the_headline_and_ablations_run_only_when_asked(tmp_pa
     assert both["analyze"] == 1 and both["analyze_ablations"] == 1 and both["train"] == len(cfg["arms"]) * n_seeds
 
 
+def test_a_config_without_headline_arms_may_group_evaluations_by_seed(tmp_path):
+    """evaluation.group_by: seed defines a per-seed evaluate rule only for groups that have arms: a
+    ladder config (no headline arms) parses, and its ladder arms keep the per-run evaluate rule."""
+    out = _dry_run(_copy("ladder_smoke", tmp_path, evaluation={"group_by": "seed"}))
+    assert "evaluate_headline_seed" not in out and "evaluate_ablations_seed" not in out
+
+
 def test_tiny_headline_has_five_seeds_and_a_uniform_family_spanning_every_arm_cost():
     """The family runs from below the cheapest headline arm's cost to beyond the most expensive one's
     (iterations: every arm trains train.steps; FLOPs: training + scoring, analysis.costs)."""

@@ -68,15 +68,14 @@ rule evaluate:
 
 # evaluation.group_by: seed (the CPU configs): one evaluate job per seed and group (the headline arms;
 # the ablation arms) runs lm-eval and the MLflow mirror on each of the group's runs of that seed, one
-# after another in one process. Each process pays ~10 s of imports and lm-eval task loading before
+# after another in one process. Each process pays ~11 s of imports and lm-eval task loading before
 # its first snapshot, more than a tiny run's own lm-eval; the jobs' outputs are the same files as the
 # per-run rule's, which stays for everything else (scale-ladder arms, group_by: run).
-EVALUATE_GROUPS = {"headline": HEADLINE_ARMS, "ablations": ABLATION_ARMS} \
-    if CFG["evaluation"]["group_by"] == "seed" else {}
+# Groups without arms (a ladder config has no headline arms) get no rule and no ruleorder.
+EVALUATE_GROUPS = {group: arms for group, arms in (("headline", HEADLINE_ARMS), ("ablations", ABLATION_ARMS))
+                   if arms and CFG["evaluation"]["group_by"] == "seed"}
 
 for _group, _arms in EVALUATE_GROUPS.items():
-    if not _arms:
-        continue
 
     rule:
         name: f"evaluate_{_group}_seed"
@@ -101,10 +100,11 @@ for _group, _arms in EVALUATE_GROUPS.items():
             logged("python -m jest evaluate --config {params.config:q} {params.runs} --tasks {params.tasks:q} "
             "--threads {threads}")
 
-if EVALUATE_GROUPS:
+if "headline" in EVALUATE_GROUPS:
 
     ruleorder: evaluate_headline_seed > evaluate
 
-    if ABLATION_ARMS:
 
-        ruleorder: evaluate_ablations_seed > evaluate
+if "ablations" in EVALUATE_GROUPS:
+
+    ruleorder: evaluate_ablations_seed > evaluate

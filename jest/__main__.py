@@ -151,9 +151,10 @@ def _cmd_evaluate(args) -> None:
             print(f"== [{i + 1}/{len(args.run_dir)}] {run_dir}", flush=True)
         try:
             evaluate_run(cfg, run_dir, Path(args.tasks), threads=args.threads)
-            if args.receipt:  # the workflow's evaluate job mirrors the run into MLflow in the same process
-                _mirror_runs([run_dir], None, Path(args.receipt[i]))
-        except (Exception, SystemExit) as err:  # noqa: BLE001 -- reported below, and the exit status says so
+            # the workflow's evaluate job mirrors the run into MLflow in the same process
+            if args.receipt and _mirror_runs([run_dir], None, Path(args.receipt[i])):
+                raise RuntimeError("MLflow does not hold every point of the run (above)")
+        except Exception as err:  # noqa: BLE001 -- reported below, and the exit status says so
             traceback.print_exc()
             failed.append(f"{run_dir}: {err!r}")
     if failed:
@@ -165,12 +166,13 @@ def _cmd_evaluate(args) -> None:
 def _cmd_sync_mlflow(args) -> None:
     if args.receipt and len(args.run_dirs) != 1:
         raise ConfigError("--receipt needs exactly one run folder")
-    _mirror_runs(list(map(Path, args.run_dirs)), args.tracking_uri, Path(args.receipt) if args.receipt else None)
+    if _mirror_runs(list(map(Path, args.run_dirs)), args.tracking_uri, Path(args.receipt) if args.receipt else None):
+        sys.exit(1)
 
 
-def _mirror_runs(run_dirs: list[Path], uri: str | None, receipt: Path | None) -> None:
+def _mirror_runs(run_dirs: list[Path], uri: str | None, receipt: Path | None) -> int:
     """Mirror each run into MLflow (jest.tracking.mirror_run); the receipt once MLflow holds every
-    point; exit 1 if any run is not fully mirrored."""
+    point. Returns how many runs are not fully mirrored (the callers exit 1 on any)."""
     from jest.tracking import mirror_run, write_receipt
     failed = 0
     for run_dir in run_dirs:
@@ -179,8 +181,7 @@ def _mirror_runs(run_dirs: list[Path], uri: str | None, receipt: Path | None) ->
         failed += not ok
         if ok and receipt:
             write_receipt(receipt, mirror, missing)
-    if failed:
-        sys.exit(1)
+    return failed
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import copy
 import json
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -94,9 +96,6 @@ def test_one_process_evaluates_several_runs_and_a_failed_run_stops_none(run_dir,
     seed): each run is evaluated as a process of its own would (same files), a run that fails (here:
     no snapshots, as a run whose training died before its first) is named at the end with exit 1,
     and the runs after it are still evaluated."""
-    import subprocess
-    import sys
-
     tasks_dir, _ = built
     cfg = _cfg([SVA])
     config = tmp_path / "cfg.json"
@@ -121,9 +120,6 @@ def test_one_process_evaluates_several_runs_and_a_failed_run_stops_none(run_dir,
 
 
 def test_receipts_must_pair_with_run_folders(tmp_path):
-    import subprocess
-    import sys
-
     proc = subprocess.run([sys.executable, "-m", "jest", "evaluate", "--config", "config/smoke.yaml", "--tasks", "x",
                            "--run-dir", "a", "--run-dir", "b", "--receipt", "ra"],
                           cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120, check=False)

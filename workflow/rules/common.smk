@@ -141,18 +141,19 @@ def all_evaluations(arms):
 # evaluation.group_by: seed (workflow/rules/evaluate.smk): the inputs and the --run-dir/--receipt
 # arguments of the job that evaluates every run of one group (headline or ablation arms) and seed.
 def evaluate_group_rule_inputs(arms):
+    """The per-run evaluate rule's inputs, for every run of the group (`rules` is read at job time)."""
     def inputs(wildcards):
         return {"cards": [run_dir(arm, wildcards.seed) / "card.json" for arm in arms],
-                "tasks": ROOT / "tasks" / "tasks.json", "user_tasks": task_files()}
+                "tasks": rules.build_tasks.output.table, "user_tasks": task_files()}
     return inputs
 
 
 def evaluate_group_args(arms):
     """--run-dir D --receipt R for each run of the group (receipts: the rule's outputs, same order)."""
     def args(wildcards):
-        return " ".join(f"--run-dir {shlex.quote(str(run_dir(arm, wildcards.seed)))} "
-                        f"--receipt {shlex.quote(str(run_dir(arm, wildcards.seed) / 'mlflow_synced.json'))}"
-                        for arm in arms)
+        runs = [run_dir(arm, wildcards.seed) for arm in arms]
+        return " ".join(f"--run-dir {shlex.quote(str(run))} --receipt {shlex.quote(str(run / 'mlflow_synced.json'))}"
+                        for run in runs)
     return args
 
 

@@ -118,7 +118,8 @@ def _cmd_score_reference(args) -> None:
     model = LlamaForCausalLM.from_pretrained(ref_dir / "model").to(resolve_device(cfg["device"]))
     from jest.ladder import reference_pool_fraction
     meta = score_pool(model, Path(args.shards), ref_dir, args.batch_size, ref_dir, progress=not args.no_progress,
-                      fraction=reference_pool_fraction(cfg, ref_dir.name))
+                      fraction=reference_pool_fraction(cfg, ref_dir.name),
+                      fast=bool(cfg["references"].get(ref_dir.name, {}).get("train", {}).get("fast_path")))
     print(f"scored {meta.get('scored_sequences', meta['sequences'])} of {meta['sequences']} pool sequences in "
           f"{meta['seconds']:.1f} s: mean loss "
           f"{meta['mean_loss']:.4f}, {meta['flops']:.3e} FLOPs")

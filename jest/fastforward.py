@@ -28,6 +28,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from jest.cpu_matmul import linear
+
 # (inv_freq storage, T, device, dtype) -> (inv_freq, cos, signed sin), cos and sin (T, 1, head_dim);
 # a few entries per process (one per model and sequence length). Holding inv_freq keeps its
 # storage alive, so no other model's inv_freq can reuse the address in the key.
@@ -106,15 +108,15 @@ def decoder_hidden(model, x: torch.Tensor) -> torch.Tensor:
         # slicing q, k, v out would zero-fill and copy a full-size gradient for each of them)
         a = _rms_norm(h, layer.input_layernorm.weight, eps)
         w_qkv = torch.cat((attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight))     # (3d, d)
-        q, k, v = F.linear(a, w_qkv).view(b, T, 3, H, hd).unbind(2)                          # (b, T, H, hd) each
+        q, k, v = linear(a, w_qkv).view(b, T, 3, H, hd).unbind(2)                          # (b, T, H, hd) each
         q, k = _rotary(q, cos, sin, half), _rotary(k, cos, sin, half)
         o = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
                                            is_causal=True, scale=scale)                      # (b, H, T, hd)
-        h = h + F.linear(o.transpose(1, 2).reshape(b, T, d), attn.o_proj.weight)
+        h = h + linear(o.transpose(1, 2).reshape(b, T, d), attn.o_proj.weight)
         # -- SwiGLU MLP: one (2 d_ff, d) matmul for gate and up; down(silu(gate) * up)
         m = _rms_norm(h, layer.post_attention_layernorm.weight, eps)
-        gate, up = F.linear(m, torch.cat((mlp.gate_proj.weight, mlp.up_proj.weight))).chunk(2, dim=-1)
-        h = h + F.linear(F.silu(gate) * up, mlp.down_proj.weight)
+        gate, up = linear(m, torch.cat((mlp.gate_proj.weight, mlp.up_proj.weight))).chunk(2, dim=-1)
+        h = h + linear(F.silu(gate) * up, mlp.down_proj.weight)
     return _rms_norm(h, body.norm.weight, eps)
 
 

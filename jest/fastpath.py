@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import torch
 
+from jest.cpu_matmul import add_weight_grad, mm_t
 from jest.fastforward import final_hidden
 
 # Rows of logits per chunk: 512 x V=2048 fp32 = 4 MiB, about an L2/L3 slice of one core.
@@ -65,7 +66,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
             if autocast:  # bf16: the matmul in autocast's dtype, as HF's lm_head would run it
                 logits = h @ weight.t()                                                 # (c, V)
             else:
-                logits = torch.mm(h, weight.t(), out=logits_buf[:c])                    # (c, V)
+                logits = mm_t(h, weight, out=logits_buf[:c])                            # (c, V)
             # log_softmax: one vectorised kernel, the function HF's cross_entropy uses
             logp = torch.log_softmax(logits.float(), dim=1, out=logp_buf[:c])         # (c, V)
             loss -= logp.gather(1, y[:, None]).sum()
@@ -75,8 +76,8 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 g.scatter_add_(1, y[:, None], torch.full_like(g[:, :1], -1.0))
                 g.div_(n)
                 g = g.to(hidden.dtype)
-                torch.mm(g, weight, out=grad_hidden[i:i + chunk_rows])      # (c, d)
-                grad_weight.addmm_(g.t(), h)                                 # (V, d)
+                mm_t(g, weight.t(), out=grad_hidden[i:i + chunk_rows])      # (c, d)
+                add_weight_grad(grad_weight, g, h)                          # (V, d) += g^T h
         ctx.save_for_backward(grad_hidden, grad_weight)
         return loss / n
 
@@ -121,7 +122,7 @@ def token_nll(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
     twin of linear_cross_entropy: the logits of one chunk at a time stay in cache)."""
     out = torch.empty(hidden.size(0), dtype=torch.float32, device=hidden.device)
     for i in range(0, hidden.size(0), chunk_rows):
-        logits = (hidden[i:i + chunk_rows] @ weight.t()).float()              # (c, V)
+        logits = mm_t(hidden[i:i + chunk_rows], weight).float()               # (c, V)
         y = targets[i:i + chunk_rows, None]
         out[i:i + chunk_rows] = torch.logsumexp(logits, dim=1) - logits.gather(1, y).squeeze(1)
     return out

@@ -47,6 +47,7 @@ class PolicyContext:
     references_root: Path
     device: torch.device
     precision: str = "fp32"                      # train.precision: scoring forwards run in it too
+    fast: bool = False                           # train.fast_path: scoring through jest.fastforward too
     world: World = field(default_factory=World)  # the training processes; one by default
 
 
@@ -119,7 +120,8 @@ class JestPolicy:
         learner_loss = features = None
         if self.needs_learner:
             learner_loss, features = sequence_losses(learner, my_candidates, arm["score_batch_size"], self.prefix_len,
-                                                     with_features=self.needs_features, precision=precision)
+                                                     with_features=self.needs_features, precision=precision,
+                                                     fast=self.ctx.fast)
             learner_loss = world.gather_rows(learner_loss, B).cpu()
             if features is not None:
                 features = world.gather_rows(features, B)
@@ -127,7 +129,8 @@ class JestPolicy:
         if self.ref_scores is not None:  # cached per pool index: the same on every rank
             ref_loss = torch.from_numpy(self.ref_scores[candidate_ids])
         else:
-            ref_loss, _ = sequence_losses(self.ref_model, my_candidates, arm["score_batch_size"], precision=precision)
+            ref_loss, _ = sequence_losses(self.ref_model, my_candidates, arm["score_batch_size"], precision=precision,
+                                          fast=self.ctx.fast)
             ref_loss = world.gather_rows(ref_loss, B).cpu()
             flops += B * self.ctx.seq_len * self.ref_fpt
 

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from jest.flops import forward_flops_per_token
 from jest.io import atomic_write_bytes, atomic_write_json, sha256_file
+from jest.fastforward import final_hidden
 from jest.fastpath import token_nll
 from jest.model import shape_summary
 from jest.progress import Progress
@@ -56,7 +57,8 @@ def sequence_losses(model, tokens: torch.Tensor, batch_size: int, prefix_len: in
     for i in range(0, tokens.size(0), batch_size):
         x = tokens[i:i + batch_size, :T].to(device, non_blocking=True)        # (c, T) view, no copy on CPU
         with precision_context(device, precision):
-            hidden = model.model(input_ids=x).last_hidden_state                # (c, T, d)
+            # train.fast_path: the fused decoder forward (oneDNN matmuls on AVX-512 CPUs)
+            hidden = final_hidden(model, x) if fast else model.model(input_ids=x).last_hidden_state  # (c, T, d)
             if fast:  # jest.fastpath: the output projection + NLL in cache-sized row chunks
                 nll = token_nll(hidden[:, :-1].flatten(0, 1), model.lm_head.weight,
                                 x[:, 1:].flatten()).view(x.size(0), -1)        # (c, T-1)
@@ -123,7 +125,7 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 
 def score_pool(model, shards_dir: Path, out_dir: Path, batch_size: int, reference_dir: Path,
                progress: bool = True, save_every: int | None = None, precision: str = "fp32",
-               fraction: float = 1.0) -> dict:
+               fraction: float = 1.0, fast: bool = False) -> dict:
     """Reference loss of every pool sequence, once: pool_scores.npy + pool_scores.json (its provenance).
 
     `fraction` < 1 scores only the fixed, nested subset jest.runspec.training_subset(n, fraction) of
@@ -139,7 +141,7 @@ def score_pool(model, shards_dir: Path, out_dir: Path, batch_size: int, referenc
     the same keys. A killed job re-run with the same reference, pool, batch size,
     device and precision continues from there and ends with the same scores bit for
     bit (each chunk is computed exactly as in an uninterrupted run); a partial from
-    anything else is discarded. The final files are written atomically (scores first, then
+    anything else is discarded (`fast`, train.fast_path's forward, is part of the key). The final files are written atomically (scores first, then
     the JSON that vouches for them) and the partial files removed.
     """
     out_dir, shards_dir = Path(out_dir), Path(shards_dir)
@@ -151,6 +153,8 @@ def score_pool(model, shards_dir: Path, out_dir: Path, batch_size: int, referenc
            "pool_sha256": manifest["splits"]["pool"]["sha256"], "sequences": n, "seq_len": T,
            "batch_size": batch_size, "chunk": chunk, "device": next(model.parameters()).device.type,
            "precision": precision}
+    if fast:  # only when on: the keys of partials written without it are unchanged
+        key["fast_path"] = True
     if fraction < 1.0:  # the whole pool's keys, files and numbers are unchanged
         from jest.runspec import training_subset
         rows, key["fraction"] = training_subset(n, fraction), fraction
@@ -177,7 +181,7 @@ def score_pool(model, shards_dir: Path, out_dir: Path, batch_size: int, referenc
     live = Progress("score pool", len(starts), len(starts) - len(todo), chunk * T, enabled=progress)
     for k, start in enumerate(todo):
         idx = rows[start:start + chunk]
-        losses, _ = sequence_losses(model, pool.get(idx), batch_size, precision=precision)
+        losses, _ = sequence_losses(model, pool.get(idx), batch_size, precision=precision, fast=fast)
         scores[idx] = losses.cpu().numpy()
         end = start + len(idx)
         live.update(len(starts) - len(todo) + k + 1)

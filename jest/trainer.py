@@ -189,7 +189,7 @@ class Training:
             seed=spec.seed, seq_len=self.data.seq_len, pool_size=len(self.data.pool), device=device,
             pool_sha256=shards_manifest["splits"][spec.train_split]["sha256"],
             references_root=Path(spec.references_root or self.run_dir.parent.parent / "references"),
-            precision=self.tcfg["precision"], world=world))
+            precision=self.tcfg["precision"], fast=bool(self.tcfg.get("fast_path")), world=world))
         # Control arms draw the same uniform stream from a part of the split (baselines/controls.py).
         self.data.restrict(draw_set(self.policy, self.data.pool, self.data.subset))
         self.batch = BatchShape.plan(self.tcfg, self.policy.super_batch_size(self.tcfg["batch_size"]),
@@ -361,7 +361,8 @@ class Training:
         if self.plan.evaluates(step):
             sets = self.data.eval_sets if self.plan.evaluates_all_sets(step) else self.data.eval_sets[:1]
             row.update(heldout_sets.evaluate_sets(sets, lambda shard, idx: evaluate_heldout(
-                self.model, shard, idx, self.tcfg["eval_batch_size"], self.device)))
+                self.model, shard, idx, self.tcfg["eval_batch_size"], self.device,
+                fast=bool(self.tcfg.get("fast_path")))))
         self.metrics.append(row)
         return row
 

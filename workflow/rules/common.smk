@@ -109,6 +109,17 @@ def reference_inputs(wildcards):
     return needed
 
 
+def seed_priority(wildcards):
+    """Training and evaluation jobs of earlier seeds first (priority 10 for the last seed, +2 per
+    seed before it; below the reference chain's 40 and build_tasks' 50). With the seeds interleaved,
+    every per-seed evaluation, which waits for all of its seed's runs, became ready at the end of the
+    DAG: 5 of them ran there, the last alone on one core (issue #16, the job timeline). In seed
+    order, a seed's evaluation runs beside the next seeds' training."""
+    seeds = [int(s) for s in CFG["seeds"]]
+    seed = int(wildcards.seed)
+    return 10 + 2 * (len(seeds) - 1 - seeds.index(seed)) if seed in seeds else 10
+
+
 def trunk_inputs(wildcards):
     """A cooldown branch of the uniform family (arms.<arm>.branch_from, jest/branching.py) starts from
     its trunk's state at its decay: it waits for the trunk's run of the same seed (its final model,

@@ -57,6 +57,7 @@ rule evaluate:
         run_dir=lambda wc: run_dir(wc.arm, wc.seed),
         tasks=ROOT / "tasks",
     threads: 2
+    priority: lambda wc: seed_priority(wc) + 1  # before the same seed's remaining training (common.smk)
     conda:
         ENV
     log:
@@ -92,6 +93,7 @@ for _group, _arms in EVALUATE_GROUPS.items():
             runs=evaluate_group_args(_arms),
             tasks=ROOT / "tasks",
         threads: 2
+        priority: lambda wc: seed_priority(wc) + 1  # as the per-run rule
         conda:
             ENV
         log:

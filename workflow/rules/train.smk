@@ -29,6 +29,7 @@ rule train:
         references=ROOT / "references",
         launcher=TRAIN_LAUNCHER,
     threads: 2
+    priority: seed_priority  # common.smk: a seed's runs finish together, so its evaluation starts early
     conda:
         ENV
     log:

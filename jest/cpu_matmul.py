@@ -1,0 +1,104 @@
+"""Linear layers through oneDNN's fp32 matmul on AVX-512 CPUs (`train.fast_path`).
+
+PyTorch's CPU build runs fp32 matmuls (F.linear, mm, addmm) through MKL's sgemm. MKL picks its
+AVX-512 kernels only on Intel processors; on an AMD one with AVX-512 (this project's Zen 5
+machine, 2026-12-02) it runs its AVX2 kernels, at about half the core's fp32 peak. oneDNN,
+which PyTorch also ships, dispatches on the instruction set alone. Measured on that machine
+(1 thread, (2048 x K) by (K x N) at the tiny and ladder-top widths, GFLOP/s; docs/benchmarks.md):
+
+    shape (M, K, N)      MKL y = x W^T   oneDNN   MKL dx = dy W   oneDNN   MKL dW = dy^T x   oneDNN
+    (2048, 96, 288)          92           211          95          222           89            181
+    (2048, 96, 2048)         86           210          85          207           75            ~190
+    (2048, 176, 528)         85           200          90          221           89            ~175
+
+With oneDNN limited to AVX2 (ONEDNN_MAX_CPU_ISA=AVX2) it was 0.9-1.2x MKL: no reason to switch,
+so the switch happens only where torch reports AVX-512 (torch.backends.cpu.get_cpu_capability).
+
+`linear(x, w)` is F.linear(x, w) without bias: forward and both backward matmuls through
+torch.ops.mkldnn._linear_pointwise (the oneDNN linear that torch.compile's CPU backend uses),
+which takes strided views, so no transpose is copied. The arithmetic is fp32 with oneDNN's
+blocking: results differ from MKL's in the last bits (the loss by ~1e-6; measured in
+docs/benchmarks.md), are bit-identical from run to run at a fixed thread count, and may differ
+in the last bits between 1 and 2 threads (oneDNN splits the weight gradient's reduction by
+thread; the workflow gives every CPU job a fixed thread count).
+"""
+from __future__ import annotations
+
+import functools
+
+import torch
+import torch.nn.functional as F
+
+
+@functools.cache
+def onednn_linear_available() -> bool:
+    """Whether linear() routes through oneDNN here: a CPU build with oneDNN, the private op
+    present (it is not a public API; without it, F.linear), and AVX-512 in use by torch."""
+    try:
+        op = torch.ops.mkldnn._linear_pointwise
+    except (AttributeError, RuntimeError):
+        return False
+    return (op is not None and torch.backends.mkldnn.is_available()
+            and torch.backends.cpu.get_cpu_capability().startswith("AVX512"))
+
+
+def _mm_t(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a @ b.T through oneDNN: a (M, K), b (N, K), both possibly strided views -> (M, N)."""
+    return torch.ops.mkldnn._linear_pointwise(a, b, None, "none", [], "")
+
+
+def weight_grad(dy: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """dy^T x (N, K) for dy (M, N), x (M, K): oneDNN ran it ~1.3x faster as (x^T dy)^T when the
+    output's rows outnumber its columns (N > K), and as dy^T x otherwise (measured, module doc).
+    The first form returns a transposed view."""
+    if dy.size(1) > x.size(1):
+        return _mm_t(x.t(), dy.t()).t()
+    return _mm_t(dy.t(), x.t())
+
+
+class _OneDNNLinear(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        x2 = x.reshape(-1, x.size(-1))                                              # (M, K)
+        ctx.save_for_backward(x2, weight)
+        ctx.x_shape = x.shape
+        return _mm_t(x2, weight).view(*x.shape[:-1], weight.size(0))              # (..., N)
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        x2, weight = ctx.saved_tensors
+        dy = grad_out.reshape(-1, grad_out.size(-1))                                # (M, N)
+        dx = _mm_t(dy, weight.t()).view(ctx.x_shape) if ctx.needs_input_grad[0] else None
+        # contiguous: autograd would copy a transposed gradient into the parameter's layout anyway
+        dw = weight_grad(dy, x2).contiguous() if ctx.needs_input_grad[1] else None
+        return dx, dw
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """F.linear(x, weight) (no bias), through oneDNN on fp32 AVX-512 CPUs (module doc)."""
+    if _use_onednn(x, weight):
+        return _OneDNNLinear.apply(x, weight)
+    return F.linear(x, weight)
+
+
+def _use_onednn(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return (a.device.type == "cpu" and a.dtype == torch.float32 and b.dtype == torch.float32
+            and not torch.is_autocast_enabled("cpu") and onednn_linear_available())
+
+
+def mm_t(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """a @ b.T for 2-D a (M, K), b (N, K), without autograd (the fused cross-entropy forms its
+    own gradients), into `out` if given: through oneDNN where linear() uses it (its op has no
+    out=, so the result is copied: a fresh multi-MiB result per call cost more in page faults,
+    measured), else torch.mm."""
+    if _use_onednn(a, b):
+        return _mm_t(a, b) if out is None else out.copy_(_mm_t(a, b))
+    return torch.mm(a, b.t(), out=out) if out is not None else a @ b.t()
+
+
+def add_weight_grad(grad_weight: torch.Tensor, dy: torch.Tensor, x: torch.Tensor) -> None:
+    """grad_weight (N, K) += dy^T x, for dy (M, N), x (M, K)."""
+    if _use_onednn(dy, x):
+        grad_weight += weight_grad(dy, x).contiguous()  # a transposed view added in place ran slower
+    else:
+        grad_weight.addmm_(dy.t(), x)

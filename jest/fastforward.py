@@ -66,7 +66,10 @@ def rotary_tables(rotary_emb, seq_len: int, device: torch.device, dtype: torch.d
     if hit is None:
         if len(_ROTARY_CACHE) > 32:  # bounded: models come and go in tests and the bench
             _ROTARY_CACHE.clear()
-        with torch.no_grad():
+        # Ordinary tensors even when first asked for under inference_mode (a JEST arm scores its
+        # first super-batch before its first training step): inference tensors cannot be saved
+        # for a later backward.
+        with torch.inference_mode(False), torch.no_grad():
             pos = torch.arange(seq_len, device=device).float()
             freqs = pos[:, None] * inv_freq.to(device=device, dtype=torch.float)           # (T, hd/2)
             cos, sin = freqs.cos() * rotary_emb.attention_scaling, freqs.sin() * rotary_emb.attention_scaling

@@ -113,3 +113,17 @@ def test_fast_heldout_evaluation_matches_hf_forward():
     assert fast["heldout_loss"] == pytest.approx(slow["heldout_loss"], rel=1e-5)
     assert fast["heldout_bpb"] == pytest.approx(slow["heldout_bpb"], rel=1e-5)
     assert model.training  # the mode is restored
+
+
+def test_fast_training_after_fast_scoring():
+    """A JEST arm scores its first super-batch (inference mode) before its first training step:
+    nothing the fused forward caches under inference mode may reach the training graph (the
+    rotary tables did, and every JEST arm of the default failed at step 1)."""
+    from jest import fastpath, fastforward
+    fastforward._ROTARY_CACHE.clear()
+    model = _model()
+    tokens = torch.randint(0, 512, (8, 64), generator=torch.Generator().manual_seed(6))
+    sequence_losses(model, tokens, 4, fast=True)
+    loss = fastpath.causal_lm_loss(model, tokens)
+    loss.backward()
+    assert torch.isfinite(loss) and model.lm_head.weight.grad is not None

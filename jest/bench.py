@@ -76,6 +76,7 @@ from jest.bench_loops import (DEFAULT_SHAPES, DEFAULT_STEPS, SHAPE_NAMES, OursLo
                               shape_spec, synthetic_shard)
 from jest.bench_report import FILTER_RATIOS, _loadavg, checks, describe, device_name, print_shape
 from jest.config import PROJECT_ROOT, load_config, super_batch_size
+from jest.cpu_matmul import onednn_linear_available
 from jest.fastpath import uninitialised_fill
 from jest.flops import forward_flops_per_token, matmul_params, train_flops_per_token
 from jest.hardware import cpu_cores_used, cpu_peak, matmul_precision, peak_flops_per_second
@@ -314,7 +315,10 @@ def _run(args, parser, argv) -> dict:
             "device": str(device), "device_name": device_name(device), "precision": args.precision,
             "compile": args.compile, "fast": args.fast, "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
             "torch": torch.__version__, "python": platform.python_version(), "config": cfg["name"],
-            "score_prefix": args.score_prefix, "load_average_start": _loadavg()}
+            "score_prefix": args.score_prefix, "load_average_start": _loadavg(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            # the fast path's matmuls (jest.cpu_matmul): oneDNN where torch runs AVX-512 kernels, else MKL
+            "fast_path_matmuls": "oneDNN" if onednn_linear_available() else "MKL"}
     try:
         from jest.tracking import git_commit
         meta["git_commit"] = git_commit()
@@ -322,7 +326,8 @@ def _run(args, parser, argv) -> dict:
         meta["git_commit"] = "unknown"
     print(f"device {meta['device']} ({meta['device_name']}), precision {args.precision}, compile "
           f"{'on' if args.compile else 'off'}, {meta['threads']} threads, torch {torch.__version__}, "
-          f"{meta['date_utc']}, load average {meta['load_average_start']} on {meta['cpus']} CPUs", flush=True)
+          f"{meta['date_utc']}, load average {meta['load_average_start']} on {meta['cpus']} CPUs; CPU kernels "
+          f"{meta['cpu_capability']}, fast-path matmuls {meta['fast_path_matmuls']}", flush=True)
 
     results, specs = {}, {}
     t_start = time.time()

@@ -42,6 +42,11 @@ def onednn_linear_available() -> bool:
             and torch.backends.cpu.get_cpu_capability().startswith("AVX512"))
 
 
+def _use_onednn(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return (a.device.type == "cpu" and a.dtype == torch.float32 and b.dtype == torch.float32
+            and not torch.is_autocast_enabled("cpu") and onednn_linear_available())
+
+
 def _mm_t(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """a @ b.T through oneDNN: a (M, K), b (N, K), both possibly strided views -> (M, N)."""
     return torch.ops.mkldnn._linear_pointwise(a, b, None, "none", [], "")
@@ -81,11 +86,6 @@ def linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return F.linear(x, weight)
 
 
-def _use_onednn(a: torch.Tensor, b: torch.Tensor) -> bool:
-    return (a.device.type == "cpu" and a.dtype == torch.float32 and b.dtype == torch.float32
-            and not torch.is_autocast_enabled("cpu") and onednn_linear_available())
-
-
 def mm_t(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """a @ b.T for 2-D a (M, K), b (N, K), without autograd (the fused cross-entropy forms its
     own gradients), into `out` if given: through oneDNN where linear() uses it (its op has no
@@ -99,6 +99,6 @@ def mm_t(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None) -> t
 def add_weight_grad(grad_weight: torch.Tensor, dy: torch.Tensor, x: torch.Tensor) -> None:
     """grad_weight (N, K) += dy^T x, for dy (M, N), x (M, K)."""
     if _use_onednn(dy, x):
-        grad_weight += weight_grad(dy, x).contiguous()  # a transposed view added in place ran slower
+        grad_weight += weight_grad(dy, x).contiguous()  # adding the transposed view in place was no faster
     else:
         grad_weight.addmm_(dy.t(), x)

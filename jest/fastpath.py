@@ -23,7 +23,15 @@ The fast path removes both, keeping the run bit-identical from run to run:
   docs/benchmarks.md).
 * no NaN-fill of uninitialised memory: it makes reads of uninitialised memory
   deterministic; the kernels read only memory they wrote, so results do not change.
-* AdamW with `fused=True` on CPU (one kernel per parameter instead of a dozen ops).
+* AdamW with `fused=True` on CPU (one kernel per parameter instead of a dozen ops);
+* on CPUs where torch runs AVX-512 kernels, every matmul of the step (the decoder's linear
+  layers forward and backward, the output projection's three) through oneDNN's fp32 kernels
+  instead of MKL's (jest.cpu_matmul): MKL runs its AVX2 kernels on AMD processors. This is the
+  largest of the gains (docs/benchmarks.md); the others were 5-20%.
+
+Forward-only passes run through the same fused forward and chunked NLL under `train.fast_path`
+(the JEST policy's super-batch scoring, the reference's pool scoring, the held-out evaluations;
+jest.scoring, jest.heldout). lm-eval keeps HF's forward.
 """
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ import torch
 
 from jest import bench
 from jest.config import PROJECT_ROOT, load_config
+from jest.cpu_matmul import onednn_linear_available
 from jest.flops import matmul_params
 from jest.hardware import cpu_peak, lookup, matmul_precision, peak_flops_per_second
 from jest.model import build_hf_config, shape_summary
@@ -91,6 +92,8 @@ def test_main_writes_json(tmp_path, capsys):
     assert rc == 0  # no --check: never fails on timings
     data = json.loads(out.read_text())
     assert data["schema"] == "jest-bench-v2" and data["meta"]["device"] == "cpu"
+    assert data["meta"]["fast_path_matmuls"] == ("oneDNN" if onednn_linear_available() else "MKL")
+    assert data["meta"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert set(data["shapes"]) == {"tiny"} and data["shapes"]["tiny"]["jest"] == []
     assert [c["name"] for c in data["checks"]] == ["tiny: ours/plain tokens/s",
                                                    "tiny: fast path/eager training tokens/s"]

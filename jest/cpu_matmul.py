@@ -3,24 +3,28 @@
 PyTorch's CPU build runs fp32 matmuls (F.linear, mm, addmm) through MKL's sgemm. MKL picks its
 AVX-512 kernels only on Intel processors; on an AMD one with AVX-512 (this project's Zen 5
 machine, 2026-12-02) it runs its AVX2 kernels, at about half the core's fp32 peak. oneDNN,
-which PyTorch also ships, dispatches on the instruction set alone. Measured on that machine
-(1 thread, (2048 x K) by (K x N) at the tiny and ladder-top widths, GFLOP/s; docs/benchmarks.md):
+which PyTorch also ships, dispatches on the instruction set alone. GFLOP/s on that machine, 1 thread,
+M = 2048 rows (16 x 128 tokens), median of 40 (`python scripts/bench_matmul.py`, 2026-12-02, quiet):
 
-    shape (M, K, N)      MKL y = x W^T   oneDNN   MKL dx = dy W   oneDNN   MKL dW = dy^T x   oneDNN
-    (2048, 96, 288)          92           211          95          222           89            181
-    (2048, 96, 2048)         86           210          85          207           75            ~190
-    (2048, 176, 528)         85           200          90          221           89            ~175
+    K -> N (W is N x K)   y = x W^T        dx = dy W        dW = dy^T x
+                          MKL   oneDNN     MKL   oneDNN     MKL   oneDNN
+    96 -> 288 (q, k, v)    96    214        92    217        98    169
+    256 -> 96 (down)      101    218        94    219        96    168
+    96 -> 2048 (output)    92    215        90    209        82    160
+    176 -> 528 (ladder)    97    210        95    216       100    179
 
-With oneDNN limited to AVX2 (ONEDNN_MAX_CPU_ISA=AVX2) it was 0.9-1.2x MKL: no reason to switch,
-so the switch happens only where torch reports AVX-512 (torch.backends.cpu.get_cpu_capability).
+With oneDNN held to AVX2 (ONEDNN_MAX_CPU_ISA=AVX2, same machine) it was 1.0-1.2x MKL: not
+measured on a real AVX2 machine, where the fast path keeps MKL and therefore the numbers it
+produced before; the switch happens only where torch reports AVX-512 (get_cpu_capability).
 
 `linear(x, w)` is F.linear(x, w) without bias: forward and both backward matmuls through
 torch.ops.mkldnn._linear_pointwise (the oneDNN linear that torch.compile's CPU backend uses),
 which takes strided views, so no transpose is copied. The arithmetic is fp32 with oneDNN's
 blocking: results differ from MKL's in the last bits (the loss by ~1e-6; measured in
-docs/benchmarks.md), are bit-identical from run to run at a fixed thread count, and may differ
-in the last bits between 1 and 2 threads (oneDNN splits the weight gradient's reduction by
-thread; the workflow gives every CPU job a fixed thread count).
+docs/benchmarks.md) and are bit-identical from run to run. The tiny training step gave identical
+parameters with 1 and 2 threads (5 steps); a weight-gradient product of a larger shape ((2048 x 2048)^T
+by (2048 x 96)) differed in its last bits between 1 and 2 threads, so only a fixed thread count is
+guaranteed to repeat bit for bit (the workflow gives every CPU job one).
 """
 from __future__ import annotations
 

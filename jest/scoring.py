@@ -195,7 +195,7 @@ def score_pool(model, shards_dir: Path, out_dir: Path, batch_size: int, referenc
         "reference_sha256": key["reference_sha256"], "pool_sha256": key["pool_sha256"],
         "flops": float(forward_flops_per_token(shape_summary(model.config), T) * len(rows) * T),
         "seconds": seconds_before + time.time() - t0, "mean_loss": float(np.mean(scores[rows])),
-        "resumed_from": first or None,
+        "resumed_from": first or None, "fast_path": fast,  # which forward computed them (jest.fastpath)
     }
     if len(rows) < n:
         meta.update(fraction=fraction, scored_sequences=len(rows))

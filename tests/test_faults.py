@@ -125,7 +125,8 @@ def _plant_partial(ws, ref: Path, meta: dict, fake: float) -> int:
     atomic_write_json(ref / PARTIAL_META, {
         "reference_sha256": meta["reference_sha256"], "pool_sha256": manifest["splits"]["pool"]["sha256"],
         "sequences": meta["sequences"], "seq_len": meta["seq_len"], "batch_size": 4, "chunk": 64,
-        "device": "cpu", "precision": "fp32", "next": 64, "seconds": 1.0})
+        "device": "cpu", "precision": "fp32", "next": 64, "seconds": 1.0,
+        **({"fast_path": True} if meta["fast_path"] else {})})
     return 64
 
 
@@ -150,10 +151,12 @@ def test_a_partial_from_another_reference_is_discarded_and_a_matching_one_is_use
     shutil.copytree(scored["ref"] / "model", ref / "model")
     model = LlamaForCausalLM.from_pretrained(ref / "model")
     truth = np.load(scored["ref"] / "pool_scores.npy")
+    fast = scored["meta"]["fast_path"]  # the forward the `scored` subprocess used (the smoke reference's)
+    assert fast == ws["cfg"]["references"]["ref"]["train"]["fast_path"]
 
     # a record from another reference (its sha256 differs): discarded, never used
     done = _plant_partial(ws, ref, {**scored["meta"], "reference_sha256": "0" * 64}, fake=123.0)
-    score_pool(model, ws["shards"], ref, 4, ref, progress=False)
+    score_pool(model, ws["shards"], ref, 4, ref, progress=False, fast=fast)
     assert "discarding partial pool scores" in capsys.readouterr().out
     got = np.load(ref / "pool_scores.npy")
     assert not (got[:done] == 123.0).any()
@@ -162,7 +165,7 @@ def test_a_partial_from_another_reference_is_discarded_and_a_matching_one_is_use
 
     # a matching record is trusted (the planted values prove it was read), then removed
     done = _plant_partial(ws, ref, scored["meta"], fake=123.0)
-    score_pool(model, ws["shards"], ref, 4, ref, progress=False)
+    score_pool(model, ws["shards"], ref, 4, ref, progress=False, fast=fast)
     got = np.load(ref / "pool_scores.npy")
     assert (got[:done] == 123.0).all() and np.array_equal(got[done:], truth[done:])
     assert json.loads((ref / "pool_scores.json").read_text())["resumed_from"] == done
@@ -170,7 +173,7 @@ def test_a_partial_from_another_reference_is_discarded_and_a_matching_one_is_use
 
     # another batch size computes chunks differently: its partial is discarded too
     _plant_partial(ws, ref, scored["meta"], fake=123.0)
-    score_pool(model, ws["shards"], ref, 8, ref, progress=False)
+    score_pool(model, ws["shards"], ref, 8, ref, progress=False, fast=fast)
     assert "discarding partial pool scores" in capsys.readouterr().out
     assert not (np.load(ref / "pool_scores.npy") == 123.0).any()
 

@@ -1,10 +1,10 @@
 """A fused forward of the Llama decoder body over the HF model's own parameters (`train.fast_path`).
 
 The learner stays a transformers LlamaForCausalLM (jest/model.py): save_pretrained folders,
-checkpoints, lm-eval and the optimizer state see the same nn.Parameters. Only the forward
-that training runs is a plain function here (scoring keeps HF's body: this one was no faster
-without a backward; docs/benchmarks.md), with what HF's module forward spends on CPU at these
-widths (d = 96-176) taken out:
+checkpoints, lm-eval and the optimizer state see the same nn.Parameters. The forward that
+training, scoring and held-out evaluation run under `train.fast_path` is a plain function here
+(lm-eval keeps HF's), with what HF's module forward spends on CPU at these widths (d = 96-176)
+taken out, and its linear layers through jest.cpu_matmul (oneDNN on AVX-512 CPUs):
 
 * q, k, v as one matmul (torch.cat of the three weights each call, (3d, d): 0.1 MiB at d = 96;
   autograd splits its gradient back into the three parameters), gate and up as another;
@@ -18,10 +18,10 @@ widths (d = 96-176) taken out:
   functional calls, without HF's output dataclasses, mask construction, kwargs plumbing
   and per-module hooks.
 
-The same arithmetic as HF's forward: on CPU the hidden states equal HF's bit for bit
-(tests/test_fastforward.py allows 1e-5), and runs are deterministic. What it buys is small
-(0-4% of a CPU training step, measured in docs/benchmarks.md): at these widths the step is
-its matmuls and SDPA.
+With MKL's matmuls (AVX2 machines) the arithmetic is HF's: the hidden states equal HF's bit for
+bit on CPU (tests/test_fastforward.py allows 1e-5); with oneDNN's they differ in the last bits.
+Runs are deterministic either way. The plumbing it removes bought 0-4% of a CPU training step
+(docs/benchmarks.md); the oneDNN matmuls are what made the fast path 1.5-1.6x.
 """
 from __future__ import annotations
 

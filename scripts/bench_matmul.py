@@ -59,7 +59,7 @@ def main() -> None:
         t = median_seconds({
             "fwd_mkl": lambda: x @ w.t(), "fwd_dnn": lambda: mm_t(x, w),
             "dx_mkl": lambda: dy @ w, "dx_dnn": lambda: mm_t(dy, w.t()),
-            "dw_mkl": lambda: dy.t() @ x, "dw_dnn": lambda: cpu_matmul.weight_grad(dy, x).contiguous(),
+            "dw_mkl": lambda: dy.t() @ x, "dw_dnn": lambda: cpu_matmul.weight_grad(dy, x),
         }, args.reps)
         gf = {k: 2 * M * K * N / v / 1e9 for k, v in t.items()}
         print(f"{K:>5} -> {N:<5} {gf['fwd_mkl']:8.0f} {gf['fwd_dnn']:7.0f} {gf['dx_mkl']:7.0f} {gf['dx_dnn']:7.0f} "

@@ -28,6 +28,7 @@ import importlib.metadata
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -59,7 +60,7 @@ class PyPIPin:
         return f"{self.name}=={self.version}"
 
 
-# `pip index versions bigbench` lists 1.0.0 and 0.0.1; 0.0.1 has the API code but no task data.
+# Until 2026-12 `pip index versions bigbench` listed 1.0.0 and 0.0.1; now only 0.0.1 (API code, no task data).
 BIGBENCH = PyPIPin(
     "bigbench", "1.0.0", "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2", "bigbench-1.0.0.tar.gz"
 )
@@ -85,6 +86,11 @@ def _pip_version() -> tuple[int, ...]:
 
 
 def _manual_fix(pin: PyPIPin, pypi_dir: Path) -> str:
+    if pin is BIGBENCH:  # gone from PyPI: only a copy someone kept can bring it back
+        return (f"PyPI no longer serves {pin.spec} (deleted in 2026). Provide a verified copy of {pin.filename} "
+                f"(sha256 {pin.sha256}): set 'evaluation.bigbench_sdist: /path/to/{pin.filename}' in the config, "
+                f"or `python -m jest sources import DIR` from an escrow folder that holds it, or place it at "
+                f"{pypi_dir / pin.filename}; or remove the jest_bb_* tasks from 'evaluation.tasks'.")
     return (f"Check access to PyPI (`{sys.executable} -m pip download --no-deps {pin.spec}`, proxy, "
             f"`pip config list`), or place a verified copy of {pin.filename} (sha256 {pin.sha256}) at "
             f"{pypi_dir / pin.filename}.")
@@ -154,8 +160,30 @@ def fetch(pin: PyPIPin, cache_dir: Path) -> Path:
         staging_prefix=".pip-download-")
 
 
-def fetch_bigbench(cache_dir: Path) -> Path:
-    """The verified bigbench sdist in ``<cache_dir>/pypi/`` (fetched on first use)."""
+def provide_local_copy(local_copy: Path, cache_dir: Path) -> Path:
+    """Copy a user's ``bigbench-1.0.0.tar.gz`` (``evaluation.bigbench_sdist``) into the cache once its
+    sha256 is the pinned one; refuse it, naming the file and both hashes, otherwise."""
+    local_copy = Path(local_copy)
+    target = Path(cache_dir) / "pypi" / BIGBENCH.filename
+    if target.is_file() and sha256_file(target) == BIGBENCH.sha256:
+        return target
+    if not local_copy.is_file():
+        raise SourceFetchError(f"evaluation.bigbench_sdist: {local_copy} is not a file. Point it at a copy of "
+                               f"{BIGBENCH.filename} (sha256 {BIGBENCH.sha256}), or set it to null.")
+    got = sha256_file(local_copy)
+    if got != BIGBENCH.sha256:
+        raise ChecksumMismatchError(f"evaluation.bigbench_sdist: {local_copy} has sha256 {got}, not the pinned "
+                                    f"{BIGBENCH.sha256} of {BIGBENCH.spec}: a different or damaged file.")
+    return fetch_verified(target, BIGBENCH.sha256, lambda staging: Path(shutil.copy2(local_copy, staging)),
+                          lambda got_copy: ChecksumMismatchError(f"{local_copy} changed while copied ({got_copy})"),
+                          staging_prefix=".local-copy-")
+
+
+def fetch_bigbench(cache_dir: Path, local_copy: Path | None = None) -> Path:
+    """The verified bigbench sdist in ``<cache_dir>/pypi/``: from the cache, the user's ``local_copy``, or
+    PyPI (which no longer serves 1.0.0; the error then says how to provide it)."""
+    if local_copy is not None:
+        return provide_local_copy(local_copy, cache_dir)
     return fetch(BIGBENCH, cache_dir)
 
 
@@ -178,7 +206,7 @@ def read_members(sdist: Path, names: Iterable[str]) -> dict[str, bytes]:
     return found
 
 
-def task_files(cache_dir: Path, relpaths: Iterable[str]) -> dict[str, bytes]:
+def task_files(cache_dir: Path, relpaths: Iterable[str], local_copy: Path | None = None) -> dict[str, bytes]:
     """Bytes of ``bigbench/benchmark_tasks/<relpath>`` for each relpath, from the verified sdist.
 
     Members read before are served from ``<cache>/pypi/bigbench-<version>/``
@@ -210,7 +238,7 @@ def task_files(cache_dir: Path, relpaths: Iterable[str]) -> dict[str, bytes]:
                 log.warning("cached member %s does not match its manifest: re-reading it from the sdist", path)
     todo = [r for r in relpaths if r not in out]
     if todo:
-        sdist = fetch_bigbench(cache_dir)
+        sdist = fetch_bigbench(cache_dir, local_copy)
         log.info("reading %d task file(s) from %s", len(todo), sdist)
         read = read_members(sdist, [TASKS_PREFIX + r for r in todo])
         for relpath in todo:

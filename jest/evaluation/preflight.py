@@ -75,10 +75,10 @@ class Needs:
     unchecked: list[str]  # Python-defined tasks / custom_dataset: left to lm-eval
 
 
-def _built_names() -> set[str]:
-    from jest.evaluation import tasks as T
+def _built_names() -> frozenset[str]:
+    from jest.evaluation.tasks import BUILT_NAMES
 
-    return {T.GROUP, T.PPL_TASK, T.CONTINUATION_TASK, *(task.name for task in T.MC_TASKS)}
+    return BUILT_NAMES
 
 
 def _index(names: Sequence[str], include_paths: Sequence[Path]) -> dict[str, Any]:

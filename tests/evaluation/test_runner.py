@@ -15,7 +15,7 @@ from jest.config import PROJECT_ROOT, load_config
 from jest.evaluation.runner import evaluate_run
 from jest.tracking import read_metrics
 
-SVA, CONT = "jest_bb_subject_verb_agreement", "jest_continuation"
+AGR, CONT = "jest_agreement", "jest_continuation"
 STEPS = (3, 9)
 
 
@@ -42,16 +42,16 @@ def _step(run_dir, step):
 
 def test_margins_then_an_added_task_reaches_every_snapshot(run_dir, built):
     tasks_dir, _ = built
-    evaluate_run(_cfg([SVA]), run_dir, tasks_dir)
+    evaluate_run(_cfg([AGR]), run_dir, tasks_dir)
     first = {step: _step(run_dir, step) for step in STEPS}
     for step, payload in first.items():
         agg = payload["aggregate"]
-        assert agg["version"] == "jest-agg-v2" and agg["complete"] and list(agg["tasks"]) == [SVA]
-        task = agg["tasks"][SVA]
-        assert task["n_items"] == 5 and task["acc"] == pytest.approx(payload["results"]["results"][SVA]["acc,none"])
-        assert task["acc_se"] == pytest.approx(payload["results"]["results"][SVA]["acc_stderr,none"])
+        assert agg["version"] == "jest-agg-v2" and agg["complete"] and list(agg["tasks"]) == [AGR]
+        task = agg["tasks"][AGR]
+        assert task["n_items"] == 5 and task["acc"] == pytest.approx(payload["results"]["results"][AGR]["acc,none"])
+        assert task["acc_se"] == pytest.approx(payload["results"]["results"][AGR]["acc_stderr,none"])
         items = read_metrics(run_dir / "eval" / f"items_{step:07d}.jsonl")
-        assert [r["doc_id"] for r in items] == list(range(5)) and {r["task"] for r in items} == {SVA}
+        assert [r["doc_id"] for r in items] == list(range(5)) and {r["task"] for r in items} == {AGR}
         for row in items:  # the margin is the continuous acc_norm: positive exactly when acc_norm scores it
             norm = [ll / n for ll, n in zip(row["lls"], row["chars"])]
             assert row["margin"] == pytest.approx(norm[row["gold"][0]] - max(v for i, v in enumerate(norm)
@@ -63,31 +63,31 @@ def test_margins_then_an_added_task_reaches_every_snapshot(run_dir, built):
     lls = [[r["lls"] for r in read_metrics(run_dir / "eval" / f"items_{step:07d}.jsonl")] for step in STEPS]
     assert lls[0] == lls[1]
 
-    evaluate_run(_cfg([SVA, CONT]), run_dir, tasks_dir)  # the config gains a task
+    evaluate_run(_cfg([AGR, CONT]), run_dir, tasks_dir)  # the config gains a task
     for step in STEPS:
         payload = _step(run_dir, step)
-        assert set(payload["evaluated"]) == {SVA, CONT} and payload["aggregate"]["complete"]
-        assert [p["tasks"] for p in payload["results"]["jest_passes"]] == [[SVA], [CONT]]  # SVA not redone
-        assert payload["results"]["results"][SVA] == first[step]["results"]["results"][SVA]
+        assert set(payload["evaluated"]) == {AGR, CONT} and payload["aggregate"]["complete"]
+        assert [p["tasks"] for p in payload["results"]["jest_passes"]] == [[AGR], [CONT]]  # AGR not redone
+        assert payload["results"]["results"][AGR] == first[step]["results"]["results"][AGR]
         items = read_metrics(run_dir / "eval" / f"items_{step:07d}.jsonl")
-        assert {r["task"] for r in items} == {SVA, CONT} and len(items) == 10
+        assert {r["task"] for r in items} == {AGR, CONT} and len(items) == 10
         agg = payload["aggregate"]
-        margins = [agg["tasks"][task]["margin"] for task in (SVA, CONT)]
+        margins = [agg["tasks"][task]["margin"] for task in (AGR, CONT)]
         assert agg["aggregate_margin"] == pytest.approx(sum(margins) / 2)
         assert agg["aggregate_margin_se"] == pytest.approx(
-            (agg["tasks"][SVA]["margin_se"] ** 2 + agg["tasks"][CONT]["margin_se"] ** 2) ** 0.5 / 2)
+            (agg["tasks"][AGR]["margin_se"] ** 2 + agg["tasks"][CONT]["margin_se"] ** 2) ** 0.5 / 2)
     rows = read_metrics(run_dir / "eval" / "metrics.jsonl")
     assert [r["step"] for r in rows] == [*STEPS, *STEPS] and all(f"eval_{CONT}_acc_norm" in r for r in rows[2:])
 
     # Nothing left to do: a re-run evaluates nothing; a lost step file is redone alone.
     (run_dir / "eval" / f"step_{STEPS[0]:07d}.json").unlink()
-    assert [r["step"] for r in evaluate_run(_cfg([SVA, CONT]), run_dir, tasks_dir)] == [STEPS[0]]
+    assert [r["step"] for r in evaluate_run(_cfg([AGR, CONT]), run_dir, tasks_dir)] == [STEPS[0]]
     # A task whose data file changed since (another sha256 in tasks.json) is redone, alone.
     path = run_dir / "eval" / f"step_{STEPS[1]:07d}.json"
     payload = json.loads(path.read_text())
     payload["evaluated"][CONT]["data_sha256"] = "stale"
     path.write_text(json.dumps(payload))
-    assert [r["step"] for r in evaluate_run(_cfg([SVA, CONT]), run_dir, tasks_dir)] == [STEPS[1]]
+    assert [r["step"] for r in evaluate_run(_cfg([AGR, CONT]), run_dir, tasks_dir)] == [STEPS[1]]
     assert _step(run_dir, STEPS[1])["results"]["jest_passes"][-1]["tasks"] == [CONT]
 
 
@@ -97,7 +97,7 @@ def test_one_process_evaluates_several_runs_and_a_failed_run_stops_none(run_dir,
     no snapshots, as a run whose training died before its first) is named at the end with exit 1,
     and the runs after it are still evaluated."""
     tasks_dir, _ = built
-    cfg = _cfg([SVA])
+    cfg = _cfg([AGR])
     config = tmp_path / "cfg.json"
     config.write_text(json.dumps(cfg))
     broken, good = tmp_path / "broken_s0", tmp_path / "good_s0"

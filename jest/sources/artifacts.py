@@ -14,12 +14,6 @@ from typing import Any
 
 KINDS = ("npm", "pypi", "debian", "hub-dataset", "local-file")
 
-# If jest/evaluation/bigbench_items.py (NAMES, GROUP, needs_bigbench) is absent: the tasks built from
-# the bigbench sdist, and their group.
-_BIGBENCH_TASKS_FALLBACK = frozenset({"jest_bb_subject_verb_agreement", "jest_bb_reorder_words",
-                                      "jest_bb_discourse_marker_prediction", "jest_bigbench"})
-
-
 @dataclass(frozen=True)
 class Artifact:
     """One file (or hub dataset) a run reads from outside the checkout, and what needs it."""
@@ -69,16 +63,9 @@ class Artifact:
 
 def bigbench_tasks(task_names: list[str]) -> list[str]:
     """The configured tasks (suites expanded) built from the BIG-bench sdist, or their group."""
-    try:
-        from jest.evaluation import bigbench_items as B
-        names, needs = B.NAMES | {B.GROUP}, B.needs_bigbench
-    except (ImportError, AttributeError):
-        from jest.evaluation import tasks as T
-        names, needs = getattr(T, "BIGBENCH_TASKS", _BIGBENCH_TASKS_FALLBACK), getattr(T, "needs_bigbench", None)
-    found = [name for name in task_names if name in names]
-    if not found and needs is not None and needs(task_names):
-        found = ["BIG-bench tasks"]  # the contract says yes without naming them
-    return found
+    from jest.evaluation.bigbench_items import GROUP, NAMES
+
+    return [name for name in task_names if name in NAMES or name == GROUP]
 
 
 def _npm(pin, needed_by: str, drop_hint: str) -> Artifact:

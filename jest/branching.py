@@ -29,7 +29,8 @@ from pathlib import Path
 
 from jest.checkpoint import checkpoint_dir, drop_derived_outputs, latest_checkpoint
 from jest.io import atomic_write_json
-from jest.runspec import RunSpec, run_name, training_hash
+from jest.identity import identity_hash, run_identity
+from jest.runspec import RunSpec, run_name
 from jest.schedule import StepPlan, arm_train_config, stable_steps
 from jest.tracking import read_metrics
 
@@ -79,10 +80,11 @@ def branch_rows(rows: list[dict], plan: StepPlan, at: int) -> list[dict]:
     return out
 
 
-def start_from_trunk(spec: RunSpec, ckpt_root: Path) -> dict | None:
+def start_from_trunk(spec: RunSpec, ckpt_root: Path, inputs: dict[str, str]) -> dict | None:
     """A branch with no checkpoint of its own: adopt the trunk's state at its branch point (see the
     module's docstring); return branched_from {"run", "step"}, or None (not a branch, already
-    started, or no usable branch point: it then trains from step 0)."""
+    started, or no usable branch point: it then trains from step 0). `inputs`: the run's input
+    identity (jest/identity.py), the trunk's too (the same shards and tokenizer, no reference)."""
     cfg, arm = spec.cfg, spec.arm
     trunk = cfg["arms"][arm].get("branch_from")
     if trunk is None or latest_checkpoint(ckpt_root) is not None:
@@ -93,7 +95,8 @@ def start_from_trunk(spec: RunSpec, ckpt_root: Path) -> dict | None:
     state = json.loads((point / "state.json").read_text()) if (point / "state.json").is_file() else None
     snapshots = [next((d / f"step_{s:07d}" for d in (trunk_dir / "snapshots", trunk_dir / BRANCH_SNAPSHOTS)
                        if (d / f"step_{s:07d}").is_dir()), None) for s in sorted(plan.snapshot_steps) if s <= at]
-    if state is None or state["config_hash"] != training_hash(cfg, trunk) or state["step"] != at or None in snapshots:
+    trunk_identity = identity_hash(run_identity(spec, inputs, trunk))
+    if state is None or state["config_hash"] != trunk_identity or state["step"] != at or None in snapshots:
         print(f"[{spec.name}] no branch point of {trunk} at step {at} under the current config, or a snapshot "
               f"it needs is missing ({point}); training from step 0 (the same result, at the full cost)", flush=True)
         return None
@@ -108,7 +111,8 @@ def start_from_trunk(spec: RunSpec, ckpt_root: Path) -> dict | None:
     shutil.copytree(point, tmp)
     (tmp / "metrics.jsonl").write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in
                                                branch_rows(read_metrics(point / "metrics.jsonl"), plan, at)))
-    atomic_write_json(tmp / "state.json", state | {"config_hash": training_hash(cfg, arm),
+    own = run_identity(spec, inputs)
+    atomic_write_json(tmp / "state.json", state | {"config_hash": identity_hash(own), "identity": own,
                                                    "trunk_config_hash": state["config_hash"],
                                                    "branched_from": branched_from})
     os.replace(tmp, checkpoint_dir(ckpt_root, at))

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, load_model, save_model
 
+from jest.identity import changed_parts
 from jest.io import atomic_write_json
 
 PREFIX = "step_"
@@ -133,11 +134,51 @@ def last_good_checkpoint_note(ckpt_root: Path) -> str:
     return f"the last good checkpoint, {ckpt}, is kept"
 
 
-def set_aside_stale_checkpoints(ckpt_root: Path, expected_hash: str, name: str) -> None:
-    """Checkpoints written under another data / model / training config are useless for this
-    run, but kept: moved to checkpoints.stale-<time>/, and the run starts afresh."""
+def _move_aside(ckpt_root: Path) -> Path:
+    stamp, n = time.strftime('%Y%m%d-%H%M%S'), 0
+    stale = ckpt_root.with_name(f"checkpoints.stale-{stamp}")
+    while stale.exists():  # two set-asides within one second: never rename onto the first
+        n += 1
+        stale = ckpt_root.with_name(f"checkpoints.stale-{stamp}.{n}")
+    ckpt_root.rename(stale)
+    return stale
+
+
+def set_aside_stale_checkpoints(ckpt_root: Path, expected_hash: str, name: str,
+                                parts: dict[str, str] | None = None) -> None:
+    """Checkpoints written under another identity (config, shards, tokenizer or reference:
+    jest/identity.py) are useless for this run, but kept: moved to checkpoints.stale-<time>/, with
+    a message naming what changed, and the run starts afresh."""
     ckpt = latest_checkpoint(ckpt_root)
-    if ckpt is not None and json.loads((ckpt / "state.json").read_text())["config_hash"] != expected_hash:
-        stale = ckpt_root.with_name(f"checkpoints.stale-{time.strftime('%Y%m%d-%H%M%S')}")
-        ckpt_root.rename(stale)
-        print(f"[{name}] checkpoints from another config moved to {stale}; starting afresh", flush=True)
+    if ckpt is None:
+        return
+    state = json.loads((ckpt / "state.json").read_text())
+    if state["config_hash"] != expected_hash:
+        stale = _move_aside(ckpt_root)
+        what = changed_parts(state.get("identity"), parts or {})
+        print(f"[{name}] checkpoints from another config or inputs moved to {stale} (changed: {what}); "
+              "starting afresh", flush=True)
+
+
+# Set in the final checkpoint's state.json once a run's outputs (model, card) are complete. A run whose
+# latest checkpoint carries it, but that finds no card.json, had its outputs deleted since: Snakemake
+# deletes a job's outputs before it re-runs the job (`--forcerun train`, an updated input, a removed
+# output), and that re-run must train, not hand back the final checkpoint's numbers. A killed run never
+# set it, so it resumes; so does a run whose final checkpoint is gone (set aside as unloadable).
+FINISHED = "finished"
+
+
+def mark_finished(ckpt_root: Path, step: int) -> None:
+    state_path = checkpoint_dir(ckpt_root, step) / "state.json"
+    if state_path.is_file():  # the final step always checkpoints (jest.schedule.StepPlan.checkpoints)
+        atomic_write_json(state_path, json.loads(state_path.read_text()) | {FINISHED: True})
+
+
+def set_aside_finished_run(ckpt_root: Path, card_path: Path, name: str) -> None:
+    """Retrain a finished run whose outputs were deleted (see FINISHED); its checkpoints are kept aside."""
+    ckpt = latest_checkpoint(ckpt_root)
+    if ckpt is None or card_path.exists() or not json.loads((ckpt / "state.json").read_text()).get(FINISHED):
+        return
+    stale = _move_aside(ckpt_root)
+    print(f"[{name}] this run finished before and its outputs were deleted since (snakemake --forcerun, or by "
+          f"hand): training afresh; its checkpoints moved to {stale}", flush=True)

@@ -28,6 +28,7 @@ from jest.flops import forward_flops_per_token
 from jest.io import sha256_file
 from jest.model import shape_summary
 from jest.policy import Selection
+from jest.runspec import training_subset
 from jest.scoring import sequence_losses
 from jest.selection import interaction_matrix, select_independent, select_joint, select_topk
 
@@ -95,17 +96,30 @@ class JestPolicy:
 
     @staticmethod
     def _load_cached_scores(ref_dir: Path, ctx: PolicyContext) -> tuple[np.ndarray, float]:
+        """The cached pool scores, verified before use: the reference and pool they were computed for,
+        the sha256 of the .npy the scorer recorded, one score per pool sequence, finite wherever scored
+        (a `fraction` < 1 scoring leaves the other rows NaN by design)."""
         meta_path, scores_path = ref_dir / "pool_scores.json", ref_dir / "pool_scores.npy"
+        rescore = (f"delete {scores_path} and re-run the score_reference stage: `snakemake --cores N --forcerun "
+                   f"score_reference [--configfile CONFIG]`")
         if not meta_path.is_file() or not scores_path.is_file():
             raise MissingReferenceError(f"no cached pool scores in {ref_dir}: run the score_reference stage")
         meta = json.loads(meta_path.read_text())
         ref_sha = sha256_file(ref_dir / "model" / "model.safetensors")
         if meta["reference_sha256"] != ref_sha or meta["pool_sha256"] != ctx.pool_sha256:
-            raise MissingReferenceError(f"cached scores in {ref_dir} belong to another reference or pool; "
-                                        f"delete {scores_path} and re-run the score_reference stage")
+            raise MissingReferenceError(f"cached scores in {ref_dir} belong to another reference or pool; {rescore}")
+        if (got := sha256_file(scores_path)) != meta.get("scores_sha256"):
+            raise MissingReferenceError(
+                f"{scores_path} is not the file the scorer wrote: its sha256 is {got}, {meta_path} says "
+                f"{meta.get('scores_sha256') or 'nothing (written before scores were hashed)'}; {rescore}")
         scores = np.load(scores_path)
         if len(scores) != ctx.pool_size:
-            raise MissingReferenceError(f"{scores_path} has {len(scores)} scores for a pool of {ctx.pool_size}")
+            raise MissingReferenceError(f"{scores_path} has {len(scores)} scores for a pool of {ctx.pool_size}; "
+                                        f"{rescore}")
+        scored = scores[training_subset(len(scores), float(meta.get("fraction", 1.0)))]
+        if bad := int((~np.isfinite(scored)).sum()):
+            raise MissingReferenceError(f"{scores_path} holds {bad} NaN or infinite scores of {len(scored)} "
+                                        f"scored sequences; {rescore}")
         return scores, float(meta["flops"])  # the one-time pool scoring: `total` accounting too
 
     def super_batch_size(self, batch_size: int) -> int:

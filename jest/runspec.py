@@ -53,8 +53,9 @@ def run_name(arm: str, seed: int) -> str:
 
 
 def training_hash(cfg: dict, arm: str) -> str:
-    """What a checkpoint depends on: the data, the model, the loop and the arm (not evaluation,
-    MLflow or other arms), so that editing those never invalidates a run in progress."""
+    """The config part of what a checkpoint depends on: the data, the model, the loop and the arm
+    (not evaluation, MLflow or other arms), so that editing those never invalidates a run in progress.
+    The files it reads (shards, tokenizer, reference) are the other parts (jest/identity.py)."""
     return config_hash({k: cfg[k] for k in ("data", "model", "train", "device")} | {"arm": cfg["arms"][arm]})
 
 

@@ -133,7 +133,9 @@ def score_pool(model, shards_dir: Path, out_dir: Path, batch_size: int, referenc
     the other entries are NaN, and the FLOPs count the scored sequences only.
 
     The scores are keyed by the sha256 of the reference weights and of the pool
-    shard, so a policy never uses scores from another reference or another pool.
+    shard, so a policy never uses scores from another reference or another pool; the
+    JSON records the sha256 of the .npy itself, which readers check before use, and
+    non-finite scores are never written (jest.jest_policy.JestPolicy._load_cached_scores).
 
     Resumable: every `save_every` chunks of `batch_size * 16` sequences (default:
     about 50 progress writes over the pool) the scores so far are written atomically
@@ -189,8 +191,15 @@ def score_pool(model, shards_dir: Path, out_dir: Path, batch_size: int, referenc
             _save_npy(out_dir / PARTIAL_SCORES, scores)          # the scores first,
             atomic_write_json(out_dir / PARTIAL_META,              # then the record that vouches for them
                               {**key, "next": end, "seconds": seconds_before + time.time() - t0})
+    bad = int((~np.isfinite(scores[rows])).sum())
+    if bad:  # never hand a policy NaN scores: a kept set or a selection built on them is silently wrong
+        raise FloatingPointError(
+            f"the reference in {reference_dir} gives a non-finite loss on {bad} of {len(rows)} pool sequences; "
+            f"nothing written to {out_dir / 'pool_scores.npy'}. Score in fp32 (train.precision of the reference) "
+            "or retrain the reference: `snakemake --cores N --forcerun train_reference [--configfile CONFIG]`")
     _save_npy(out_dir / "pool_scores.npy", scores)
     meta = {
+        "scores_sha256": sha256_file(out_dir / "pool_scores.npy"),  # checked by every reader (jest_policy)
         "sequences": n, "seq_len": T,
         "reference_sha256": key["reference_sha256"], "pool_sha256": key["pool_sha256"],
         "flops": float(forward_flops_per_token(shape_summary(model.config), T) * len(rows) * T),

@@ -6,7 +6,8 @@ Layout of a shards folder (one set of files per split):
                          row in <split>.jsonl), label (row in labels.json), n_bytes
     labels.json          the provenance labels {source, quality, corruption}
     token_bytes.npy      UTF-8 bytes per token id (bits per byte)
-    manifest.json        sequences, tokens, dropped tokens and sha256 per split and source
+    manifest.json        sequences, tokens, dropped tokens per split and source; the sha256 of
+                         every file above ("files"), verified when a TokenShard opens them
 
 Documents are packed only with documents of the same provenance label, each
 followed by EOS, so that every sequence carries exactly one label: selection never
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -100,8 +102,62 @@ def build_shards(data_dir: Path, tokenizer_dir: Path, out_dir: Path, seq_len: in
     _save_npy(out_dir / "token_bytes.npy", tbytes)
     atomic_write_json(out_dir / "labels.json", [dict(zip(LABEL_FIELDS, lab)) for lab in labels])
     manifest["tokenizer_sha256"] = sha256_file(tokenizer_dir / "tokenizer.json")
+    record_file_hashes(out_dir, manifest)
     atomic_write_json(out_dir / "manifest.json", manifest)
     return manifest
+
+
+SHARED_FILES = ("labels.json", "token_bytes.npy")
+
+
+def shard_files(manifest: dict) -> list[str]:
+    """Every file a shards folder holds besides its manifest: each split's tokens and index, the labels
+    and the token byte lengths."""
+    return [f"{split}.{part}.npy" for split in manifest["splits"] for part in ("tokens", "index")] + list(SHARED_FILES)
+
+
+def record_file_hashes(out_dir: Path, manifest: dict) -> None:
+    """manifest["files"]: the sha256 of every file written (the tokens' hash is reused, not recomputed).
+    A run's identity (jest/identity.py) is made of these, and TokenShard checks each before use: one
+    label byte changed in an index file would otherwise retrain an arm silently (issue #30)."""
+    known = {f"{split}.tokens.npy": meta["sha256"] for split, meta in manifest["splits"].items()}
+    manifest["files"] = {name: known.get(name) or sha256_file(out_dir / name) for name in shard_files(manifest)}
+
+
+# (path, size, mtime, ctime, inode) -> sha256: each file is hashed once per process, however many
+# TokenShards open it (training opens every held-out split; the labels are shared). A write to the
+# file changes its ctime, so a changed file is hashed again; a file changed in the last 2 s is not
+# cached, since the kernel's ctime clock ticks coarsely (git's "racily clean" rule).
+_HASHED: dict[tuple, str] = {}
+
+
+def cached_sha256(path: Path) -> str:
+    st = Path(path).stat()
+    key = (str(Path(path).resolve()), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    if key in _HASHED:
+        return _HASHED[key]
+    digest = sha256_file(path)
+    if time.time() - st.st_ctime > 2.0:
+        _HASHED[key] = digest
+    return digest
+
+
+def verify_shard_file(shards_dir: Path, name: str, manifest: dict) -> None:
+    """Raise ShardError naming the file and the rebuild command unless its sha256 is the manifest's."""
+    path, manifest_path = Path(shards_dir) / name, Path(shards_dir) / "manifest.json"
+    rebuild = (f"Rebuild the shards: `snakemake --cores N --forcerun build_shards [--configfile CONFIG]` "
+               f"(or delete {shards_dir} and re-run your snakemake command)")
+    want = manifest.get("files", {}).get(name)
+    if want is None:
+        raise ShardError(f"{manifest_path} records no sha256 for {name} (it was written by an older build_shards, "
+                         f"which hashed only the tokens), so {path} cannot be verified. {rebuild}")
+    try:
+        got = cached_sha256(path)
+    except OSError as err:
+        raise ShardError(f"cannot read shard file {path} ({err}). {rebuild}") from err
+    if got != want:
+        raise ShardError(f"shard {path} was changed after build_shards wrote it: its sha256 is {got}, "
+                         f"{manifest_path} says {want}. {rebuild}")
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
@@ -134,13 +190,12 @@ class TokenShard:
             raise ShardError(f"shard {path} has shape {self.tokens.shape}, manifest says "
                              f"({meta['sequences']}, {manifest['seq_len']}); delete {shards_dir} and rebuild")
         # On by default (training, references and pool scoring read through here): hashing costs ~8 ms
-        # per MB on the 2-core test machine under load (README, "Integrity checks"), against minutes of
-        # training on the file, and a shard changed after build_shards would otherwise train silently.
-        if verify_hash and (got := sha256_file(path)) != meta["sha256"]:
-            raise ShardError(
-                f"shard {path} was changed after build_shards wrote it: its sha256 is {got}, {manifest_path} "
-                f"says {meta['sha256']}. Rebuild the shards: `snakemake --cores N --forcerun build_shards "
-                f"[--configfile CONFIG]` (or delete {shards_dir} and re-run your snakemake command)")
+        # per MB on the 2-core test machine under load (README, "Integrity checks"), once per file and
+        # process, against minutes of training on it; a file changed after build_shards (a token, a
+        # label byte of the index, labels.json) would otherwise train silently.
+        if verify_hash:
+            for name in (f"{split}.tokens.npy", f"{split}.index.npy", *SHARED_FILES):
+                verify_shard_file(shards_dir, name, manifest)
         self.split = split
         self.seq_len = manifest["seq_len"]
         self.labels = json.loads((shards_dir / "labels.json").read_text())

@@ -44,10 +44,20 @@ def train_tokenizer(jsonl_paths: list[Path], vocab_size: int, out_dir: Path) -> 
     return hf_tok
 
 
+class TokenizerError(RuntimeError):
+    """The tokenizer folder does not load (a truncated or edited tokenizer.json)."""
+
+
 def load_tokenizer(path: Path) -> PreTrainedTokenizerFast:
     if not (Path(path) / "tokenizer.json").is_file():
         raise FileNotFoundError(f"no tokenizer at {path}: run the train_tokenizer stage first")
-    return PreTrainedTokenizerFast.from_pretrained(str(path))
+    try:
+        return PreTrainedTokenizerFast.from_pretrained(str(path))
+    except Exception as err:  # noqa: BLE001 - a JSONDecodeError, a tokenizers Exception: the file is damaged
+        raise TokenizerError(
+            f"the tokenizer {Path(path) / 'tokenizer.json'} does not load ({type(err).__name__}: {err}): it is "
+            "truncated or was edited. Rebuild it, and what was built with it: `snakemake --cores N --forcerun "
+            f"train_tokenizer [--configfile CONFIG]` (or delete {path} and re-run your snakemake command)") from err
 
 
 def _byte_decoder() -> dict[str, int]:

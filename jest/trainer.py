@@ -6,6 +6,7 @@ policy choose, train on the choice, account FLOPs, log, evaluate, snapshot, chec
 The parts live in their own modules:
 
     jest/runspec.py    what a run is (RunSpec), its name, config hash and data stream
+    jest/identity.py   what a checkpoint must match to be resumed: the config and every input's hash
     jest/schedule.py   the learning rate per step; which steps are logged, evaluated, saved
     jest/optim.py      AdamW and one optimizer step in micro-batches (DDP-aware)
     jest/heldout.py    held-out loss and bits per byte
@@ -32,7 +33,8 @@ import torch
 
 from jest.branching import BRANCH_POINTS, BRANCH_SNAPSHOTS, start_from_trunk, trunk_plan
 from jest.checkpoint import (drop_derived_outputs, last_good_checkpoint_note, latest_checkpoint, load_checkpoint,
-                             save_checkpoint, set_aside_stale_checkpoints, set_aside_unloadable_checkpoints)
+                             mark_finished, save_checkpoint, set_aside_finished_run, set_aside_stale_checkpoints,
+                             set_aside_unloadable_checkpoints)
 from jest.config import config_hash
 from jest.distributed import World, check_batch_divides, init_world
 from jest.flops import FlopLedger, forward_flops_per_token, matmul_params, train_flops_per_token
@@ -45,7 +47,8 @@ from jest.model import build_hf_config, build_model, shape_summary
 from jest.optim import build_optimizer, train_step
 from jest.policy import Selection, build_policy, draw_set
 from jest.progress import Progress
-from jest.runspec import RunData, RunSpec, training_hash
+from jest.identity import identity_hash, input_identity, run_identity
+from jest.runspec import RunData, RunSpec
 from jest.runspec import label_shares, reference_spec  # noqa: F401 (imported from here by jest/bench.py, tests)
 from jest.schedule import StepPlan, arm_train_config, decay_steps, lr_at
 from jest.timing import StepTimer
@@ -203,6 +206,10 @@ class Training:
                                     f"arms.{spec.arm}.allow_repeats" if learner else
                                     f"references.{spec.arm}.train.allow_repeats")
         self.trained = repetition.TrainedSet(len(self.data.pool))  # which sequences were trained on
+        # What a checkpoint must match to be resumed (jest/identity.py): computed once, after the policy
+        # has verified the reference's files; the inputs are shared with a wsd branch's trunk.
+        self.inputs = input_identity(spec)
+        self.identity = run_identity(spec, self.inputs)
 
         self.shape = shape_summary(self.hf_config)
         self.train_fpt = train_flops_per_token(self.shape, self.data.seq_len)
@@ -220,8 +227,9 @@ class Training:
         drops what an earlier attempt derived (rows, snapshots, evaluations, its MLflow run)."""
         if self.main:
             set_aside_unloadable_checkpoints(self.ckpt_root, self.spec.name)  # a torn checkpoint -> the previous one
-            set_aside_stale_checkpoints(self.ckpt_root, training_hash(self.cfg, self.spec.arm), self.spec.name)
-            start_from_trunk(self.spec, self.ckpt_root)  # a wsd branch with no checkpoint: the trunk's state at S_b
+            set_aside_stale_checkpoints(self.ckpt_root, identity_hash(self.identity), self.spec.name, self.identity)
+            set_aside_finished_run(self.ckpt_root, self.card_path, self.spec.name)  # outputs deleted: retrain
+            start_from_trunk(self.spec, self.ckpt_root, self.inputs)  # a wsd branch, no checkpoint: the trunk's at S_b
         self.world.barrier()
         ckpt = latest_checkpoint(self.ckpt_root)
         if ckpt is not None:
@@ -271,6 +279,7 @@ class Training:
             self.mirror = MlflowMirror(self.run_dir, tracking_uri(cfg), experiment_name(cfg), spec.name, params, tags)
         write_card(self.card_path, mlflow_params=params, mlflow_tags=tags, run=spec.name, arm=spec.arm, seed=spec.seed, status="running", error=None,
                    config=cfg, config_hash=config_hash(cfg), git_commit=tags["git_commit"],
+                   identity=identity_hash(self.identity), identity_parts=self.identity,  # jest/identity.py
                    packages=package_versions(), machine=machine_info(), threads=torch.get_num_threads(),
                    device=str(self.device), world_size=self.world.world_size, precision=tcfg["precision"],
                    compile=tcfg["compile"], peak_flops_per_second=self.peak, peak_flops_source=self.peak_source,
@@ -383,7 +392,8 @@ class Training:
             return
         state = {"step": self.step, "position": self.position, "ledger": self.ledger.state_dict(),
                  "trained": self.trained.state_dict(), "wall_time": time.time() - t0,
-                 "config_hash": training_hash(self.cfg, self.spec.arm), "branched_from": self.branched_from}
+                 "config_hash": identity_hash(self.identity), "identity": self.identity,
+                 "branched_from": self.branched_from}
         if self.plan.checkpoints(self.step):
             save_checkpoint(self.ckpt_root, self.step, self.model, self.optimizer, state, self.metrics.path,
                             keep=self.tcfg["keep_checkpoints"])
@@ -403,6 +413,7 @@ class Training:
         card = write_card(self.card_path, status="finished", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                           steps=self.step, final=final, flops=self.ledger.snapshot(),
                           unique_sequences=self.trained.count, pool_passes=self.position / len(self.data.subset))
+        mark_finished(self.ckpt_root, self.step)  # a later job that finds no card retrains (jest/checkpoint.py)
         if self.mirror:
             synced = self.mirror.sync(final_status="FINISHED", artifacts=(self.card_path, self.metrics.path))
             write_card(self.card_path, mlflow_synced=synced, mlflow_error=self.mirror.last_error)

@@ -216,6 +216,16 @@ def test_an_edited_bring_your_own_file_reruns_prepare_data_and_what_follows(tmp_
     quiet = _snakemake(config, "-n", str(tokenizer))
     assert quiet.returncode == 0 and "Nothing to be done" in quiet.stdout + quiet.stderr
 
+    # An edit whose mtime goes back (as `cp -p`, `rsync -a`, `tar x` leave it): found by content (issue #30)
+    before = files["pool"].stat()
+    files["pool"].write_text(files["pool"].read_text().replace("pool document 3:", "pool document 9:"))
+    os.utime(files["pool"], ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert files["pool"].stat().st_mtime_ns == before.st_mtime_ns
+    back = _snakemake(config, "-n", str(tokenizer))
+    listed = back.stdout + back.stderr
+    assert back.returncode == 0 and "rule prepare_data:" in listed, listed[-3000:]
+    assert re.search(r"[Pp]arams have changed since last execution", listed), listed[-3000:]
+
     with open(files["pool"], "a") as f:
         f.write(json.dumps({"text": "one more document, added after the run"}) + "\n")
     again = _snakemake(config, "-n", str(tokenizer))

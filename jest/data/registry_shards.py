@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from jest.data.cleaning import unit_interval
 from jest.io import atomic_write_json, sha256_file
-from jest.shards import INDEX_DTYPE, LABEL_FIELDS, ShardError
+from jest.shards import INDEX_DTYPE, LABEL_FIELDS, ShardError, record_file_hashes
 from jest.tokenizer import load_tokenizer, token_byte_lengths, train_tokenizer
 
 BATCH_DOCS = 256
@@ -130,6 +130,7 @@ def build_streaming_shards(data_dir: Path, tokenizer_dir: Path, out_dir: Path, s
     np.save(out_dir / "token_bytes.npy", tbytes)
     atomic_write_json(out_dir / "labels.json", [dict(zip(LABEL_FIELDS, lab)) for lab in labels])
     manifest["tokenizer_sha256"] = sha256_file(tokenizer_dir / "tokenizer.json")
+    record_file_hashes(out_dir, manifest)  # every file's sha256, checked by TokenShard (jest/shards.py)
     atomic_write_json(out_dir / "manifest.json", manifest)
     return manifest
 

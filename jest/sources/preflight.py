@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jest.config import ConfigError
+from jest.config import ConfigError, results_root
 from jest.io import atomic_write_json, sha256_file
 from jest.sources.artifacts import Artifact, artifacts_for
 
@@ -183,7 +183,9 @@ def _check(cfg: dict, a: Artifact, cache_dir: Path, check_registry: bool) -> Che
     if a.kind == "hub-dataset":
         return Check(a, "unchecked", "read by the data stage with `datasets` (HF_HOME); not pinned")
     if a.kind == "local-file":
-        return Check(a, "ok") if Path(a.name).is_file() else Check(a, "MISSING", f"no file at {a.name}")
+        if not Path(a.name).is_file():
+            return Check(a, "MISSING", f"no file at {a.name}")
+        return _local_file_since_prepare(cfg, a, cache_dir)
     target = a.cache_path(cache_dir)
     if target.is_file() and sha256_file(target) == a.sha256:
         return Check(a, "cached")
@@ -199,6 +201,27 @@ def _check(cfg: dict, a: Artifact, cache_dir: Path, check_registry: bool) -> Che
         return Check(a, "MISSING", detail + "not in the cache (registry not asked)")
     status, why = PROBES[a.kind](a)
     return Check(a, status, detail + why)
+
+
+def _local_file_since_prepare(cfg: dict, a: Artifact, cache_dir: Path) -> Check:
+    """A bring-your-own file, by content: does it still hold the bytes the data manifest recorded when
+    prepare_data read it? An edit whose mtime went back (`cp -p`, `rsync -a`, `tar x`) is caught here
+    by sha256 (cached by size, mtime, ctime and inode); the workflow re-runs prepare_data for it, as
+    the rule's trigger holds the same hashes (workflow/rules/common.smk, data_trigger)."""
+    from jest.data.manifest import content_sha256
+    manifest_path = results_root(cfg) / cfg["name"] / "data" / "manifest.json"
+    try:
+        recorded = {Path(f["path"]).resolve(): f["sha256"]
+                    for f in json.loads(manifest_path.read_text()).get("input_files", [])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return Check(a, "ok")  # no data prepared yet: nothing to compare with
+    want = recorded.get(Path(a.name).resolve())
+    got = content_sha256(Path(a.name), Path(cache_dir) / "preflight" / "local-files.json")
+    if want is None or want == got:
+        return Check(a, "ok")
+    return Check(a, "warning", f"its content changed since prepare_data read it (sha256 {got}, {manifest_path} "
+                 f"says {want}): the workflow re-runs prepare_data and what follows; by hand: "
+                 "`snakemake --cores N --forcerun prepare_data [--configfile CONFIG]`")
 
 
 def _stamp_path(cache_dir: Path, artifacts: list[Artifact]) -> tuple[Path, str]:

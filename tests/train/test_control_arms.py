@@ -69,7 +69,8 @@ def _fake_reference(ws, root, scores: np.ndarray) -> None:
     np.save(ref / "pool_scores.npy", scores)
     pool_sha = json.loads((ws["shards"] / "manifest.json").read_text())["splits"]["pool"]["sha256"]
     atomic_write_json(ref / "pool_scores.json", {"reference_sha256": sha256_file(ref / "model" / "model.safetensors"),
-                                                 "pool_sha256": pool_sha, "flops": 123.0})
+                                                 "pool_sha256": pool_sha, "flops": 123.0,
+                                                 "scores_sha256": sha256_file(ref / "pool_scores.npy")})
     atomic_write_json(ref / "card.json", {"status": "finished", "flops": {"flops_train": 1000.0}})
 
 

@@ -11,7 +11,7 @@ rule prepare_data:
         manifest=ROOT / "data" / "manifest.json",
     params:
         config=CONFIG_SNAPSHOT,
-        trigger=section_hash("data"),
+        trigger=data_trigger(),  # the data section and the bring-your-own files' content (common.smk)
         out=ROOT / "data",
         cache=CACHE,
     conda:

@@ -46,13 +46,14 @@ def _rows_of(payload: dict) -> tuple[list[tuple[str, float]], bool]:
     return rows, complete
 
 
-def load_evals(runs_dir: Path, finished_only: bool = True) -> tuple[pd.DataFrame, dict]:
-    """Long table (run, arm, seed, policy, step, metric, value, higher_is_better) and notes.
+def load_evals(runs_dir: Path, finished_only: bool = True, runs=None) -> tuple[pd.DataFrame, dict]:
+    """Long table (run, arm, seed, policy, step, metric, value, higher_is_better) and notes; of the
+    folders named in `runs` when given (analysis.runs.config_runs).
 
     notes: {"unreadable": [paths], "incomplete": [[run, step], ...]}. Every lm-eval
     metric read here (accuracies, centered accuracies) is higher-is-better.
     """
-    cards = load_cards(runs_dir)
+    cards = load_cards(runs_dir, runs)
     if finished_only:
         cards = cards[cards["status"] == "finished"]
     rows, notes = [], {"unreadable": [], "incomplete": []}

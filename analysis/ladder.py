@@ -21,12 +21,13 @@ import pandas as pd
 
 from analysis.ladder_stats import decision_agreement, excludes, fit_slope, trend_word
 from analysis.multiplier import run_finals
-from analysis.runs import load_curves
+from analysis.runs import config_runs, left_out, load_curves
 from analysis.stats import verdict
 from analysis.verdicts import metric_multipliers
 from jest.config import load_config
 from jest.io import atomic_write_json, atomic_write_text
-from jest.ladder import ladder_seeds, rung_plan
+from jest.ladder import ladder_seeds, rung_plan, sweep_seed
+from jest.metrics import MetricsError
 
 SCHEMA = "jest-ladder-summary-v1"
 METRIC = "heldout_loss"
@@ -35,6 +36,15 @@ METRIC = "heldout_loss"
 SLOPE_QUANTITIES = ("iterations", "train+score", "total")
 PLOT_QUANTITIES = ("iterations", "train+score")
 CLAIM_QUANTITY = {13.0: "iterations", 10.0: "train+score"}
+
+
+def ladder_runs(cfg: dict) -> list[str]:
+    """The run folders of the ladder (workflow/rules/common.smk): each rung's sweep at the sweep seed,
+    its other arms at every ladder seed."""
+    runs = []
+    for plan in rung_plan(cfg).values():
+        runs += config_runs(cfg, plan["sweep"], [sweep_seed(cfg)]) + config_runs(cfg, plan["arms"], ladder_seeds(cfg))
+    return runs
 
 
 def base_name(arm: str, rung: str) -> str:
@@ -210,9 +220,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     cfg = load_config(args.config)
-    curves = load_curves(Path(args.runs))
-    ladder_arms = [a for a, s in cfg["arms"].items() if "rung" in s]
-    curves = curves[curves["arm"].isin(ladder_arms)]
+    runs = ladder_runs(cfg)
+    try:
+        curves = load_curves(Path(args.runs), runs=runs)  # only the ladder's runs, each metrics.jsonl checked
+    except MetricsError as err:  # names the file and the job that writes it again
+        raise SystemExit(f"error: {err}") from None
+    other = left_out(Path(args.runs), runs)
+    if other:
+        print(f"ladder report: {len(other)} run folder(s) not among the ladder's arms x seeds were not read: "
+              f"{', '.join(other)}")
     summary = assemble(cfg, curves, json.loads(Path(args.lr_choice).read_text()))
     out = Path(args.out)
     atomic_write_json(out / "summary.json", summary)

@@ -63,9 +63,10 @@ def task_rows(payload: dict) -> dict[str, dict]:
     return out
 
 
-def load_task_table(runs_dir: Path, arms: list[str] | None = None) -> pd.DataFrame:
-    """Long table per finished run, task and snapshot: run, arm, seed, step, task and FIELDS."""
-    cards = load_cards(runs_dir)
+def load_task_table(runs_dir: Path, arms: list[str] | None = None, runs=None) -> pd.DataFrame:
+    """Long table per finished run (of the folders in `runs` when given), task and snapshot: run, arm,
+    seed, step, task and FIELDS."""
+    cards = load_cards(runs_dir, runs)
     cards = cards[cards["status"] == "finished"]
     if arms is not None:
         cards = cards[cards["arm"].isin(arms)]

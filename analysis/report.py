@@ -37,7 +37,7 @@ from analysis.lmeval_table import load_task_table, per_task_table
 from analysis.multiplier import family_arms
 from analysis.parity import METRICS, Metric, ParityResult, SeedCurves, metric_info, parity, seed_curves
 from analysis.render import render_html, render_markdown
-from analysis.runs import load_cards, load_curves
+from analysis.runs import config_runs, left_out, load_cards, load_curves, run_name
 from analysis.stats import ALPHA, DEFAULT_MARGIN, NOT_REPRODUCED, POWER, REPRODUCED, SINGLE_SEED, UNDECIDED
 from analysis.summary import (
     SUMMARY_SCHEMA_VERSION,
@@ -49,6 +49,7 @@ from analysis.summary import (
     run_rows,
     to_json,
 )
+from jest.metrics import MetricsError
 
 LM_EVAL_METRICS = {
     AGGREGATE_METRIC: Metric(AGGREGATE_METRIC, True, "lm-eval aggregate centered accuracy (0 = chance, 1 = perfect)"),
@@ -88,12 +89,30 @@ def ablation_arms(config: dict) -> list[str]:
     return list(config.get("ablation_arms") or [])
 
 
+def _input_notes(runs_dir: Path, config: dict, wanted: list[str] | None, ablations: list[str]) -> list[str]:
+    """What the report did not read: folders outside the config's runs, and the config's runs with no card."""
+    if wanted is None:
+        return ["No resolved config next to the runs: every run folder with a card was read."]
+    notes = []
+    ignored = left_out(runs_dir, wanted)
+    if ignored:
+        notes.append(f"Run folders not among the config's arms x seeds were not read: {', '.join(ignored)} "
+                     f"(runs of an earlier config; delete them, or put their arm or seed back in the config).")
+    missing = [run_name(a, s) for a, spec in config["arms"].items() if a not in ablations and "rung" not in spec
+               for s in config["seeds"] if not (Path(runs_dir) / run_name(a, s) / "card.json").exists()]
+    if missing:
+        notes.append(f"Runs of the config with no card yet (not trained): {', '.join(missing)}.")
+    return notes
+
+
 def build_report(results_dir: Path, config_name: str, out_dir: Path, *, metric: str | None = None,
                  rule: str = "sustained", smooth: str = "none", n_boot: int = 2000, boot_seed: int = 0,
                  ci_level: float = 0.95, n_bins: int = 10, arms: str = "headline",
-                 margin: float = DEFAULT_MARGIN, figures: bool = True) -> dict:
+                 margin: float = DEFAULT_MARGIN, figures: bool = True, resolved_config: Path | None = None) -> dict:
     """Write summary.json, report.md, report.html and figures/ under out_dir; return the summary.
 
+    resolved_config: the config whose arms x seeds are read (default <results>/<config>/config.resolved.json;
+    the folders of other arms or seeds are left out, and named in the notes).
     arms: "headline" leaves out the config's `ablation_arms`; "all" reports every arm.
     margin: the equivalence margin of every "no difference" test (a ratio of multipliers).
     figures: False skips drawing (the numbers only: fast; report.md / .html then have no figures)."""
@@ -102,25 +121,33 @@ def build_report(results_dir: Path, config_name: str, out_dir: Path, *, metric: 
     runs_dir = Path(results_dir) / config_name / "runs"
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    cards_df = load_cards(runs_dir)
+    # The current config (the DAG's snapshot, else its resolved config) says which runs are read and
+    # which arms are ablations; without one (a results folder alone), every run folder is read.
+    if resolved_config is not None and not Path(resolved_config).is_file():
+        raise FileNotFoundError(f"--resolved-config {resolved_config}: no such file (the DAG's config snapshot, "
+                                f"results/<name>/config.<hash>.json, or results/<name>/config.resolved.json)")
+    resolved = Path(resolved_config) if resolved_config else Path(results_dir) / config_name / "config.resolved.json"
+    current = json.loads(resolved.read_text()) if resolved.exists() else None
+    wanted = config_runs(current) if current and current.get("arms") and current.get("seeds") else None
+    cards_df = load_cards(runs_dir, wanted)
     cards = [json.loads((Path(d) / "card.json").read_text()) for d in cards_df["run_dir"]]
-    # Which arms are ablations: the DAG's resolved config (the current one) when present, else the runs'.
-    resolved = Path(results_dir) / config_name / "config.resolved.json"
-    current = json.loads(resolved.read_text()) if resolved.exists() else (cards[0].get("config", {}) if cards else {})
+    if current is None:
+        current = cards[0].get("config", {}) if cards else {}
     ablations = ablation_arms(current)
+    input_notes = _input_notes(runs_dir, current, wanted, ablations if arms == "headline" else [])
     if arms == "headline" and ablations:
         keep = ~cards_df["arm"].isin(ablations)
         cards = [c for c, k in zip(cards, keep) if k]
         cards_df = cards_df[keep].reset_index(drop=True)
     in_scope = set(cards_df["arm"])
-    all_curves = load_curves(runs_dir, finished_only=False)
+    all_curves = load_curves(runs_dir, finished_only=False, runs=wanted)
     if not all_curves.empty:
         all_curves = all_curves[all_curves["arm"].isin(in_scope)]
     finished = set(cards_df.loc[cards_df["status"] == "finished", "run"])
     curves = all_curves[all_curves["run"].isin(finished)] if not all_curves.empty else all_curves
     last_rows = {run: df.iloc[-1].dropna().to_dict() for run, df in all_curves.groupby("run")} \
         if not all_curves.empty else {}
-    eval_long, eval_notes = load_evals(runs_dir)
+    eval_long, eval_notes = load_evals(runs_dir, runs=wanted)
     evals = wide(eval_long[eval_long["arm"].isin(in_scope)])
 
     # The cards hold the config the runs actually used; the DAG's resolved config is the fallback.
@@ -142,7 +169,7 @@ def build_report(results_dir: Path, config_name: str, out_dir: Path, *, metric: 
     for name, info in LM_EVAL_METRICS.items():
         if baseline and name in evals and evals[name].notna().any():
             tables[name] = (evals, curves, info)
-    notes: list[str] = []
+    notes: list[str] = list(input_notes)
     if metric is not None and metric not in tables:
         notes.append(f"Requested metric '{metric}' is not available; using the first available one.")
     primary_name = metric if metric in tables else next(iter(tables), metric or "heldout_loss")
@@ -199,7 +226,7 @@ def build_report(results_dir: Path, config_name: str, out_dir: Path, *, metric: 
     if not composition["pool_shares_agree"]:
         notes.append("The runs' cards disagree on the pool shares: the pool changed between runs.")
 
-    lm_rows = per_task_table(load_task_table(runs_dir, sorted(in_scope)), [baseline, *compared])
+    lm_rows = per_task_table(load_task_table(runs_dir, sorted(in_scope), runs=wanted), [baseline, *compared])
     used_refs = {s.get("reference", "ref") for a, s in settings.items() if s.get("policy") == "jest"}
     references = load_references(results_dir, config_name, used_refs or None)
     figures = {} if not figures else make_figures(out_dir, curves_of=curves_of, results=results, tables=tables, baseline=baseline,
@@ -259,13 +286,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--arms", choices=ARM_SCOPES, default="headline",
                     help="headline: leave out the config's ablation_arms (default); all: report every arm")
     ap.add_argument("--no-figures", action="store_true", help="numbers and tables only (no plots: fast)")
+    ap.add_argument("--resolved-config", type=Path,
+                    help="the config (JSON) whose arms x seeds are reported (the DAG passes its snapshot); default "
+                         "<results>/<config>/config.resolved.json")
     ap.add_argument("--no-mlflow", action="store_true",
                     help="do not log the report as an MLflow summary run (default: log it; failures only warn)")
     args = ap.parse_args(argv)
     out = args.out or args.results / args.config / "report"
-    summary = build_report(args.results, args.config, out, metric=args.metric, rule=args.rule, smooth=args.smooth,
-                           n_boot=args.n_boot, boot_seed=args.seed, arms=args.arms, margin=args.margin,
-                           figures=not args.no_figures)
+    try:
+        summary = build_report(args.results, args.config, out, metric=args.metric, rule=args.rule, smooth=args.smooth,
+                               n_boot=args.n_boot, boot_seed=args.seed, arms=args.arms, margin=args.margin,
+                               figures=not args.no_figures, resolved_config=args.resolved_config)
+    except MetricsError as err:  # names the file and the job that writes it again
+        raise SystemExit(f"error: {err}") from None
     if not args.no_mlflow:
         from analysis.mlflow_summary import log_summary
         run_id = log_summary(summary, out, args.results, args.results / args.config / "runs")

@@ -11,6 +11,7 @@
     python -m jest build-tasks   --config CONFIG --heldout FILE --out DIR --cache DIR
     python -m jest evaluate      --config CONFIG --run-dir DIR [--run-dir DIR ...] --tasks DIR
     python -m jest sync-mlflow   RUN_DIR [RUN_DIR ...]
+    python -m jest rebuild-mlflow --config CONFIG
     python -m jest mlflow-ui     --config CONFIG [--port 5000]
     python -m jest verdict       [SUMMARY_JSON] [--config CONFIG]
     python -m jest preflight     --config CONFIG [--cache DIR] [--no-registry]
@@ -19,7 +20,8 @@
 
 preflight: is every external artifact of the config (npm packs, PyPI sdists, Debian packages)
 cached, or still served by its registry? sources export / import: an escrow folder of them, to
-restore after a release vanished (docs/sources.md).
+restore after a release vanished (docs/sources.md). rebuild-mlflow: MLflow only mirrors the run
+folders; a deleted or damaged store is recreated from them (jest/mlflow_rebuild.py).
 """
 from __future__ import annotations
 
@@ -29,6 +31,8 @@ import sys
 from pathlib import Path
 
 from jest.config import ConfigError, load_config
+from jest.metrics import MetricsError
+from jest.mlflow_store import MlflowStoreError
 
 
 def _cmd_check_config(args) -> None:
@@ -183,6 +187,12 @@ def _cmd_sync_mlflow(args) -> None:
         sys.exit(1)
 
 
+def _cmd_rebuild_mlflow(args) -> None:
+    from jest.mlflow_rebuild import rebuild
+    if rebuild(load_config(args.config)):
+        sys.exit(1)
+
+
 def _cmd_preflight(args) -> None:
     """One line per artifact; exit 1 naming every missing one and the ways to provide it."""
     from jest.sources import SourcesError, preflight
@@ -226,7 +236,8 @@ def _mirror_runs(run_dirs: list[Path], uri: str | None, receipt: Path | None) ->
     failed = 0
     for run_dir in run_dirs:
         mirror, ok, missing = mirror_run(run_dir, uri)
-        print(f"{run_dir}: {'synced' if ok else 'FAILED'} (points missing in MLflow: {missing})")
+        print(f"{run_dir}: {'synced' if ok else 'FAILED'} (points missing in MLflow: {missing})"
+              + ("" if ok or not mirror.last_error else f": {mirror.last_error}"))
         failed += not ok
         if ok and receipt:
             write_receipt(receipt, mirror, missing)
@@ -301,6 +312,9 @@ def main(argv: list[str] | None = None) -> None:
                                           "(e.g. when the configured server is gone)")
     p.set_defaults(func=_cmd_sync_mlflow)
 
+    command("rebuild-mlflow", _cmd_rebuild_mlflow, "recreate the MLflow store from the run folders (a deleted or "
+            "damaged store; the old file is moved aside, new run ids, receipts rewritten)", ("config",))
+
     p = sub.add_parser("mlflow-ui", help="serve the MLflow UI (127.0.0.1) opened on the headline runs table")
     p.add_argument("--config", required=True)
     p.add_argument("--port", type=int, default=5000)
@@ -314,7 +328,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         args.func(args)
-    except ConfigError as err:
+    except (ConfigError, MetricsError, MlflowStoreError) as err:  # each names the file or key and the fix
         sys.exit(f"error: {err}")
 
 

@@ -1,20 +1,21 @@
-"""Run records: metrics.jsonl, the ID card, and the MLflow mirror.
+"""Run records: the ID card and the MLflow mirror (metrics.jsonl: jest/metrics.py).
 
 The files in a run folder are the source of truth. MLflow mirrors them through
 `MlflowMirror.sync`, which is idempotent: it logs only the (key, step) points
 MLflow does not have yet, so it can run every few steps during training, again
 at the end, and once more later (`python -m jest sync-mlflow RUN_DIR`) if the
-store was unreachable. MLflow trouble never stops training.
+store was unreachable. MLflow trouble never stops training. A store that lost a
+run gets it anew from the folder; a lost or damaged store is rebuilt from every
+run folder by `python -m jest rebuild-mlflow --config CONFIG` (jest/mlflow_rebuild.py).
 
 Parallel jobs share one sqlite store. sqlite allows one writer at a time, and
 MLflow's schema migration on a fresh file is not safe to race, so every write
-to a sqlite store happens under an exclusive file lock next to the database,
-with retries on top for any other transient error.
+to a sqlite store happens under an exclusive file lock next to the database
+(jest/mlflow_store.py, which also refuses a damaged file at once), with retries
+on top for any other transient error.
 """
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import math
@@ -30,37 +31,13 @@ from pathlib import Path
 
 from jest.config import PROJECT_ROOT, results_root
 from jest.io import atomic_write_json
+# metrics.jsonl lives in jest.metrics; MetricsFile and read_metrics stay importable from here
+from jest.metrics import MetricsFile, metrics_digest, read_metrics, verified_rows  # noqa: F401
+# the sqlite store's lock and health check; _sqlite_path, MlflowStoreError and check_store stay importable here
+from jest.mlflow_store import (DAMAGED, REBUILD, MlflowStoreError, _sqlite_path, _store_lock,  # noqa: F401
+                               check_store, damaged_store)
 
 PACKAGES = ("torch", "transformers", "tokenizers", "numpy", "mlflow", "lm_eval", "snakemake", "datasets")
-
-
-# ---------------------------------------------------------------- metrics.jsonl
-class MetricsFile:
-    """Append-only metrics.jsonl; one JSON object per logged step."""
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-
-    def append(self, row: dict) -> None:
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(row, sort_keys=True) + "\n")
-
-    def rows(self) -> list[dict]:
-        return read_metrics(self.path)
-
-
-def read_metrics(path: Path) -> list[dict]:
-    """Rows of a metrics.jsonl; a torn last line (killed writer) is ignored."""
-    rows = []
-    if not Path(path).exists():
-        return rows
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
-    return rows
 
 
 # ---------------------------------------------------------------- ID card
@@ -92,7 +69,13 @@ def machine_info() -> dict:
 
 
 def write_card(path: Path, **fields) -> dict:
-    """Write (or update) a run's ID card atomically; returns the merged card."""
+    """Write (or update) a run's ID card atomically; returns the merged card.
+
+    Setting `status: finished` records the sha256 of the metrics.jsonl next to the card
+    (`metrics_sha256`): the readers of a finished run (the report, the MLflow mirror) refuse a file
+    changed since (jest.metrics.verified_rows). Any other status clears it: the file is being written."""
+    if "status" in fields:
+        fields["metrics_sha256"] = metrics_digest(Path(path).parent) if fields["status"] == "finished" else None
     card = json.loads(Path(path).read_text()) if Path(path).exists() else {}
     card.update(fields)
     atomic_write_json(path, card)
@@ -109,26 +92,6 @@ def tracking_uri(cfg: dict) -> str:
 
 def experiment_name(cfg: dict) -> str:
     return cfg["mlflow"]["experiment"] or f"jest-{cfg['name']}"
-
-
-def _sqlite_path(uri: str) -> Path | None:
-    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
-
-
-@contextlib.contextmanager
-def _store_lock(uri: str):
-    """Exclusive inter-process lock for a sqlite store; a no-op for tracking servers."""
-    db = _sqlite_path(uri)
-    if db is None:
-        yield
-        return
-    db.parent.mkdir(parents=True, exist_ok=True)
-    with open(f"{db}.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _metric_points(rows: list[dict]) -> list[tuple[str, float, int, int]]:
@@ -153,7 +116,12 @@ def locked_retries(uri: str, action, tries: int, on_error=None):
         try:
             with _store_lock(uri):
                 return action()
+        except MlflowStoreError:
+            raise  # a damaged store stays damaged: no retry
         except Exception as err:  # noqa: BLE001 - the caller decides what a final failure means
+            db = _sqlite_path(uri)
+            if db is not None and any(text in str(err) for text in DAMAGED):
+                raise damaged_store(db, str(err).splitlines()[0][:300]) from err
             if on_error is not None:
                 on_error(err)
             if attempt + 1 >= tries:
@@ -202,6 +170,17 @@ def experiment_id(client, uri: str, experiment: str) -> str:
     return client.create_experiment(experiment, artifact_location=artifact_location, tags=EXPERIMENT_TAGS)
 
 
+def _run_in_store(client, run_id: str) -> bool:
+    """Whether the store holds this run, not deleted (MLflow refuses points for a deleted run)."""
+    from mlflow.exceptions import MlflowException
+    try:
+        return client.get_run(run_id).info.lifecycle_stage != "deleted"
+    except MlflowException as err:
+        if err.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return False
+        raise
+
+
 class MlflowMirror:
     """Mirror one run folder into one MLflow run (created on first sync, id kept in mlflow_run.json)."""
 
@@ -218,6 +197,8 @@ class MlflowMirror:
         self.id_file = self.run_dir / "mlflow_run.json"
         self._logged: set[tuple[str, int]] | None = None  # (key, step) known to be in MLflow
         self._down = False  # the last sync failed after all its tries: the next ones try once
+        self._checked_id: str | None = None  # the recorded run id, once seen in the store
+        self.recreated_from: str | None = None  # a recorded run id the store had lost (a new run replaced it)
         self.last_error: str | None = None  # why the last sync failed (for the run's card); None after a success
 
     # -- public -------------------------------------------------------------
@@ -238,8 +219,11 @@ class MlflowMirror:
             self._down, self.last_error = False, None
             return True
         self._down, self.last_error = True, f"{type(last).__name__}: {last}"[:2000]
-        message = (f"MLflow sync of {self.run_dir} failed after {tries} tr{'y' if tries == 1 else 'ies'} ({last!r}); "
-                   f"the run's files are intact: re-run `python -m jest sync-mlflow {self.run_dir}`")
+        if isinstance(last, MlflowStoreError):  # a re-sync into the same damaged store cannot work
+            message = f"MLflow sync of {self.run_dir} failed: {last}"
+        else:
+            message = (f"MLflow sync of {self.run_dir} failed after {tries} tr{'y' if tries == 1 else 'ies'} "
+                       f"({last!r}); the run's files are intact: re-run `python -m jest sync-mlflow {self.run_dir}`")
         if strict:
             raise RuntimeError(message) from last
         warnings.warn(message, stacklevel=2)
@@ -270,12 +254,21 @@ class MlflowMirror:
 
     def _forget_logged(self, _err: Exception) -> None:
         self._logged = None  # re-read what MLflow holds before the next try
+        self._checked_id = None  # and whether it still holds the run (the store may have been replaced)
 
     def _run_id(self, client) -> str:
         if self.id_file.exists():
             saved = json.loads(self.id_file.read_text())
             if saved.get("tracking_uri") == self.uri:
-                return saved["run_id"]
+                if saved["run_id"] == self._checked_id or _run_in_store(client, saved["run_id"]):
+                    self._checked_id = saved["run_id"]
+                    return saved["run_id"]
+                # The store lost the run (deleted, replaced by an empty one, or the run deleted in the UI):
+                # the folder holds every point, so mirror it into a new run, and say so.
+                warnings.warn(f"MLflow run {saved['run_id']} recorded in {self.id_file} is not in the store {self.uri} "
+                              f"(the store was deleted or replaced): mirroring {self.run_dir} into a new run. To "
+                              f"recreate every run of a config at once: `{REBUILD}`", stacklevel=2)
+                self.recreated_from, self._logged = saved["run_id"], None
         from mlflow.entities import Param
         tags = {**source_tags(self.tags.get("git_commit"), f"python -m jest train ({self.run_name})"),
                 "mlflow.runColor": run_color(self.tags.get("arm"), self.tags.get("method")), **self.tags}
@@ -286,6 +279,7 @@ class MlflowMirror:
             client.log_batch(run.info.run_id, params=params[i:i + 100])
         atomic_write_json(self.id_file, {"run_id": run.info.run_id, "tracking_uri": self.uri,
                                          "experiment": self.experiment})
+        self._checked_id, self._logged = run.info.run_id, None
         return run.info.run_id
 
     def _known_points(self, client, run_id: str, keys: set[str]) -> set[tuple[str, int]]:
@@ -337,6 +331,7 @@ def mirror_run(run_dir: Path, tracking_uri_override: str | None = None) -> tuple
     when training did not mirror live (`mlflow.live: false`) or its store was down, with the params
     and tags the trainer wrote into the card. Returns (mirror, ok, points MLflow lacks)."""
     card = json.loads((Path(run_dir) / "card.json").read_text())
+    verified_rows(Path(run_dir), card)  # MetricsError: an edited or damaged metrics.jsonl is not mirrored
     cfg = card["config"]
     mirror = MlflowMirror(Path(run_dir), tracking_uri_override or tracking_uri(cfg), experiment_name(cfg), card["run"],
                           card.get("mlflow_params") or {}, card.get("mlflow_tags") or {})

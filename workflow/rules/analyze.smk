@@ -1,5 +1,6 @@
 # Analysis stage: finished runs -> parity tables with bootstrap CIs, plots, the report and
-# summary.json (analysis/report.py; pure functions over the run folders), then one MLflow
+# summary.json (analysis/report.py; pure functions over the run folders of the config's arms x seeds,
+# each metrics.jsonl checked against the sha256 its run recorded), then one MLflow
 # "summary" run (tag kind=summary) holding the report as artifacts and the speedups as metrics.
 #
 # Two reports, one per target (Snakefile):
@@ -20,13 +21,14 @@ rule analyze:
         results=results_root(CFG),
         name=CFG["name"],
         out=ROOT / "report",
+        config=CONFIG_SNAPSHOT,  # its arms x seeds are the runs reported; other folders in runs/ are not read
     conda:
         ENV
     log:
         ROOT / "logs" / "analyze.log",
     shell:
         logged("python -m analysis.report --results {params.results:q} --config {params.name:q} --out {params.out:q} "
-        "--arms headline")
+        "--arms headline --resolved-config {params.config:q}")
 
 
 rule analyze_ablations:
@@ -41,10 +43,11 @@ rule analyze_ablations:
         results=results_root(CFG),
         name=CFG["name"],
         out=ROOT / "report" / "ablations",
+        config=CONFIG_SNAPSHOT,  # its arms x seeds are the runs reported; other folders in runs/ are not read
     conda:
         ENV
     log:
         ROOT / "logs" / "analyze_ablations.log",
     shell:
         logged("python -m analysis.report --results {params.results:q} --config {params.name:q} --out {params.out:q} "
-        "--arms all")
+        "--arms all --resolved-config {params.config:q}")

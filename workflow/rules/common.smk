@@ -2,9 +2,10 @@
 import json
 import os
 import shlex
+import sys
 from pathlib import Path
 
-from jest.data.manifest import local_input_files
+from jest.data.manifest import input_file_contents, local_input_files
 from jest.config import PROJECT_ROOT, cache_root, config_hash, results_root, validate_snakemake_config
 from jest.io import atomic_write_json
 from jest.joblog import logged  # every rule's output: its log and <log>.attempts
@@ -41,6 +42,31 @@ if not CONFIG_SNAPSHOT.exists():
 RESOLVED_CONFIG = ROOT / "config.resolved.json"
 
 
+def mlflow_store_warning():
+    """MLflow mirrors the run folders, and its receipts (runs/*/mlflow_synced.json) are files that stay up
+    to date when the store is deleted or damaged afterwards: Snakemake alone would see nothing to do.
+    A line naming the store and the command that rebuilds it from the run folders, or None."""
+    from jest.tracking import REBUILD, MlflowStoreError, _sqlite_path, check_store, tracking_uri
+
+    db = _sqlite_path(tracking_uri(CFG))
+    receipts = list((ROOT / "runs").glob("*/mlflow_synced.json"))
+    if db is None or not receipts:
+        return None
+    config_file = str(([*workflow.overwrite_configfiles] or ["config/tiny.yaml"])[0])
+    if not db.exists():
+        return (f"WARNING: the MLflow store {db} is missing, while {len(receipts)} runs of {ROOT} were mirrored into "
+                f"it: recreate it from the run folders: `{REBUILD.replace('CONFIG', config_file)}`")
+    try:
+        check_store(tracking_uri(CFG))
+    except MlflowStoreError as err:
+        return f"WARNING: {err}".replace("--config CONFIG", f"--config {config_file}")
+    return None
+
+
+if (_store_warning := mlflow_store_warning()) is not None:
+    print(_store_warning, file=sys.stderr)
+
+
 def write_resolved_config():
     """Point config.resolved.json at this run's config (called by onstart, under the lock)."""
     if not RESOLVED_CONFIG.exists() or json.loads(RESOLVED_CONFIG.read_text()) != CFG:
@@ -56,6 +82,15 @@ def data_input_files(wildcards=None):
     sources = CFG["data"]["extra_sources"]
     kinds = {source["name"]: source["kind"] for source in sources}
     return [str(path) for name, path in local_input_files(sources) if kinds[name] == "jsonl" or path.is_file()]
+
+
+def data_trigger():
+    """prepare_data's rerun trigger: the data section, and the content (sha256) of each bring-your-own
+    file, so that an edited file re-runs the stage even when its mtime went back (`cp -p`, `rsync -a`,
+    `tar x`), which Snakemake's mtime check misses (issue #30). Hashes are cached under the cache dir
+    by size, mtime, ctime and inode (jest.data.manifest.content_sha256): a stat per file per start."""
+    contents = input_file_contents(CFG["data"]["extra_sources"], CACHE / "preflight" / "local-files.json")
+    return section_hash("data") if not contents else config_hash([CFG["data"], contents])
 
 
 def task_files(wildcards=None):

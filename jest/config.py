@@ -129,6 +129,9 @@ def validate_config(config: dict) -> dict:
     if config.get("ladder"):  # rung sizes, the reference, the pool share (jest/ladder.py)
         from jest.ladder import check_ladder
         check_ladder(config)
+    # Last: names the file system can hold, draws the data can serve (jest/planning.py imports this module)
+    from jest.planning import check_plan
+    check_plan(config)
     return config
 
 

@@ -1,6 +1,7 @@
 """Small file helpers: atomic writes (a killed job never leaves a half file) and hashes."""
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -10,6 +11,27 @@ import tempfile
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+
+
+class DiskFullError(OSError):
+    """A write failed because the disk (or the user's quota) is full; the message names the folder and a fix."""
+
+
+def disk_full(path: Path, needed: int, err: OSError) -> DiskFullError | None:
+    """The DiskFullError `err` means, or None for another OSError. A full disk shows as ENOSPC (EDQUOT for
+    a quota) or, from numpy's array.tofile, as a bare short write: "35328 requested and 16320 written"."""
+    short_write = err.errno is None and "requested and" in str(err) and "written" in str(err)
+    if err.errno not in (errno.ENOSPC, errno.EDQUOT) and not short_write:
+        return None
+    folder = Path(path).parent
+    try:
+        free = f"{shutil.disk_usage(folder).free:,} bytes are free there now"
+    except OSError:
+        free = "its free space is unknown"
+    return DiskFullError(err.errno or errno.ENOSPC,
+                         f"the disk holding {folder} is full: writing {Path(path).name} needed {needed:,} bytes and "
+                         f"failed ({err}); {free}. Free space on that disk (or raise the quota), or point "
+                         "'results_dir' (and 'cache_dir') at a larger disk, then run the same command again")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -23,6 +45,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        full = disk_full(path, len(data), err)
+        if full is None:
+            raise
+        raise full from err
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from jest.io import atomic_write_json, sha256_file
+from jest.io import atomic_write_json, disk_full, sha256_file
 from jest.tokenizer import load_tokenizer, token_byte_lengths
 
 LABEL_FIELDS = ("source", "quality", "corruption")
@@ -161,9 +161,17 @@ def verify_shard_file(shards_dir: Path, name: str, manifest: dict) -> None:
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
+    """Write through a temp file; a full disk is said as such (numpy reports only a short write)."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "wb") as f:
-        np.save(f, array)
+    try:
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        full = disk_full(path, array.nbytes + 128, err)  # + the .npy header (at most 128 bytes here)
+        if full is None:
+            raise
+        raise full from err
     os.replace(tmp, path)
 
 

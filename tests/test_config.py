@@ -119,7 +119,11 @@ def test_a_seq_len_no_split_can_hold_is_refused_before_any_data(tmp_path):
     srcs = [{"kind": "jsonl", "name": s, "path": str(small), "split": s} for s in ("curated", "heldout", "pool")]
     with pytest.raises(ConfigError, match="'data.seq_len' = 8000"):
         validate_config({"name": "x", "data": {"embedded": False, "extra_sources": srcs, "seq_len": 8000}})
-    assert validate_config({"name": "x", "data": {"embedded": False, "extra_sources": srcs, "seq_len": 64}})
+    # seq_len 64 fits; the plan is then refused (jest/planning.py): 400 tokens at most hold 6 sequences,
+    # fewer than one batch of the default reference and arms
+    from jest.planning import PlanError
+    with pytest.raises(PlanError, match="cannot be served by their data"):
+        validate_config({"name": "x", "data": {"embedded": False, "extra_sources": srcs, "seq_len": 64}})
 
 
 def test_cli_override_strings_are_converted_by_the_schema_types():

@@ -26,3 +26,7 @@ class MissingMemberError(EvaluationError):
 class MissingTaskDataError(EvaluationError, FileNotFoundError):
     """A task YAML points at a data file that does not exist (tasks not built, or moved)."""
 
+
+class TaskYamlError(EvaluationError):
+    """A task YAML under 'evaluation.include_paths' does not parse: lm-eval would skip it silently and
+    report its tasks as unknown names."""

@@ -115,8 +115,10 @@ def _task_manager(tasks: Sequence[str], include_paths: list[Path]):
     """
     from lm_eval.tasks import TaskManager
 
+    from jest.evaluation.preflight import check_task_yaml_syntax
     from jest.evaluation.suites import lm_eval_dirs
 
+    check_task_yaml_syntax(include_paths)  # else lm-eval skips a broken file and calls its tasks unknown
     paths = [str(p) for p in include_paths]
     # lm-eval's standard tasks we know the folder of are indexed from that folder alone; the
     # include paths come last so that they override built-in names, as in lm-eval.

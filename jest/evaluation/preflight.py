@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jest.evaluation.errors import EvaluationError
+from jest.evaluation.errors import EvaluationError, TaskYamlError
 from jest.evaluation.suites import expand, lm_eval_dirs
 
 # `datasets` builders that read local files (their data_files are checked by check_task_data).
@@ -101,11 +101,42 @@ def _index(names: Sequence[str], include_paths: Sequence[Path]) -> dict[str, Any
     return index
 
 
+def check_task_yaml_syntax(include_paths: Iterable[Path]) -> None:
+    """Raise TaskYamlError naming the file and line of every task YAML under ``include_paths`` that does
+    not parse. lm-eval's indexer logs such a file at debug level and skips it, so its tasks surface
+    only as "unknown task name(s)", with the YAML error hidden (issue #30)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):  # lm-eval's tags (!function) are not the syntax under test
+        pass
+
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    bad = []
+    for root in (Path(p) for p in include_paths):
+        files = [root] if root.is_file() else sorted(root.rglob("*.yaml")) if root.is_dir() else []
+        for path in files:
+            try:
+                yaml.load(path.read_text(encoding="utf-8"), Loader=Loader)
+            except UnicodeDecodeError as err:
+                bad.append(f"{path}: not UTF-8 text ({err})")
+            except yaml.YAMLError as err:
+                mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+                where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
+                what = " ".join(str(x) for x in (getattr(err, "context", None), getattr(err, "problem", None)) if x)
+                bad.append(f"{where}: {what or err}")
+    if bad:
+        raise TaskYamlError("task YAML file(s) under 'evaluation.include_paths' do not parse, so lm-eval would skip "
+                            "them and call their tasks unknown:\n  " + "\n  ".join(bad) +
+                            "\nFix the YAML at that line (check it with `python -c \"import yaml,sys; "
+                            "yaml.safe_load(open(sys.argv[1]))\" FILE`), or remove the file from the include path.")
+
+
 def dataset_needs(tasks: Iterable[str], include_paths: Iterable[Path]) -> Needs:
     """The hub datasets behind ``tasks`` (suites, groups and tags expanded), from the task YAMLs."""
     built = _built_names()
     names = [name for name in expand(tasks) if name not in built]
     include_paths = [Path(p) for p in include_paths if Path(p).is_dir()]
+    check_task_yaml_syntax(include_paths)
     if not names:
         return Needs([], [], [])
     index = _index(names, include_paths)

@@ -149,8 +149,11 @@ class BatchShape:
         b = train_cfg["batch_size"]
         check_batch_divides(b, world.world_size)
         if super_b > available:
+            # The config check (jest/planning.py) says which key; this is the last line of defence.
             raise ValueError(f"super-batch of {super_b} sequences is larger than the {split} split "
-                             f"({available} sequences used): lower 'train.batch_size' or add data")
+                             f"({available} sequences used): lower 'train.batch_size' or, for a selection arm, its "
+                             "'filter_ratio' (the super-batch is train.batch_size / (1 - filter_ratio); an offline "
+                             "filter keeps (1 - filter_ratio) of the pool), or add data")
         return cls(b=b, super_b=super_b, micro=min(train_cfg["micro_batch_size"] or b, b // world.world_size),
                    my_rows=world.batch_slice(b), seq_len=seq_len)
 

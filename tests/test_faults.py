@@ -344,22 +344,29 @@ def test_every_server_the_project_starts_binds_to_localhost():
 # ---------------------------------------------------------------- 5. bad inputs not covered elsewhere
 @pytest.mark.parametrize("what", ["learner", "reference"])
 def test_a_super_batch_larger_than_the_split_is_a_clear_error(smoke_workspace, tmp_path, what):
+    """Refused when the config is read (jest/planning.py: before any job, dry runs too), naming the key;
+    and by the trainer, the last line of defence, when a config reaches it unvalidated."""
+    from jest.planning import PlanError
     from jest.shards import TokenShard
     from jest.trainer import RunSpec, reference_spec, train
 
     ws = smoke_workspace
     if what == "learner":  # the uniform arm with a batch of 2048: its super-batch (the batch) > the pool
-        cfg = validate_config(deep_merge(ws["cfg"], {"results_dir": str(tmp_path),
-                                                     "train": {"batch_size": 2048, "micro_batch_size": 4}}))
+        change = {"results_dir": str(tmp_path), "train": {"batch_size": 2048, "micro_batch_size": 4}}
         assert 2048 > len(TokenShard(ws["shards"], "pool"))
+        split, key = "pool", "train.batch_size"
+    else:  # a reference on 0.4% of the curated split (6 sequences) with a batch of 8
+        change = {"results_dir": str(tmp_path), "references": {"ref": {"data_fraction": 0.004}}}
+        split, key = "curated", "references.ref.train.batch_size"
+    with pytest.raises(PlanError) as planned:
+        validate_config(deep_merge(ws["cfg"], change))
+    assert key in str(planned.value)
+    cfg = deep_merge(ws["cfg"], change)  # as validated before the change: the trainer must still refuse it
+    if what == "learner":
         spec = RunSpec(cfg=cfg, arm="uniform", seed=0, run_dir=tmp_path / "run", shards_dir=ws["shards"],
                        tokenizer_dir=ws["tokenizer"])
-        split = "pool"
-    else:  # a reference on 0.4% of the curated split (6 sequences) with a batch of 8
-        cfg = validate_config(deep_merge(ws["cfg"], {"results_dir": str(tmp_path),
-                                                     "references": {"ref": {"data_fraction": 0.004}}}))
+    else:
         spec = reference_spec(cfg, "ref", tmp_path / "ref", ws["shards"], ws["tokenizer"])
-        split = "curated"
     with pytest.raises(ValueError) as err:
         train(spec, progress=False)
     message = str(err.value)
@@ -380,8 +387,10 @@ def test_an_empty_pool_split_names_the_split_and_the_fix(tmp_path):
         validate_config({"name": "x", "data": {"embedded": False, "extra_sources": sources}})
     assert "longer than the pool split can hold" in str(refused.value) and "add data to that split" in str(refused.value)
     # ... and prepare_data keeps its own guard, for a pool that the config cannot bound in advance
+    # (six short documents: the runs would repeat them, which the plan check refuses unless allowed)
     cfg = validate_config({"name": "x", "data": {"embedded": False, "extra_sources": [
-        *sources, {"kind": "jsonl", "name": "p", "path": str(docs), "split": "pool"}]}})["data"]
+        *sources, {"kind": "jsonl", "name": "p", "path": str(docs), "split": "pool"}]},
+        "train": {"allow_repeats": True}, "references": {"ref": {"train": {"allow_repeats": True}}}})["data"]
     cfg["extra_sources"] = [s for s in cfg["extra_sources"] if s["split"] != "pool"]
     with pytest.raises(EmptySplitError) as err:
         prepare_corpus(cfg, tmp_path / "out", tmp_path / "cache")

@@ -137,16 +137,15 @@ def _cmd_score_reference(args) -> None:
 
 
 def _cmd_build_tasks(args) -> None:
-    from jest.config import PROJECT_ROOT
+    from jest.evaluation.bigbench import configured_copy
     from jest.evaluation.bigbench_items import needs_bigbench
     from jest.evaluation.suites import expand
     from jest.evaluation.tasks import build_tasks
     cfg = load_config(args.config)
     ecfg = cfg["evaluation"]
-    local_sdist = ecfg.get("bigbench_sdist")
     table = build_tasks(Path(args.heldout), Path(args.cache), Path(args.out), seed=ecfg["seed"],
                         n_heldout_docs=ecfg["heldout_docs"], with_bigbench=needs_bigbench(expand(ecfg["tasks"])),
-                        bigbench_sdist=PROJECT_ROOT / local_sdist if local_sdist else None)
+                        bigbench_sdist=configured_copy(ecfg))
     for name, entry in sorted(table["tasks"].items()):
         print(f"{name:40s} {entry.get('n_items', '?'):>6} items  chance {entry.get('chance')}")
 

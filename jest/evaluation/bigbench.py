@@ -160,6 +160,16 @@ def fetch(pin: PyPIPin, cache_dir: Path) -> Path:
         staging_prefix=".pip-download-")
 
 
+def configured_copy(evaluation_cfg: dict) -> Path | None:
+    """``evaluation.bigbench_sdist`` as a path (relative to the project root, ``~`` expanded), or None."""
+    raw = evaluation_cfg.get("bigbench_sdist")
+    if not raw:
+        return None
+    from jest.config import PROJECT_ROOT
+    path = Path(raw).expanduser()
+    return path if path.is_absolute() else PROJECT_ROOT / path
+
+
 def provide_local_copy(local_copy: Path, cache_dir: Path) -> Path:
     """Copy a user's ``bigbench-1.0.0.tar.gz`` (``evaluation.bigbench_sdist``) into the cache once its
     sha256 is the pinned one; refuse it, naming the file and both hashes, otherwise."""

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jest.config import ConfigError, results_root
-from jest.io import atomic_write_json, sha256_file
+from jest.io import atomic_write_json, fetch_verified, sha256_file
 from jest.sources.artifacts import Artifact, artifacts_for
 
 STAMP_VERSION = "jest-sources-preflight-v1"
@@ -136,35 +136,26 @@ def _probe_debian(a: Artifact) -> tuple[str, str]:
 PROBES = {"npm": _probe_npm, "pypi": _probe_pypi, "debian": _probe_debian}
 
 
-def _bigbench_copy(cfg: dict, a: Artifact, target: Path) -> tuple[str, str] | None:
-    """``evaluation.bigbench_sdist``: a local copy of the sdist, verified, copied into the cache."""
-    raw = cfg["evaluation"].get("bigbench_sdist")
-    if not raw or a.name != "bigbench":
+def _bigbench_copy(cfg: dict, a: Artifact, cache_dir: Path) -> tuple[str, str] | None:
+    """``evaluation.bigbench_sdist``: a local copy of the sdist, verified and copied into the cache by the
+    same code build_tasks uses (jest.evaluation.bigbench.provide_local_copy)."""
+    from jest.evaluation import bigbench
+    path = bigbench.configured_copy(cfg["evaluation"])
+    if path is None or a.name != "bigbench":
         return None
-    from jest.config import PROJECT_ROOT
-    path = Path(raw).expanduser()
-    path = path if path.is_absolute() else PROJECT_ROOT / path
-    if not path.is_file():
-        return "MISSING", f"evaluation.bigbench_sdist names {path}, which does not exist"
-    got = sha256_file(path)
-    if got != a.sha256:
-        return "MISSING", f"evaluation.bigbench_sdist {path} has sha256 {got}, not the pinned {a.sha256}"
-    copy_verified(path, target, a.sha256)
+    try:
+        bigbench.provide_local_copy(path, cache_dir)
+    except (bigbench.SourceFetchError, bigbench.ChecksumMismatchError) as err:
+        return "MISSING", str(err)
     return "ok", f"copied from evaluation.bigbench_sdist {path}"
 
 
 def copy_verified(source: Path, target: Path, sha256: str) -> None:
-    """Copy ``source`` next to ``target``, check the copy's sha256, then rename it into place."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        shutil.copyfile(source, tmp)
-        got = sha256_file(tmp)
-        if got != sha256:
-            raise SourcesError(f"copying {source} to {target} gave sha256 {got}, expected {sha256}")
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """Copy ``source`` to ``target`` through a staging folder beside it, renamed into place only with the
+    sha256 ``sha256`` (jest.io.fetch_verified, the fetchers' own mechanism)."""
+    fetch_verified(target, sha256, lambda staging: Path(shutil.copyfile(source, staging / target.name)),
+                   lambda got: SourcesError(f"copying {source} to {target} gave sha256 {got}, expected {sha256}"),
+                   staging_prefix=".copy-")
 
 
 def _debian_fallback(a: Artifact, cache_dir: Path) -> Check | None:
@@ -190,7 +181,7 @@ def _check(cfg: dict, a: Artifact, cache_dir: Path, check_registry: bool) -> Che
     if target.is_file() and sha256_file(target) == a.sha256:
         return Check(a, "cached")
     detail = "in the cache with another sha256 (the fetch replaces it); " if target.exists() else ""
-    copied = _bigbench_copy(cfg, a, target)
+    copied = _bigbench_copy(cfg, a, cache_dir)
     if copied is not None and copied[0] == "ok":
         return Check(a, *copied)
     if a.kind == "debian" and (fallback := _debian_fallback(a, cache_dir)) is not None:

@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,44 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+# (path, size, mtime, ctime, inode) -> sha256, for this process.
+_HASHED: dict[tuple, str] = {}
+RACY_S = 2.0
+
+
+def sha256_cached(path: Path, stamp: Path | None = None) -> str:
+    """sha256 of `path`, hashed again only when its size, mtime, ctime or inode changed: remembered for
+    this process and, with `stamp`, in that JSON file (path -> stat and sha256) for later processes.
+    mtime alone would not do: `cp -p`, `rsync -a` and `tar x` put an old mtime back on an edited file;
+    the kernel sets ctime on every write and every mtime change, so an edited file is always hashed
+    again. A file changed in the last 2 s is not remembered (as git's "racily clean" entries): the
+    kernel's ctime clock ticks coarsely, and an edit in the same tick as the hash would keep every field."""
+    resolved = str(Path(path).resolve())
+    st = Path(path).stat()
+    key = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+    memo = (resolved, *key)
+    if stamp is None and memo in _HASHED:
+        return _HASHED[memo]
+    try:
+        recorded = json.loads(stamp.read_text()) if stamp is not None and stamp.is_file() else {}
+    except (OSError, ValueError):
+        recorded = {}
+    entry = recorded.get(resolved)
+    if entry and entry.get("stat") == key:
+        return entry["sha256"]
+    digest = _HASHED.get(memo) or sha256_file(path)
+    if time.time() - st.st_ctime > RACY_S:
+        _HASHED[memo] = digest
+        if stamp is not None:
+            recorded = {p: e for p, e in recorded.items() if Path(p).exists()}  # forget removed files
+            recorded[resolved] = {"stat": key, "sha256": digest}
+            try:
+                atomic_write_json(stamp, recorded)
+            except OSError:
+                pass  # a read-only cache: the stamp only saves hashing next time
+    return digest
 
 
 def fetch_verified(target: Path, sha256: str, download, on_mismatch, staging_prefix: str) -> Path:

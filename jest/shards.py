@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from jest.io import atomic_write_json, disk_full, sha256_file
+from jest.io import atomic_write_json, disk_full, sha256_cached, sha256_file
 from jest.tokenizer import load_tokenizer, token_byte_lengths
 
 LABEL_FIELDS = ("source", "quality", "corruption")
@@ -124,22 +123,10 @@ def record_file_hashes(out_dir: Path, manifest: dict) -> None:
     manifest["files"] = {name: known.get(name) or sha256_file(out_dir / name) for name in shard_files(manifest)}
 
 
-# (path, size, mtime, ctime, inode) -> sha256: each file is hashed once per process, however many
-# TokenShards open it (training opens every held-out split; the labels are shared). A write to the
-# file changes its ctime, so a changed file is hashed again; a file changed in the last 2 s is not
-# cached, since the kernel's ctime clock ticks coarsely (git's "racily clean" rule).
-_HASHED: dict[tuple, str] = {}
-
-
 def cached_sha256(path: Path) -> str:
-    st = Path(path).stat()
-    key = (str(Path(path).resolve()), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-    if key in _HASHED:
-        return _HASHED[key]
-    digest = sha256_file(path)
-    if time.time() - st.st_ctime > 2.0:
-        _HASHED[key] = digest
-    return digest
+    """Each file is hashed once per process, however many TokenShards open it (training opens every
+    held-out split; the labels are shared), and again after any write (jest.io.sha256_cached)."""
+    return sha256_cached(path)
 
 
 def verify_shard_file(shards_dir: Path, name: str, manifest: dict) -> None:

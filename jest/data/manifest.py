@@ -7,7 +7,6 @@ re-scanning the jsonl files; the sha256 values tie the numbers to the exact byte
 from __future__ import annotations
 
 import json
-import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -16,7 +15,7 @@ from pathlib import Path
 
 from jest.data.documents import Document
 from jest.data.sources import NpmPin
-from jest.io import atomic_write_json, sha256_file
+from jest.io import sha256_cached, sha256_file
 
 
 def _breakdown(docs: Sequence[Document], field: str) -> dict[str, dict[str, int]]:
@@ -65,30 +64,9 @@ def input_file_hashes(extra_sources: Sequence[Mapping[str, Any]]) -> list[dict[s
 
 
 def content_sha256(path: Path, stamp: Path | None = None) -> str:
-    """sha256 of `path`, from `stamp` (a JSON cache of path -> stat and sha256) while the file's size,
-    mtime, ctime and inode are unchanged. mtime alone would not do: `cp -p`, `rsync -a` and `tar x`
-    put an old mtime back on an edited file; the kernel sets ctime on every write and every mtime
-    change, so an edited file is always hashed again. A file changed in the last 2 s is not recorded
-    (as git's "racily clean" entries): the kernel's ctime clock ticks coarsely, and an edit in the same
-    tick as the hash would keep every field of the key."""
-    st = Path(path).stat()
-    key = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
-    try:
-        recorded = json.loads(stamp.read_text()) if stamp is not None and stamp.is_file() else {}
-    except (OSError, ValueError):
-        recorded = {}
-    entry = recorded.get(str(Path(path).resolve()))
-    if entry and entry.get("stat") == key:
-        return entry["sha256"]
-    digest = sha256_file(path)
-    if stamp is not None and time.time() - st.st_ctime > 2.0:
-        recorded = {p: e for p, e in recorded.items() if Path(p).exists()}  # forget removed files
-        recorded[str(Path(path).resolve())] = {"stat": key, "sha256": digest}
-        try:
-            atomic_write_json(stamp, recorded)
-        except OSError:
-            pass  # a read-only cache: the stamp only saves hashing next time
-    return digest
+    """sha256 of `path`, kept in `stamp` while its size, mtime, ctime and inode are unchanged
+    (jest.io.sha256_cached: an edit whose mtime was put back is still hashed again)."""
+    return sha256_cached(path, stamp)
 
 
 def input_file_contents(extra_sources: Sequence[Mapping[str, Any]], stamp: Path | None = None) -> list[list[str]]:

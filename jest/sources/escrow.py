@@ -76,9 +76,7 @@ def export_sources(cfg: dict, out_dir: Path, *, cache_dir: Path | None = None) -
             continue
         path = entry.pop("path")
         relpath = entry["cache_relpath"] or f"local/{len(entries):02d}-{a.file}"
-        target = out_dir / relpath
-        if not (target.is_file() and sha256_file(target) == entry["sha256"]):
-            copy_verified(path, target, entry["sha256"])
+        copy_verified(path, out_dir / relpath, entry["sha256"])  # a verified copy already there is kept
         entries.append({**entry, "escrow_path": relpath})
     manifest = {"format": FORMAT, "config": cfg.get("name"), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "jest": _jest_version(), "artifacts": entries, "skipped": skipped}

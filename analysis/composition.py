@@ -2,7 +2,7 @@
 
 The trainer logs, every step, the share of the trained sub-batch per label as
 `sel_share_source_<src>` and `sel_share_quality_<q>`, and writes the pool's
-shares into the card as `pool_share["pool_share_source_<src>"]` (jest.trainer.label_shares).
+shares into the card as `pool_share["pool_share_source_<src>"]` (jest.training.trainer.label_shares).
 A uniform arm's selected shares estimate the pool's; a JEST arm's show what
 selection preferred. Labels are never seen by selection; only this report uses them.
 """

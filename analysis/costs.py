@@ -3,8 +3,8 @@
     python -m analysis.costs config/gpu.yaml [--pool-tokens 2.7e9] [--gpu "H100 SXM"] [--mfu 0.4]
 
 The numbers come from the same code the runs log their FLOP ledger with: the model shape
-jest.model builds (Llama-style, SwiGLU width from jest.model.intermediate_size) and the
-per-token formulas of jest.flops (training 6N + 12 L d T, forward 2N + 4 L d T; N counts every
+jest.model.llama builds (Llama-style, SwiGLU width from jest.model.llama.intermediate_size) and the
+per-token formulas of jest.model.flops (training 6N + 12 L d T, forward 2N + 4 L d T; N counts every
 matmul parameter, the output projection included). Per run of an arm:
 
     train        steps x b x T x train_flops_per_token(learner, T)
@@ -16,7 +16,7 @@ uses cached scores, one forward pass over the pool (pool tokens x forward(refere
 enter the `total` accounting of the JEST arms.
 
 Wall time is an ESTIMATE, not a measurement: FLOPs / (GPUs x the chip's peak dense FLOP/s at the
-config's precision, from jest.hardware's datasheet table, x an assumed model FLOPs utilisation).
+config's precision, from jest.model.hardware's datasheet table, x an assumed model FLOPs utilisation).
 Evaluation (held-out loss, lm-eval) and data preparation are not counted.
 """
 from __future__ import annotations
@@ -24,22 +24,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from jest.config import load_config, super_batch_size
-from jest.flops import forward_flops_per_token, matmul_params, train_flops_per_token
-from jest.model import build_hf_config, shape_summary
+from jest.experiment import load_config
 
-DEFAULT_GPU = "H100 SXM"   # the datasheet entry of jest.hardware used for estimates
+from jest.policies.registry import ScoringShapes, get_spec
+from jest.model.flops import forward_flops_per_token, matmul_params, train_flops_per_token
+from jest.model.llama import build_hf_config, shape_summary
+
+DEFAULT_GPU = "H100 SXM"   # the datasheet entry of jest.model.hardware used for estimates
 DEFAULT_MFU = 0.40         # an assumption: dense bf16 training of 0.1-1B models typically reaches 30-50%
 
 
 def shape(model_cfg: dict, vocab_size: int, seq_len: int) -> dict:
-    """The shape the runs build (jest.model), as jest.flops reads it."""
+    """The shape the runs build (jest.model.llama), as jest.model.flops reads it."""
     return shape_summary(build_hf_config(model_cfg, vocab_size, seq_len, bos_token_id=0, eos_token_id=1))
-
-
-def prefix_len(score_prefix: float, seq_len: int) -> int:
-    """Tokens the learner scores per candidate (as jest.jest_policy computes it)."""
-    return max(2, round(score_prefix * seq_len))
 
 
 def model_costs(model_cfg: dict, train_cfg: dict, vocab: int, T: int) -> dict:
@@ -56,21 +53,17 @@ def arm_costs(cfg: dict, arm: str, learner: dict | None = None) -> dict:
     T, V = cfg["data"]["seq_len"], cfg["data"]["vocab_size"]
     learner = learner or model_costs(cfg["model"], cfg["train"], V, T)
     a = cfg["arms"][arm]
-    budget = a.get("budget", 1.0)  # the uniform compute family: round(budget x steps) steps (jest/schedule.py)
+    budget = a.get("budget", 1.0)  # the uniform compute family: round(budget x steps) steps (jest/training/schedule.py)
     steps = max(1, round(budget * learner["steps"]))
-    out = {"arm": arm, "policy": a["policy"], "budget": budget, "filter_ratio": 0.0,
-           "super_batch": learner["batch_size"], "train": learner["train_flops"] * steps / learner["steps"],
-           "score": 0.0}
-    if a["policy"] == "jest":
-        B = super_batch_size(learner["batch_size"], a["filter_ratio"])
-        Tp = prefix_len(a["score_prefix"], T)
-        score = steps * B * Tp * forward_flops_per_token(learner["shape"], Tp)
-        if a["reference_scoring"] == "online":
-            ref = cfg["references"][a["reference"]]
-            score += steps * B * T * forward_flops_per_token(shape(ref["model"], V, T), T)
-        out.update(filter_ratio=a["filter_ratio"], super_batch=B, score=score, reference=a["reference"])
-    elif a["policy"] == "offline_filter":  # scores nothing per step; its reference scored the pool once
-        out.update(filter_ratio=a["filter_ratio"], reference=a["reference"])
+    spec = get_spec(a["policy"])  # its super-batch, scoring FLOPs and reference (jest/policies/registry.py)
+    ref = cfg["references"][a["reference"]] if spec.reads_reference(a) else None
+    shapes = ScoringShapes(learner["batch_size"], T, lambda n: forward_flops_per_token(learner["shape"], n),
+                           (lambda n: forward_flops_per_token(shape(ref["model"], V, T), n)) if ref else None)
+    out = {"arm": arm, "policy": a["policy"], "budget": budget, "filter_ratio": a.get("filter_ratio", 0.0),
+           "super_batch": spec.super_batch(a, learner["batch_size"]),
+           "train": learner["train_flops"] * steps / learner["steps"], "score": steps * spec.score_flops(a, shapes)}
+    if ref is not None:  # its one-time costs (training, pool scoring) are the reference's, below
+        out["reference"] = a["reference"]
     out["train+score"] = out["train"] + out["score"]
     return out
 
@@ -85,8 +78,8 @@ def config_costs(cfg: dict, pool_tokens: float | None = None, arms: list[str] | 
     for name in sorted({c["reference"] for c in per_arm.values() if "reference" in c}):
         ref_cfg = cfg["references"][name]
         r = model_costs(ref_cfg["model"], ref_cfg["train"], V, T)
-        cached = any(cfg["arms"][a].get("reference") == name and (cfg["arms"][a]["policy"] == "offline_filter" or (
-            cfg["arms"][a]["policy"] == "jest" and cfg["arms"][a]["reference_scoring"] == "cached")) for a in arms)
+        cached = any(cfg["arms"][a].get("reference") == name and get_spec(cfg["arms"][a]["policy"]).reads_reference(
+            cfg["arms"][a]) == "scores" for a in arms)
         r["pool_scoring"] = (pool_tokens * r["forward_fpt"]) if (cached and pool_tokens) else None
         refs[name] = r
     one_time = sum(r["train_flops"] + (r["pool_scoring"] or 0.0) for r in refs.values())
@@ -102,7 +95,7 @@ def hours(flops: float, gpus: int, peak: float, mfu: float) -> float:
 
 
 def _peak(gpu: str, precision: str) -> tuple[float, str]:
-    from jest.hardware import lookup
+    from jest.model.hardware import lookup
     matmul = "tf32" if precision == "fp32" else precision   # fp32 matmuls on tensor cores (TF32)
     peak, source = lookup(gpu, matmul)
     if peak is None:
@@ -122,7 +115,7 @@ def render(cfg: dict, costs: dict, gpu: str = DEFAULT_GPU, mfu: float = DEFAULT_
              f"  tokens per run = {L['steps']} steps x {L['batch_size']} x {T} = {L['tokens']:.4g}",
              f"  training FLOPs per run = {L['tokens']:.4g} x {L['train_fpt']:.4g} = {L['train_flops']:.3e}",
              (f"  wall-time estimates: {gpu}, {cfg['train']['precision']} peak {peak / 1e12:g} TFLOP/s "
-              f"(jest.hardware: {source.split(':', 1)[0]}), assumed MFU {mfu:.0%}, {n} GPU(s) per run")]
+              f"(jest.model.hardware: {source.split(':', 1)[0]}), assumed MFU {mfu:.0%}, {n} GPU(s) per run")]
     for a, c in costs["arms"].items():
         ratio = c["train+score"] / c["train"]
         lines.append(f"  arm {a:24s} super-batch {c['super_batch']:5d}: train+score {c['train+score']:.3e} FLOPs "
@@ -144,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("config", type=Path)
     ap.add_argument("--pool-tokens", type=float, help="pool size in tokens (known after build_shards: "
                     "shards/manifest.json); needed for the reference's pool-scoring cost")
-    ap.add_argument("--gpu", default=DEFAULT_GPU, help=f"a GPU name of jest.hardware's table (default {DEFAULT_GPU})")
+    ap.add_argument("--gpu", default=DEFAULT_GPU, help=f"a GPU name of jest.model.hardware's table (default {DEFAULT_GPU})")
     ap.add_argument("--mfu", type=float, default=DEFAULT_MFU, help=f"assumed MFU (default {DEFAULT_MFU})")
     ap.add_argument("--arms", choices=("headline", "all"), default="all")
     args = ap.parse_args(argv)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from jest.policies.registry import role_of
 from analysis import plots
 from analysis import plots_multiplier as pm
 
@@ -33,7 +34,7 @@ def make_figures(out_dir: Path, *, curves_of, results, tables, baseline, referen
         _add(figures, pm.plot_family(family, placed, primary.axis_label), out_dir, "family",
              "The uniform compute family (each budget trained and annealed to its own end) and each arm "
              "placed on it: the arrow is the arm's multiplier.")
-    jest_rows = [h for h in headline if h["policy"] == "jest" and h.get("iterations") is not None]
+    jest_rows = [h for h in headline if role_of(h["policy"]) == "claim" and h.get("iterations") is not None]
     if jest_rows:
         _add(figures, plots.plot_speedup_vs_filter_ratio(jest_rows, ceiling=ceiling), out_dir,
              "multiplier_vs_filter_ratio", "Iso-loss multiplier vs filter ratio (95% t-interval), against the "

@@ -19,23 +19,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.ladder_stats import decision_agreement, excludes, fit_slope, trend_word
+from analysis.ladder_stats import (CLAIM_QUANTITY, SLOPE_QUANTITIES, decision_agreement, excludes, fit_slope,
+                                   trend_word)
 from analysis.multiplier import run_finals
 from analysis.runs import config_runs, left_out, load_curves
 from analysis.stats import verdict
 from analysis.verdicts import metric_multipliers
-from jest.config import load_config
+from jest.experiment import load_config
 from jest.io import atomic_write_json, atomic_write_text
-from jest.ladder import ladder_seeds, rung_plan, sweep_seed
-from jest.metrics import MetricsError
+from jest.ladder.rungs import ladder_seeds, rung_plan, sweep_seed
+from jest.tracking.metrics import MetricsError
 
 SCHEMA = "jest-ladder-summary-v1"
 METRIC = "heldout_loss"
-# the two claims' quantities (analysis.claims), and `total`, where the fixed reference's one-time cost
-# (training, pool scoring) weighs less at every larger rung
-SLOPE_QUANTITIES = ("iterations", "train+score", "total")
-PLOT_QUANTITIES = ("iterations", "train+score")
-CLAIM_QUANTITY = {13.0: "iterations", 10.0: "train+score"}
 
 
 def ladder_runs(cfg: dict) -> list[str]:

@@ -31,6 +31,11 @@ import numpy as np
 from scipy import stats as st
 
 CI_LEVEL = 0.95
+# the quantities the multiplier is measured in: the two claims' (analysis.claims), and `total`, where
+# the fixed reference's one-time cost (training, pool scoring) weighs less at every larger rung
+SLOPE_QUANTITIES = ("iterations", "train+score", "total")
+PLOT_QUANTITIES = ("iterations", "train+score")
+CLAIM_QUANTITY = {13.0: "iterations", 10.0: "train+score"}  # each claim's factor -> its quantity
 
 
 def slope_of_means(log_c: np.ndarray, samples: list[np.ndarray]) -> float:

@@ -1,7 +1,7 @@
 """The report as one MLflow run, next to the training runs it compares.
 
 `log_summary` logs, into the config's experiment ("jest-<name>", the store of
-jest.tracking: `mlflow.tracking_uri`, else $MLFLOW_TRACKING_URI, else
+jest.tracking.records: `mlflow.tracking_uri`, else $MLFLOW_TRACKING_URI, else
 sqlite:///<results>/mlflow.db), one run tagged kind=summary (and method=summary,
 so `tags.method = 'jest'` / `'uniform'` still select only training runs) with
 
@@ -27,9 +27,9 @@ import time
 import warnings
 from pathlib import Path
 
-from jest.flops import ACCOUNTINGS
+from jest.model.flops import ACCOUNTINGS
 from jest.io import atomic_write_json
-from jest.tracking import experiment_id, experiment_name, locked_retries, source_tags, tracking_uri
+from jest.tracking.records import experiment_id, experiment_name, locked_retries, source_tags, tracking_uri
 
 ID_FILE = "mlflow_run.json"
 ARTIFACTS = ("summary.json", "report.md", "report.html")

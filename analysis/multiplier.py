@@ -9,7 +9,7 @@ Its *final* metric against its compute is the family curve. For one run of an ar
     multiplier = needed_q / the arm's own compute in q
 
 for q in QUANTITIES: iterations (steps), examples (sequences trained on) and FLOPs under each
-accounting of jest.flops. A run's final metric is the last metrics row that has the metric; its
+accounting of jest.model.flops. A run's final metric is the last metrics row that has the metric; its
 compute is read at that row's step.
 
 Placing a value on the curve ("monotone interpolation in log compute"):
@@ -39,6 +39,8 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import isotonic_regression
 
+from jest.policies.registry import role_of
+
 # quantity -> metrics.jsonl column ("step" is the row's step itself)
 QUANTITIES = {"iterations": "step", "examples": "examples_seen", "train": "flops_train",
               "train+score": "flops_train_score", "total": "flops_total"}
@@ -52,8 +54,8 @@ def budget_of(settings: dict) -> float:
 
 
 def family_arms(settings: dict[str, dict]) -> dict[str, float]:
-    """The uniform compute family: every uniform-policy arm -> its budget."""
-    return {a: budget_of(s) for a, s in settings.items() if s.get("policy") == "uniform"}
+    """The uniform compute family: every arm whose policy's role is the family (uniform) -> its budget."""
+    return {a: budget_of(s) for a, s in settings.items() if role_of(s.get("policy")) == "family"}
 
 
 # ---------------------------------------------------------------- final values

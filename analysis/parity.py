@@ -7,7 +7,7 @@ Definitions (DESIGN.md, "Parity"):
   interpolated between eval points, reaches the target ("reaches": <= for a
   lower-is-better metric such as held-out loss, >= for an accuracy).
 - iteration speedup T_u / T_j; FLOP speedup F_u(T_u) / F_j(T_j) under each
-  accounting of jest.flops.ACCOUNTINGS, F_j interpolated linearly at T_j.
+  accounting of jest.model.flops.ACCOUNTINGS, F_j interpolated linearly at T_j.
 
 Censoring, i.e. what a number means when parity is not observed exactly:
 
@@ -50,7 +50,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-# accounting name (DESIGN.md) -> metrics.jsonl key; same mapping as jest.flops.ACCOUNTINGS,
+# accounting name (DESIGN.md) -> metrics.jsonl key; same mapping as jest.model.flops.ACCOUNTINGS,
 # repeated so that analysis/ imports without torch.
 ACCOUNTINGS = {"train": "flops_train", "train+score": "flops_train_score", "total": "flops_total"}
 RULES = ("first", "sustained")

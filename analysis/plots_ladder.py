@@ -11,7 +11,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
-from analysis.ladder import CLAIM_QUANTITY, PLOT_QUANTITIES
+from analysis.ladder_stats import CLAIM_QUANTITY, PLOT_QUANTITIES
 
 LABEL = {"iterations": "multiplier in training steps", "train+score": "multiplier in FLOPs (train+score)"}
 

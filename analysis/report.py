@@ -28,6 +28,7 @@ import argparse
 import json
 from pathlib import Path
 
+from jest.policies.registry import group_of, load_plugins, role_of
 from analysis import composition as comp
 from analysis import verdicts as vd
 from analysis.evals import AGGREGATE_METRIC, MARGIN_METRIC, load_evals, wide
@@ -49,7 +50,7 @@ from analysis.summary import (
     run_rows,
     to_json,
 )
-from jest.metrics import MetricsError
+from jest.tracking.metrics import MetricsError
 
 LM_EVAL_METRICS = {
     AGGREGATE_METRIC: Metric(AGGREGATE_METRIC, True, "lm-eval aggregate centered accuracy (0 = chance, 1 = perfect)"),
@@ -133,6 +134,7 @@ def build_report(results_dir: Path, config_name: str, out_dir: Path, *, metric: 
     cards = [json.loads((Path(d) / "card.json").read_text()) for d in cards_df["run_dir"]]
     if current is None:
         current = cards[0].get("config", {}) if cards else {}
+    load_plugins(current.get("plugins") or [])  # a plugin's policies: their specs say each arm's group and role
     ablations = ablation_arms(current)
     input_notes = _input_notes(runs_dir, current, wanted, ablations if arms == "headline" else [])
     if arms == "headline" and ablations:
@@ -158,7 +160,7 @@ def build_report(results_dir: Path, config_name: str, out_dir: Path, *, metric: 
     family = family_arms({a: settings[a] for a in arms_with_runs})
     baseline = choose_baseline({a: settings[a] for a in arms_with_runs})
     compared = [a for a in arms_with_runs if a not in family]
-    is_control = {a: settings[a].get("policy") in vd.CONTROL_POLICIES for a in compared}
+    is_control = {a: group_of(settings[a].get("policy")) == "control" for a in compared}
     head_arms = [a for a in compared if a not in ablations and not is_control[a]]
     control_arms = [a for a in compared if a not in ablations and is_control[a]]
     abl_arms = [a for a in compared if a in ablations]
@@ -203,7 +205,7 @@ def build_report(results_dir: Path, config_name: str, out_dir: Path, *, metric: 
     headline = headline_rows(head_arms, settings, prim, primary, by_arm)
     abl = ablation_rows(headline_rows(abl_arms, settings, prim, primary, by_arm), headline)
     control_rows = headline_rows(control_arms, settings, prim, primary, by_arm)
-    jest_arms = [h["arm"] for h in headline if h["policy"] == "jest"]
+    jest_arms = [h["arm"] for h in headline if role_of(h["policy"]) == "claim"]
     equivalence = vd.ablation_tests(prim, abl, margin)
     for row in abl:
         row["equivalence"] = next((e for e in equivalence if e["arm"] == row["arm"]), None)
@@ -227,7 +229,7 @@ def build_report(results_dir: Path, config_name: str, out_dir: Path, *, metric: 
         notes.append("The runs' cards disagree on the pool shares: the pool changed between runs.")
 
     lm_rows = per_task_table(load_task_table(runs_dir, sorted(in_scope), runs=wanted), [baseline, *compared])
-    used_refs = {s.get("reference", "ref") for a, s in settings.items() if s.get("policy") == "jest"}
+    used_refs = {s.get("reference", "ref") for a, s in settings.items() if role_of(s.get("policy")) == "claim"}
     references = load_references(results_dir, config_name, used_refs or None)
     figures = {} if not figures else make_figures(out_dir, curves_of=curves_of, results=results, tables=tables, baseline=baseline,
                            references=references, primary_name=primary_name, primary=primary,

@@ -4,7 +4,7 @@ Only the runs a config asks for are read (issue #30): runs/ keeps the folders of
 (an arm since dropped, a seed no longer run), trained with other settings, and a report that read
 them would set old numbers against new ones. `config_runs` names the config's runs; every loader
 takes them as `runs=` and `left_out` lists the folders that were not read. Every metrics.jsonl is
-read through jest.metrics.verified_rows: a finished run's file must be the one it recorded, and
+read through jest.tracking.metrics.verified_rows: a finished run's file must be the one it recorded, and
 only its last line may be torn.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from jest.metrics import verified_rows
+from jest.tracking.metrics import verified_rows
 
 
 def run_name(arm: str, seed: int) -> str:
@@ -54,7 +54,7 @@ def load_cards(runs_dir: Path, runs: Collection[str] | None = None) -> pd.DataFr
 
 def load_curves(runs_dir: Path, finished_only: bool = True, runs: Collection[str] | None = None) -> pd.DataFrame:
     """All metrics rows of all runs (of `runs` when given), long by step; unfinished runs are left out
-    unless asked. Raises jest.metrics.MetricsError for a metrics.jsonl changed since its run finished
+    unless asked. Raises jest.tracking.metrics.MetricsError for a metrics.jsonl changed since its run finished
     or damaged before its last line, naming the file and the job that writes it again."""
     cards = load_cards(runs_dir, runs)
     if finished_only:

@@ -11,6 +11,7 @@ n, log_mean, log_sd, method, ci_level, per_seed}; first-crossing parity moved to
 """
 from __future__ import annotations
 
+from jest.policies.registry import role_of
 from analysis.multiplier import budget_of
 from analysis.parity import ACCOUNTINGS, ParityResult, Speedup, to_json
 
@@ -47,7 +48,7 @@ def series_names(settings: dict[str, dict], arms: list[str]) -> dict[str, str]:
 
 def choose_baseline(settings: dict[str, dict]) -> str | None:
     """The first-crossing baseline: the uniform arm at the headline budget (1.0), 'uniform' first."""
-    uniform = [a for a, s in settings.items() if s.get("policy") == "uniform"]
+    uniform = [a for a, s in settings.items() if role_of(s.get("policy")) == "family"]
     headline = [a for a in uniform if budget_of(settings[a]) == 1.0] or uniform
     return "uniform" if "uniform" in headline else (headline[0] if headline else None)
 
@@ -89,7 +90,7 @@ def headline_rows(arms: list[str], settings: dict[str, dict], mults: dict, metri
 def ablation_rows(rows: list[dict], headline: list[dict]) -> list[dict]:
     """Ablation rows, each set against the headline JEST arm with the same filter ratio (else the
     first headline JEST arm), naming the settings that differ."""
-    jest_head = [h for h in headline if h["policy"] == "jest"]
+    jest_head = [h for h in headline if role_of(h["policy"]) == "claim"]
     for row in rows:
         same_f = [h for h in jest_head if h["filter_ratio"] == row["filter_ratio"]]
         base = (same_f or jest_head or [None])[0]

@@ -20,10 +20,10 @@ from analysis.multiplier import (
     multiplier_range,
     run_finals,
 )
+from jest.policies.registry import group_of, role_of
 from analysis.stats import DEFAULT_MARGIN, Estimate, aggregate, best_arm, claim_over_arms, compare
 
 HELDOUT = re.compile(r"^heldout_(loss|bpb)(?:_(.+))?$")
-CONTROL_POLICIES = ("oracle_clean", "offline_filter", "curated_only")
 
 
 def heldout_metrics(curves: pd.DataFrame) -> list[str]:
@@ -120,17 +120,21 @@ def best_of(mults: dict, arms: list[str], quantity: str = "iterations") -> dict:
 def controls(mults: dict, settings: dict[str, dict], jest_arms: list[str], margin: float = DEFAULT_MARGIN) -> dict:
     """The control arms (DESIGN.md, "Where a gain comes from"): the oracle's ceiling and, per JEST
     arm, how much of its multiplier the offline filter (same filter ratio if there is one) reaches."""
-    by_policy = {p: [a for a in mults if settings.get(a, {}).get("policy") == p] for p in CONTROL_POLICIES}
-    out = {"arms": {p: a for p, a in by_policy.items() if a}, "oracle_ceiling": None, "offline_share": []}
-    if by_policy["oracle_clean"]:
-        oracle = by_policy["oracle_clean"][0]
-        out["oracle_ceiling"] = {"arm": oracle, **nest(mults[oracle]["quantities"])}
+    controls_ = [a for a in mults if group_of(settings.get(a, {}).get("policy")) == "control"]
+    by_policy = {}
+    for a in controls_:
+        by_policy.setdefault(settings[a]["policy"], []).append(a)
+    out = {"arms": by_policy, "oracle_ceiling": None, "offline_share": []}
+    oracles = [a for a in controls_ if role_of(settings[a]["policy"]) == "oracle"]
+    filters = [a for a in controls_ if role_of(settings[a]["policy"]) == "filter"]
+    if oracles:
+        out["oracle_ceiling"] = {"arm": oracles[0], **nest(mults[oracles[0]]["quantities"])}
     for arm in jest_arms:
-        if arm not in mults or not by_policy["offline_filter"]:
+        if arm not in mults or not filters:
             continue
         f = settings.get(arm, {}).get("filter_ratio")
-        same = [a for a in by_policy["offline_filter"] if settings[a].get("filter_ratio") == f]
-        off = (same or by_policy["offline_filter"])[0]
+        same = [a for a in filters if settings[a].get("filter_ratio") == f]
+        off = (same or filters)[0]
         j, o = mults[arm]["quantities"]["iterations"], mults[off]["quantities"]["iterations"]
         share = None
         if j.value and o.value and j.value > 1 and not j.bound and not o.bound:
@@ -163,5 +167,5 @@ def repetition(curves: pd.DataFrame, cards: list[dict]) -> list[dict]:
     return rows
 
 
-__all__ = ["CONTROL_POLICIES", "ablation_tests", "best_of", "claims", "controls", "family_table",
+__all__ = ["ablation_tests", "best_of", "claims", "controls", "family_table",
            "heldout_metrics", "heldout_set", "metric_multipliers", "nest", "repetition"]

@@ -11,17 +11,20 @@ different *set* of sequences, which the policy's `draw_set` returns:
   the best (1 - f) fraction, globally, by the lowest reference loss is kept (the
   perplexity-filter baseline of DCLM and Ankner et al. 2024, arXiv 2405.20541).
 - `curated_only`: the reference's curated split (the trainer reads that split:
-  jest.trainer.RunSpec.train_split).
+  jest.training.trainer.RunSpec.train_split).
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from baselines.uniform import UniformPolicy
-from jest.shards import TokenShard
+from jest.policies.reference import Reference
+from jest.policies.registry import PolicySpec
+
+if TYPE_CHECKING:  # config validation imports this module for its specs: no torch here
+    from jest.data.shards import TokenShard
 
 CLEAN = "clean"  # the quality label of clean pool text (jest.data.documents.CLEAN)
 # The qualities the oracle draws from: clean text, and on the large preset (data.preset: large) the pool's
@@ -68,17 +71,11 @@ class OfflineFilterPolicy(UniformPolicy):
 
     @classmethod
     def load(cls, arm: dict, ctx) -> "OfflineFilterPolicy":
-        """The reference's cached pool scores, checked against the reference and the pool like JEST's;
-        its training and the one-time scoring are this arm's fixed FLOPs (the `total` accounting)."""
-        from jest.jest_policy import JestPolicy, MissingReferenceError
-        ref_dir = Path(ctx.references_root) / arm["reference"]
-        card_path = ref_dir / "card.json"
-        if not card_path.is_file() or json.loads(card_path.read_text()).get("status") != "finished":
-            raise MissingReferenceError(f"reference '{arm['reference']}' is not trained ({card_path} missing or "
-                                        "unfinished): run the train_reference stage")
-        scores, scoring_flops = JestPolicy._load_cached_scores(ref_dir, ctx)
-        fixed = float(json.loads(card_path.read_text())["flops"]["flops_train"]) + scoring_flops
-        return cls(arm, np.asarray(scores), fixed)
+        """The reference's cached pool scores, checked like JEST's (jest.policies.reference); its training
+        and the one-time scoring are this arm's fixed FLOPs (the `total` accounting)."""
+        ref = Reference.open(arm, ctx)
+        scores, scoring_flops = ref.pool_scores(ctx)
+        return cls(arm, np.asarray(scores), ref.train_flops + scoring_flops)
 
     def draw_set(self, shard: TokenShard, subset: np.ndarray) -> np.ndarray:
         return keep_best(self.scores, subset, self.arm["filter_ratio"])
@@ -86,3 +83,25 @@ class OfflineFilterPolicy(UniformPolicy):
 
 class CuratedOnlyPolicy(UniformPolicy):
     name = "curated_only"
+
+
+ORACLE_CLEAN = PolicySpec(
+    name="oracle_clean", build="baselines.controls:OracleCleanPolicy", group="control", role="oracle",
+    draws_from="clean",
+    summary="uniform over the pool's sequences labelled clean (it reads the provenance labels selection never "
+            "sees: re-weighting by labels)")
+OFFLINE_FILTER = PolicySpec(
+    name="offline_filter", build="baselines.controls:OfflineFilterPolicy.load", group="control", role="filter",
+    draws_from="kept", reads_reference=lambda arm: "scores",
+    keys={"filter_ratio": {"type": "number", "minimum": 0, "exclusiveMaximum": 1, "default": 0.8,
+                           "description": "Share of the pool filtered out once, globally (round((1 - f) n) "
+                                          "sequences kept)."},
+          "reference": {"type": "string", "default": "ref",
+                        "description": "Name of the reference whose cached pool scores rank the pool (a key of "
+                                       "'references')."}},
+    # the lowest reference loss is kept: there is no learner before training
+    fixed={"criterion": "easy_reference"},
+    summary="the reference scores the pool once, before training; uniform over the best (1 - filter_ratio) of it")
+CURATED_ONLY = PolicySpec(
+    name="curated_only", build="baselines.controls:CuratedOnlyPolicy", group="control", train_split="curated",
+    summary="uniform over the reference's curated split")

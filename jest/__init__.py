@@ -9,7 +9,7 @@ for _key, _value in {
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "TOKENIZERS_PARALLELISM": "false",
     # An unreachable tracking server must not stall training for minutes per sync: our own
-    # retries (jest.tracking) are the outer loop, the files stay the source of truth.
+    # retries (jest.tracking.records) are the outer loop, the files stay the source of truth.
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",  # the default 2 spends most of a dead server's ~8 s per try

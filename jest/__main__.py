@@ -21,18 +21,21 @@
 preflight: is every external artifact of the config (npm packs, PyPI sdists, Debian packages)
 cached, or still served by its registry? sources export / import: an escrow folder of them, to
 restore after a release vanished (docs/sources.md). rebuild-mlflow: MLflow only mirrors the run
-folders; a deleted or damaged store is recreated from them (jest/mlflow_rebuild.py).
+folders; a deleted or damaged store is recreated from them (jest/tracking/mlflow_rebuild.py).
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from pathlib import Path
 
-from jest.config import ConfigError, load_config
-from jest.metrics import MetricsError
-from jest.mlflow_store import MlflowStoreError
+from jest.config import ConfigError
+
+from jest.experiment import load_config
+from jest.tracking.metrics import MetricsError
+from jest.tracking.mlflow_store import MlflowStoreError
 
 
 def _cmd_check_config(args) -> None:
@@ -55,7 +58,7 @@ def _cmd_prepare_data(args) -> None:
 
 
 def _cmd_train_tokenizer(args) -> None:
-    from jest.tokenizer import train_tokenizer
+    from jest.data.tokenizer import train_tokenizer
     cfg = load_config(args.config)
     data = Path(args.data)
     if _large_preset(cfg):
@@ -69,7 +72,7 @@ def _cmd_train_tokenizer(args) -> None:
 
 
 def _cmd_build_shards(args) -> None:
-    from jest.shards import build_shards
+    from jest.data.shards import build_shards
     cfg = load_config(args.config)
     if _large_preset(cfg):
         from jest.data.registry_shards import build_streaming_shards as build_shards
@@ -79,19 +82,19 @@ def _cmd_build_shards(args) -> None:
 
 
 def _cmd_train(args) -> None:
-    from jest.trainer import RunSpec, train
+    from jest.training.trainer import RunSpec, train
     cfg = load_config(args.config)
     if args.arm not in cfg["arms"]:
         raise ConfigError(f"arm '{args.arm}' is not in the config; allowed values: {sorted(cfg['arms'])}")
     cfg = _ladder_view(cfg, args)
-    from jest.ladder import check_scores_cover, pool_fraction
+    from jest.ladder.rungs import check_scores_cover, pool_fraction
     references = Path(args.references) if args.references else Path(args.run_dir).resolve().parent.parent / "references"
     check_scores_cover(cfg, args.arm, references)
     spec = RunSpec(cfg=cfg, arm=args.arm, seed=args.seed, run_dir=Path(args.run_dir),
                    shards_dir=Path(args.shards), tokenizer_dir=Path(args.tokenizer),
                    references_root=Path(args.references) if args.references else None,
                    data_fraction=pool_fraction(cfg, args.arm))  # a ladder arm: the ladder's share of the pool
-    from jest.repetition import RepetitionError
+    from jest.training.repetition import RepetitionError
     try:
         train(spec, threads=args.threads, progress=not args.no_progress)
     except RepetitionError as err:  # a ladder run names its rung first (issue #15: no arm at any rung repeats)
@@ -102,15 +105,15 @@ def _cmd_train(args) -> None:
 
 
 def _ladder_view(cfg: dict, args) -> dict:
-    """A scale-ladder arm trains with its rung's shape, steps and swept lr (jest/ladder.py); the lr choice
+    """A scale-ladder arm trains with its rung's shape, steps and swept lr (jest/ladder/rungs.py); the lr choice
     is results/<name>/ladder/lr_choice.json next to the runs/ folder unless --lr-choice names it."""
-    from jest.ladder import LR_CHOICE, arm_view
+    from jest.ladder.rungs import LR_CHOICE, arm_view
     choice = Path(args.lr_choice) if args.lr_choice else Path(args.run_dir).resolve().parent.parent / LR_CHOICE
     return arm_view(cfg, args.arm, choice)  # a LadderError is a ConfigError: main() prints it
 
 
 def _cmd_train_reference(args) -> None:
-    from jest.trainer import reference_spec, train
+    from jest.training.trainer import reference_spec, train
     cfg = load_config(args.config)
     if args.ref not in cfg["references"]:
         raise ConfigError(f"reference '{args.ref}' is not in the config; allowed values: {sorted(cfg['references'])}")
@@ -121,13 +124,13 @@ def _cmd_train_reference(args) -> None:
 def _cmd_score_reference(args) -> None:
     import torch
     from transformers import LlamaForCausalLM
-    from jest.scoring import score_pool
-    from jest.trainer import resolve_device
+    from jest.policies.scoring import score_pool
+    from jest.training.trainer import resolve_device
     cfg = load_config(args.config)
     torch.set_num_threads(args.threads or cfg["threads"])
     ref_dir = Path(args.ref_dir)
     model = LlamaForCausalLM.from_pretrained(ref_dir / "model").to(resolve_device(cfg["device"]))
-    from jest.ladder import reference_pool_fraction
+    from jest.ladder.rungs import reference_pool_fraction
     meta = score_pool(model, Path(args.shards), ref_dir, args.batch_size, ref_dir, progress=not args.no_progress,
                       fraction=reference_pool_fraction(cfg, ref_dir.name),
                       fast=bool(cfg["references"].get(ref_dir.name, {}).get("train", {}).get("fast_path")))
@@ -187,7 +190,7 @@ def _cmd_sync_mlflow(args) -> None:
 
 
 def _cmd_rebuild_mlflow(args) -> None:
-    from jest.mlflow_rebuild import rebuild
+    from jest.tracking.mlflow_rebuild import rebuild
     if rebuild(load_config(args.config)):
         sys.exit(1)
 
@@ -229,9 +232,9 @@ def _cmd_sources(args) -> None:
 
 
 def _mirror_runs(run_dirs: list[Path], uri: str | None, receipt: Path | None) -> int:
-    """Mirror each run into MLflow (jest.tracking.mirror_run); the receipt once MLflow holds every
+    """Mirror each run into MLflow (jest.tracking.records.mirror_run); the receipt once MLflow holds every
     point. Returns how many runs are not fully mirrored (the callers exit 1 on any)."""
-    from jest.tracking import mirror_run, write_receipt
+    from jest.tracking.records import mirror_run, write_receipt
     failed = 0
     for run_dir in run_dirs:
         mirror, ok, missing = mirror_run(run_dir, uri)
@@ -241,6 +244,24 @@ def _mirror_runs(run_dirs: list[Path], uri: str | None, receipt: Path | None) ->
         if ok and receipt:
             write_receipt(receipt, mirror, missing)
     return failed
+
+
+def _cmd_policies(args) -> None:
+    from jest.experiment import load_config
+    from jest.policies.registry import get_spec, registered_names
+    if args.config:
+        load_config(args.config)  # registers its plugins
+    for name in registered_names():
+        spec = get_spec(name)
+        where = spec.build if isinstance(spec.build, str) else f"{spec.build.__module__}.{spec.build.__qualname__}"
+        print(f"{name}  [{spec.group}{', ' + spec.role if spec.role else ''}]  {where}\n    {spec.summary}")
+        for key, schema in spec.keys.items():
+            limits = ", ".join(f"{k} {v}" for k, v in schema.items() if k in ("minimum", "maximum", "exclusiveMinimum",
+                                                                               "exclusiveMaximum", "enum"))
+            print(f"    {key} (default {schema.get('default')!r}{'; ' + limits if limits else ''}): "
+                  f"{schema.get('description', '')}")
+        for key, value in spec.fixed.items():
+            print(f"    {key} = {value!r} (fixed)")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -317,12 +338,17 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("mlflow-ui", help="serve the MLflow UI (127.0.0.1) opened on the headline runs table")
     p.add_argument("--config", required=True)
     p.add_argument("--port", type=int, default=5000)
-    p.set_defaults(func=lambda a: __import__("jest.mlflow_ui").mlflow_ui.main(a.config, a.port))
+    p.set_defaults(func=lambda a: importlib.import_module("jest.tracking.mlflow_ui").main(a.config, a.port))
 
     p = sub.add_parser("verdict", help="print a report's claim table and speedups, and where the report is")
     p.add_argument("summary", nargs="?", help="a report's summary.json (default: the --config's report)")
     p.add_argument("--config", default="config/tiny.yaml")
-    p.set_defaults(func=lambda a: sys.exit(__import__("jest.verdict").verdict.main(a.summary, a.config)))
+    p.set_defaults(func=lambda a: sys.exit(importlib.import_module("jest.verdict").main(a.summary, a.config)))
+
+    p = sub.add_parser("policies", help="list the registered batch policies (with a config: its plugins' too), "
+                                        "each with its arm keys, defaults and ranges")
+    p.add_argument("--config", help="a config whose 'plugins' are loaded first")
+    p.set_defaults(func=_cmd_policies)
 
     args = parser.parse_args(argv)
     try:

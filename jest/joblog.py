@@ -5,7 +5,7 @@ traceback would be lost. A wrapped command writes, after a header naming the att
 time, to both
   - the `log:` file (this attempt only: what Snakemake points at when the job fails), and
   - `<log>.attempts`, appended to and never deleted by Snakemake: every attempt, in order.
-Progress lines (jest/progress.py) also go to fd 3, the terminal Snakemake runs in, so a
+Progress lines (jest/training/progress.py) also go to fd 3, the terminal Snakemake runs in, so a
 plain `snakemake --cores 2` shows them. `tee -i` ignores Ctrl-C, so the traceback of an
 interrupted job still reaches both files; pipefail keeps the command's exit status.
 TQDM_DISABLE=1 silences the libraries' own bars (transformers' "Writing model shards",
@@ -13,7 +13,7 @@ datasets, lm-eval), which would write carriage-return walls into the log files.
 """
 from __future__ import annotations
 
-from jest.progress import PROGRESS_FD_ENV
+from jest.training.progress import PROGRESS_FD_ENV
 
 ATTEMPTS_SUFFIX = ".attempts"
 

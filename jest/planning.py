@@ -1,6 +1,6 @@
 """Checks of the whole plan at planning time (issue #30, item 5): what can be known before a job runs.
 
-jest.config.validate_config calls `check_plan` last, so a Snakemake dry run, the real run's DAG and
+jest.experiment.validate_config calls `check_plan` last, so a Snakemake dry run, the real run's DAG and
 every job that re-reads the config snapshot refuse the same config, listing every run at fault at once
 (not the first job to start, minutes in, then each arm one at a time):
 
@@ -8,13 +8,13 @@ every job that re-reads the config snapshot refuse the same config, listing ever
   `logs/train/<arm>_s<seed>.log.attempts`, each reference's folder and log, the config's folder;
 - draws each run's data can serve, for every run, references included: one step's super-batch must
   fit the set the run draws from, and steps x super-batch must not exceed it unless repeats are
-  allowed (jest/repetition.py, which the trainer applies again with the real sets).
+  allowed (jest/training/repetition.py, which the trainer applies again with the real sets).
 
 The sizes of the sets: exact from the built shards (shards/manifest.json) when they are current (built
 from this data section and these bring-your-own files); before that, an upper bound from the config
-alone (jest.config.split_token_ceilings: tokens // seq_len sequences, known for the default preset's
+alone (jest.config.checks.split_token_ceilings: tokens // seq_len sequences, known for the default preset's
 embedded Brown and bring-your-own jsonl files). A bound only refuses what no data could serve, so it
-never refuses a plan the built data would accept. The scale ladder's own check (jest.ladder.check_draws)
+never refuses a plan the built data would accept. The scale ladder's own check (jest.ladder.rungs.check_draws)
 runs on the same exact sizes.
 """
 from __future__ import annotations
@@ -25,8 +25,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from jest.config import ConfigError, cache_root, results_root, split_token_ceilings
-from jest.schedule import arm_train_config
+from jest.config import ConfigError, cache_root, results_root
+from jest.config.checks import split_token_ceilings
+from jest.policies.registry import get_spec
+from jest.training.schedule import arm_train_config
 
 NAME_MAX = 255  # bytes of one file name on ext4, xfs, btrfs, tmpfs, NFS (os.pathconf where it answers)
 LOG_SUFFIX = ".log.attempts"  # jest.joblog: the longest name a job log gets (<log>.attempts)
@@ -50,7 +52,7 @@ def name_max(root: Path) -> int:
 
 def check_name_lengths(cfg: dict) -> None:
     """Refuse any name whose folder or derived file name would exceed the file system's limit."""
-    from jest.ladder import ladder_seeds
+    from jest.ladder.rungs import ladder_seeds
     limit = name_max(results_root(cfg))
     seeds = {*cfg["seeds"], *(ladder_seeds(cfg) if cfg.get("ladder") else [])}
     longest_seed = max((str(s) for s in seeds), key=len, default="0")
@@ -77,7 +79,7 @@ class PlannedRun:
 
     label: str            # "reference 'ref'", "arm 'jest_f0.8'"
     prefix: str           # the config key of its section: "references.ref." or "arms.jest_f0.8."
-    policy: str
+    draws: str            # its draw set (PolicySpec.draws_from): split, clean or kept; references: split
     split: str            # the split it trains on: curated (references, curated_only) or pool
     fraction: float       # the share of the split it may draw (a reference's data_fraction)
     steps: int
@@ -91,11 +93,11 @@ class PlannedRun:
 
 
 def planned_runs(cfg: dict) -> list[PlannedRun]:
-    """Every reference and every non-ladder arm (the ladder's arms are jest.ladder.check_draws')."""
+    """Every reference and every non-ladder arm (the ladder's arms are jest.ladder.rungs.check_draws')."""
     runs = []
     for ref, r in cfg["references"].items():
         t = r["train"]
-        runs.append(PlannedRun(f"reference '{ref}'", f"references.{ref}.", "reference", "curated", r["data_fraction"],
+        runs.append(PlannedRun(f"reference '{ref}'", f"references.{ref}.", "split", "curated", r["data_fraction"],
                                t["steps"], t["batch_size"], t["batch_size"], None, bool(t["allow_repeats"]),
                                f"references.{ref}.train.allow_repeats", f"references.{ref}.train.steps",
                                f"references.{ref}.train.batch_size"))
@@ -103,10 +105,10 @@ def planned_runs(cfg: dict) -> list[PlannedRun]:
         if "rung" in a:
             continue
         t = arm_train_config(cfg, arm)
-        f = a.get("filter_ratio") if a["policy"] in ("jest", "offline_filter") else None
-        super_b = round(t["batch_size"] / (1 - f)) if a["policy"] == "jest" else t["batch_size"]
-        runs.append(PlannedRun(f"arm '{arm}'", f"arms.{arm}.", a["policy"],
-                               "curated" if a["policy"] == "curated_only" else "pool", 1.0, t["steps"],
+        spec = get_spec(a["policy"])
+        super_b = spec.super_batch(a, t["batch_size"])
+        f = a.get("filter_ratio") if spec.draws_from == "kept" or super_b != t["batch_size"] else None
+        runs.append(PlannedRun(f"arm '{arm}'", f"arms.{arm}.", spec.draws_from, spec.train_split, 1.0, t["steps"],
                                t["batch_size"], super_b, f, bool(t["allow_repeats"] or a.get("allow_repeats")),
                                f"arms.{arm}.allow_repeats", f"'train.steps' or 'arms.{arm}.budget'",
                                "train.batch_size"))
@@ -116,9 +118,9 @@ def planned_runs(cfg: dict) -> list[PlannedRun]:
 def draw_set_size(run: PlannedRun, split_sequences: int) -> int | None:
     """The sequences `run` draws from, given its split's size (None: not known before training)."""
     n = split_sequences if run.fraction >= 1 else max(1, math.ceil(run.fraction * split_sequences))
-    if run.policy == "offline_filter":  # baselines.controls.keep_best
+    if run.draws == "kept":  # the offline filter's (1 - f): baselines.controls.keep_best
         return max(1, int(round((1.0 - run.filter_ratio) * n)))
-    if run.policy == "oracle_clean":  # the clean share is known only from the labels
+    if run.draws == "clean":  # the oracle's clean share is known only from the labels
         return None
     return n
 
@@ -138,7 +140,7 @@ def shortage(run: PlannedRun, size: int, split_sequences: int, exact: bool) -> s
         return None
     where = (f"the {size:,} sequences it draws from" if exact else
              f"at most {size:,} sequences it could draw from (an upper bound from the config; the data is not built)")
-    if run.policy == "offline_filter":
+    if run.draws == "kept":
         f = run.filter_ratio
         kept = (f"'{run.prefix}filter_ratio' = {f} keeps round((1 - {f}) x {split_sequences:,}) = {size:,} pool "
                 f"sequences" if exact else f"'{run.prefix}filter_ratio' = {f} keeps {where}")
@@ -155,7 +157,7 @@ def shortage(run: PlannedRun, size: int, split_sequences: int, exact: bool) -> s
             fixes.append(f"or accept repetition with '{run.allow_key}: true'")
         return (f"{run.label}: {problem}. Lowering '{run.batch_key}' does not help: the kept set stays {size:,} "
                 f"sequences and {run.steps} steps re-read it. Fixes: " + "; ".join(fixes))
-    if run.policy == "jest":
+    if run.filter_ratio is not None and run.super_b != run.batch:
         what = f"{run.steps} steps x a super-batch of {run.super_b} ({run.batch} / (1 - {run.filter_ratio}))"
     else:
         what = f"{run.steps} steps x {run.batch}"
@@ -164,7 +166,7 @@ def shortage(run: PlannedRun, size: int, split_sequences: int, exact: bool) -> s
     else:
         problem = f"{what} = {drawn:,} draws from {where} would repeat data ({drawn / size:.2f} passes)"
     fixes = [f"fewer steps ({run.steps_key})", f"a smaller '{run.batch_key}'"]
-    if run.policy == "jest":
+    if run.filter_ratio is not None and run.super_b != run.batch:
         f_all = _max_ratio(run.steps * run.batch, size)
         fixes.insert(0, f"a lower '{run.prefix}filter_ratio'" + (f" (at most {f_all}, with b / (1 - f) whole)"
                                                                   if f_all is not None else ""))
@@ -229,7 +231,7 @@ def check_draws(cfg: dict) -> None:
         raise PlanError(f"invalid config: these runs cannot be served by their data (sizes from {source}):\n  " +
                         "\n  ".join(problems))
     if exact and cfg.get("ladder"):
-        from jest.ladder import check_draws as check_ladder_draws, shard_set_sizes
+        from jest.ladder.rungs import check_draws as check_ladder_draws, shard_set_sizes
         check_ladder_draws(cfg, *shard_set_sizes(manifest))
 
 

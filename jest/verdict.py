@@ -77,7 +77,7 @@ def summary_path_for(cfg: dict) -> Path:
 
 def main(path: str | None, config: str | None) -> int:
     if path is None:
-        from jest.config import load_config
+        from jest.experiment import load_config
         path = summary_path_for(load_config(Path(config)))
     path = Path(path)
     if not path.is_file():

@@ -1,12 +1,12 @@
 """GFLOP/s of the fast path's matmul shapes through MKL (torch's default fp32 path) and through
-oneDNN (jest.cpu_matmul), one thread: the table in jest/cpu_matmul.py and docs/benchmarks.md.
+oneDNN (jest.model.cpu_matmul), one thread: the table in jest/model/cpu_matmul.py and docs/benchmarks.md.
 
     python scripts/bench_matmul.py [--threads 1] [--reps 40]
     ONEDNN_MAX_CPU_ISA=AVX2 python scripts/bench_matmul.py     # oneDNN held to AVX2 kernels
 
 Rows: a linear layer's three matmuls for M = 16 x 128 rows (the tiny batch) at the tiny and
 ladder-top widths: the forward y = x W^T, the input gradient dx = dy W and the weight gradient
-dW = dy^T x; the oneDNN columns are what jest.cpu_matmul runs (its weight_grad picks the faster
+dW = dy^T x; the oneDNN columns are what jest.model.cpu_matmul runs (its weight_grad picks the faster
 of dy^T x and (x^T dy)^T by shape). Interleaved repetitions, median time.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's j
 
 import torch  # noqa: E402
 
-from jest import cpu_matmul  # noqa: E402
+from jest.model import cpu_matmul  # noqa: E402
 
 # (K, N) of y = x W^T with W (N, K): tiny's q/k/v (96 -> 288), gate/up (96 -> 512), down (256 -> 96)
 # and output projection (96 -> 2048); ladder_top's q/k/v (176 -> 528), down (480 -> 176), output (176 -> 2048).
@@ -48,7 +48,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if not cpu_matmul.onednn_linear_available():
-        print(f"note: jest.cpu_matmul does not use oneDNN here (torch CPU capability "
+        print(f"note: jest.model.cpu_matmul does not use oneDNN here (torch CPU capability "
               f"{torch.backends.cpu.get_cpu_capability()}); the oneDNN columns are timed anyway")
     mm_t = cpu_matmul._mm_t
     print(f"{args.threads} thread(s), M = {M} rows, GFLOP/s (median of {args.reps})")

@@ -1,5 +1,5 @@
 """CPU time per training step: eager HF, the fast path on HF's decoder body, and the fast path on
-the fused forward (jest/fastforward.py), alternating in one process (docs/benchmarks.md, issue #16).
+the fused forward (jest/model/fastforward.py), alternating in one process (docs/benchmarks.md, issue #16).
 
     python scripts/compare_fast_forward.py [tiny|ladder_top] [--steps 14] [--threads 1]
 
@@ -20,11 +20,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's j
 
 import torch  # noqa: E402
 
-from jest import fastpath  # noqa: E402
-from jest.bench import shape_spec  # noqa: E402
-from jest.config import PROJECT_ROOT, load_config  # noqa: E402
-from jest.model import build_hf_config, build_model  # noqa: E402
-from jest.trainer import build_optimizer, set_determinism, train_step  # noqa: E402
+from jest.model import fastpath  # noqa: E402
+from tools.bench import shape_spec  # noqa: E402
+from jest.config import PROJECT_ROOT  # noqa: E402
+from jest.experiment import load_config
+from jest.model.llama import build_hf_config, build_model  # noqa: E402
+from jest.training.trainer import build_optimizer, set_determinism, train_step  # noqa: E402
 
 
 def fast_loss_on_hf_body(model, x: torch.Tensor) -> torch.Tensor:

@@ -44,7 +44,7 @@ status=0
 
 # 1. eager bf16: MFU, ours/plain, JEST/uniform at f = 0.5/0.8/0.9 (batch 16 x 1024; about 1-2 min on an H100)
 echo "== run 1: eager, bf16 ($(( SECONDS - t_start )) s so far)"
-timeout 270 "$PY" -m jest.bench --device cuda --precision bf16 --shapes 125m "${check[@]}" \
+timeout 270 "$PY" -m tools.bench --device cuda --precision bf16 --shapes 125m "${check[@]}" \
     --json "$OUT_DIR/bench_125m_bf16.json" || { rc=$?; echo "run 1 ended with status $rc"; status=$rc; }
 
 # 2. torch.compile bf16: MFU and ours/plain only (the scoring path is not compiled, so its JEST ratio would
@@ -53,7 +53,7 @@ if [[ "${DEVICE_CHECK_COMPILE:-1}" == 1 ]]; then
     left=$(( 450 - (SECONDS - t_start) ))
     if (( left > 90 )); then
         echo "== run 2: torch.compile, bf16 ($(( SECONDS - t_start )) s so far, ${left} s allowed)"
-        timeout "$left" "$PY" -m jest.bench --device cuda --precision bf16 --shapes 125m --compile --jest-shapes "" \
+        timeout "$left" "$PY" -m tools.bench --device cuda --precision bf16 --shapes 125m --compile --jest-shapes "" \
             --steps 15 --warmup 3 "${check[@]}" --json "$OUT_DIR/bench_125m_bf16_compile.json" \
             || { rc=$?; echo "run 2 ended with status $rc"; [[ $status == 0 ]] && status=$rc; }
     else

@@ -42,7 +42,7 @@ find_cuda_python() {
     fi
     "$PY" - <<'PYEOF' || { echo "the harness does not import with $PY (see above): carry the missing packages as wheels (.whl/)"; return 2; }
 import platform, sys, torch, transformers
-import jest.bench, jest.trainer  # noqa: F401  (the import chains of the benchmark and the training loop)
+import tools.bench, jest.training.trainer  # noqa: F401  (the import chains of the benchmark and the training loop)
 print(f"python {platform.python_version()} ({sys.executable}), torch {torch.__version__}, "
       f"CUDA {torch.version.cuda}, transformers {transformers.__version__}, GPU {torch.cuda.get_device_name(0)}")
 PYEOF

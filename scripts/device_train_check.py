@@ -1,7 +1,7 @@
 """Real training on a GPU through the CLI the DAG runs (`python -m jest train`), compared with
 the same runs made on the CPU.
 
-The benchmark (`jest.bench`) times the training step on synthetic tokens; this check runs the
+The benchmark (`tools.bench`) times the training step on synthetic tokens; this check runs the
 whole training loop of the default config on its real data on a CUDA device: the sampler over
 the real shards, the cached reference scores, JEST selection, bf16 autocast, fused AdamW,
 pinned-memory copies, held-out evaluation, checkpoints and the metrics rows with MFU. Its
@@ -33,7 +33,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the harness from this checkout, also where it is not pip-installed
-from jest.tracking import read_metrics  # noqa: E402
+from jest.tracking.records import read_metrics  # noqa: E402
 
 DEVDATA = ROOT / ".devdata"
 ARMS = ("uniform", "jest_f0.8")  # the baseline and the middle headline JEST arm

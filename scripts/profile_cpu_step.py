@@ -1,4 +1,4 @@
-"""torch.profiler table of one CPU training step of a jest.bench shape (docs/benchmarks.md, issue #16).
+"""torch.profiler table of one CPU training step of a tools.bench shape (docs/benchmarks.md, issue #16).
 
     python scripts/profile_cpu_step.py [tiny|ladder_top] [--threads 1] [--fast] [--steps 5]
 
@@ -18,18 +18,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's j
 import torch  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
-from jest.bench import shape_spec  # noqa: E402
-from jest.config import PROJECT_ROOT, load_config  # noqa: E402
-from jest.fastpath import fast_loss_fn  # noqa: E402
-from jest.model import build_hf_config, build_model  # noqa: E402
-from jest.trainer import build_optimizer, set_determinism, train_step  # noqa: E402
+from tools.bench import shape_spec  # noqa: E402
+from jest.config import PROJECT_ROOT  # noqa: E402
+from jest.experiment import load_config
+from jest.model.fastpath import fast_loss_fn  # noqa: E402
+from jest.model.llama import build_hf_config, build_model  # noqa: E402
+from jest.training.trainer import build_optimizer, set_determinism, train_step  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("shape", nargs="?", default="tiny", choices=("tiny", "ladder_top"))
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--fast", action="store_true", help="train.fast_path (jest.fastpath)")
+    parser.add_argument("--fast", action="store_true", help="train.fast_path (jest.model.fastpath)")
     parser.add_argument("--steps", type=int, default=5)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the table here")
     args = parser.parse_args(argv)
 
-    from jest.config import load_config
+    from jest.experiment import load_config
     from jest.evaluation.runner import evaluate_run
 
     cfg = load_config(args.config)

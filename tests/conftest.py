@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from jest.config import PROJECT_ROOT, load_config
+from jest.config import PROJECT_ROOT
 
 # The pinned npm tarballs are cached across test sessions (and shared with real runs).
+
+from jest.experiment import load_config
 SOURCE_CACHE = PROJECT_ROOT / "results" / "cache"
 
 # Never let a test reach a hub; keep HF caches inside the project.
@@ -27,8 +29,8 @@ def smoke_config(tmp_root: Path, **overrides) -> dict:
 def smoke_workspace(tmp_path_factory) -> dict:
     """prepare_data -> train_tokenizer -> build_shards on the smoke config, once per session."""
     from jest.data.prepare import prepare_corpus
-    from jest.shards import build_shards
-    from jest.tokenizer import train_tokenizer
+    from jest.data.shards import build_shards
+    from jest.data.tokenizer import train_tokenizer
 
     root = tmp_path_factory.mktemp("smoke")
     cfg = smoke_config(root)

@@ -1,4 +1,4 @@
-"""jest.bench and jest.hardware: structure of the measurements, the analytic ratio, the peak table.
+"""tools.bench and jest.model.hardware: structure of the measurements, the analytic ratio, the peak table.
 
 Timings are never compared with targets here (the test machine is shared and noisy);
 only that every measured number exists, is finite and positive.
@@ -11,12 +11,13 @@ import math
 import pytest
 import torch
 
-from jest import bench
-from jest.config import PROJECT_ROOT, load_config
-from jest.cpu_matmul import onednn_linear_available
-from jest.flops import matmul_params
-from jest.hardware import cpu_peak, lookup, matmul_precision, peak_flops_per_second
-from jest.model import build_hf_config, shape_summary
+from tools import bench
+from jest.config import PROJECT_ROOT
+from jest.experiment import load_config
+from jest.model.cpu_matmul import onednn_linear_available
+from jest.model.flops import matmul_params
+from jest.model.hardware import cpu_peak, lookup, matmul_precision, peak_flops_per_second
+from jest.model.llama import build_hf_config, shape_summary
 
 TINY = {"n_layer": 2, "d_model": 96, "d_ff": 256, "n_head": 4, "n_kv_head": 4, "vocab_size": 2048}
 
@@ -61,7 +62,7 @@ def test_measure_shape_structure():
               s["tokens_per_s"], s["flops_per_s"], r["peak_memory_bytes"]):
         assert _finite_positive(v), v
     assert len(t["ours_seconds"]) == len(t["plain_seconds"]) == 2
-    # the CPU peak is derived (jest.hardware.cpu_peak) for the 1 core torch uses here
+    # the CPU peak is derived (jest.model.hardware.cpu_peak) for the 1 core torch uses here
     assert _finite_positive(r["peak_flops_per_second"]) and "1 cores x" in r["peak_source"]
     assert t["ours_mfu"] == pytest.approx(t["ours_flops_per_s"] / r["peak_flops_per_second"])
     # the fast path: timed alongside, same init and batches; the loss differs by float rounding only

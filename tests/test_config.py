@@ -2,7 +2,9 @@
 import pytest
 import yaml
 
-from jest.config import PROJECT_ROOT, ConfigError, load_config, load_schema, validate_config
+from jest.config import PROJECT_ROOT, ConfigError, load_schema
+
+from jest.experiment import load_config, validate_config
 
 
 def _walk(schema, path=""):
@@ -24,7 +26,7 @@ def test_every_schema_key_has_a_description_and_a_default():
         if "description" not in sub:
             missing.append(f"{path}: description")
         required_somewhere = path in ("name",) or path.endswith(("[].kind", "[].name", "[].path", ".*.policy"))
-        # a scale-ladder arm's keys (jest/ladder.py) exist only on the arms the ladder generates: a default
+        # a scale-ladder arm's keys (jest/ladder/rungs.py) exist only on the arms the ladder generates: a default
         # would add them to every arm (and change every arm's training hash); a rung's optional keys
         # default to the ladder-wide value of the same name
         ladder_only = path.startswith(("arms.*.rung", "arms.*.model", "arms.*.train", "arms.*.lr_from_sweep",
@@ -55,7 +57,7 @@ def test_defaults_are_filled_at_every_level():
     ({"train": {"steps": "ten"}}, "'train.steps' = 'ten' has the wrong type"),
     ({"train": {"steps": 0}}, "'train.steps' = 0 is out of range"),
     ({"device": "tpu"}, "allowed values: ['cpu', 'cuda', 'auto']"),
-    ({"arms": {"x": {"policy": "magic"}}}, "'arms.x.policy' = 'magic' is not allowed"),
+    ({"arms": {"x": {"policy": "magic"}}}, "'arms.x.policy': unknown policy 'magic'"),
     ({"train": {"batch_size": 16, "micro_batch_size": 5}}, "must divide 'train.batch_size'"),
     ({"model": {"n_embd": 96, "n_head": 5}}, "'model.n_head' = 5 must divide"),
     ({"data": {"brown": {"heldout_fraction": 0.5, "curated_fraction": 0.5}}}, "must be < 1"),
@@ -107,7 +109,7 @@ def test_duplicate_seeds_are_refused():
 
 
 def test_a_seq_len_no_split_can_hold_is_refused_before_any_data(tmp_path):
-    from jest.config import split_token_ceilings
+    from jest.config.checks import split_token_ceilings
     cfg = load_config(PROJECT_ROOT / "config" / "smoke.yaml")
     heldout = split_token_ceilings(cfg)["heldout"]
     assert 128 < heldout < 10**6  # 60 Brown texts: a few dozen held out, ~14.4 kB each at most
@@ -128,12 +130,17 @@ def test_a_seq_len_no_split_can_hold_is_refused_before_any_data(tmp_path):
 
 def test_cli_override_strings_are_converted_by_the_schema_types():
     """What Snakemake's --config hands over for train='{steps: 10, lr: 1e-3}' seeds='[0]' (strings below the top)."""
-    from jest.config import coerce_overrides, validate_snakemake_config
+    from jest.config import coerce_overrides
+    from jest.experiment import validate_snakemake_config
     given = {"train": {"steps": "10", "lr": "1e-3", "micro_batch_size": "null", "compile": "false"}, "seeds": ["0"],
              "arms": {"j": {"policy": "jest", "filter_ratio": "0.5"}}, "name": "x"}
+    # a policy's own keys are its spec's, not the schema's: validate_snakemake_config converts them (below)
     assert coerce_overrides(given) == {"train": {"steps": 10, "lr": 1e-3, "micro_batch_size": None, "compile": False},
-                                       "seeds": [0], "arms": {"j": {"policy": "jest", "filter_ratio": 0.5}},
+                                       "seeds": [0], "arms": {"j": {"policy": "jest", "filter_ratio": "0.5"}},
                                        "name": "x"}
+    arms = {"u": {"policy": "uniform"}, "j": {"policy": "jest", "filter_ratio": "0.5", "n_chunks": "4"}}
+    cfg = validate_snakemake_config({"name": "x", "arms": arms}, {"arms": arms})
+    assert cfg["arms"]["j"]["filter_ratio"] == 0.5 and cfg["arms"]["j"]["n_chunks"] == 4
     cfg = validate_snakemake_config({"name": "x", "train": {"steps": "10", "warmup_steps": 2, "batch_size": 8},
                                      "seeds": ["0"]}, {"train": {"steps": "10"}, "seeds": ["0"]})
     assert cfg["train"]["steps"] == 10 and cfg["train"]["batch_size"] == 8 and cfg["seeds"] == [0]

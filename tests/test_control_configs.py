@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from jest.config import ConfigError, load_config, validate_config, PROJECT_ROOT
+from jest.config import ConfigError, PROJECT_ROOT
+
+from jest.experiment import load_config, validate_config
 
 
 @pytest.mark.parametrize("bad, expected", [

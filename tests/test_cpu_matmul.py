@@ -1,4 +1,4 @@
-"""jest.cpu_matmul: the oneDNN linear of the fast path (same values as F.linear to fp32 rounding,
+"""jest.model.cpu_matmul: the oneDNN linear of the fast path (same values as F.linear to fp32 rounding,
 same gradients, deterministic), its fallback, and the forward-only paths that use it (scoring,
 held-out evaluation) against their eager versions."""
 from __future__ import annotations
@@ -8,10 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from jest import cpu_matmul
-from jest.heldout import evaluate_heldout
-from jest.model import build_hf_config, build_model
-from jest.scoring import sequence_losses
+from jest.model import cpu_matmul
+from jest.evaluation.heldout import evaluate_heldout
+from jest.model.llama import build_hf_config, build_model
+from jest.policies.scoring import sequence_losses
 
 onednn = pytest.mark.skipif(not cpu_matmul.onednn_linear_available(),
                             reason="oneDNN linear is used only where torch runs AVX-512 kernels")
@@ -119,7 +119,7 @@ def test_fast_training_after_fast_scoring():
     """A JEST arm scores its first super-batch (inference mode) before its first training step:
     nothing the fused forward caches under inference mode may reach the training graph (the
     rotary tables did, and every JEST arm of the default failed at step 1)."""
-    from jest import fastpath, fastforward
+    from jest.model import fastpath, fastforward
     fastforward._ROTARY_CACHE.clear()
     model = _model()
     tokens = torch.randint(0, 512, (8, 64), generator=torch.Generator().manual_seed(6))

@@ -1,4 +1,4 @@
-"""jest.fastforward: the fused decoder forward of the fast path against HF's LlamaForCausalLM
+"""jest.model.fastforward: the fused decoder forward of the fast path against HF's LlamaForCausalLM
 (hidden states, loss, every parameter's gradient; at initialisation and after optimizer steps;
 tied and untied embeddings; 2 and 4 layers), run-to-run bit-identity, the fallback for configs
 it does not cover, and a real training run with `train.fast_path` on."""
@@ -9,11 +9,12 @@ import json
 import pytest
 import torch
 
-from jest import fastforward, fastpath
-from jest.config import deep_merge, validate_config
-from jest.model import build_hf_config, build_model
-from jest.tracking import read_metrics
-from jest.trainer import RunSpec, build_optimizer, set_determinism, train, train_step
+from jest.model import fastforward, fastpath
+from jest.config import deep_merge
+from jest.experiment import validate_config
+from jest.model.llama import build_hf_config, build_model
+from jest.tracking.records import read_metrics
+from jest.training.trainer import RunSpec, build_optimizer, set_determinism, train, train_step
 
 TRAIN = {"lr": 3e-3, "weight_decay": 0.1, "beta1": 0.9, "beta2": 0.95}
 SHAPES = {  # (model config, vocab, T)
@@ -112,7 +113,7 @@ def test_fast_training_steps_stay_within_float_rounding_of_eager():
 def test_configs_it_does_not_cover_fall_back_to_hf():
     mc, vocab, T = SHAPES["tiny-like, tied"]
     cfg = build_hf_config(mc, vocab, T, 0, 0, 0)
-    cfg.num_key_value_heads = 2  # grouped-query attention: not what jest.model builds
+    cfg.num_key_value_heads = 2  # grouped-query attention: not what jest.model.llama builds
     model = build_model(cfg, seed=0)
     assert "grouped-query" in fastforward.unsupported_reason(model.config)
     x = _tokens("tiny-like, tied")
@@ -123,7 +124,7 @@ def test_configs_it_does_not_cover_fall_back_to_hf():
 
 
 def test_trainer_with_fast_path_trains_like_eager(smoke_workspace, tmp_path):
-    """Real smoke runs through jest.trainer.train, fast path off and on, and on again."""
+    """Real smoke runs through jest.training.trainer.train, fast path off and on, and on again."""
     ws = smoke_workspace
     short = {"steps": 8, "warmup_steps": 2, "eval_every": 8, "eval_log_points": 1, "checkpoint_every": 8,
              "log_every": 1}

@@ -1,13 +1,13 @@
-"""jest.fastpath: the fused output projection + cross-entropy against HF's loss, run-to-run
+"""jest.model.fastpath: the fused output projection + cross-entropy against HF's loss, run-to-run
 bit-identity of the fast training step, and where the fast loss applies."""
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from jest import fastpath
-from jest.model import build_hf_config, build_model
-from jest.trainer import build_optimizer, set_determinism, train_step
+from jest.model import fastpath
+from jest.model.llama import build_hf_config, build_model
+from jest.training.trainer import build_optimizer, set_determinism, train_step
 
 MODEL = {"n_layer": 2, "n_embd": 32, "n_head": 4, "intermediate_size": None, "tie_embeddings": True}
 TRAIN = {"lr": 3e-3, "weight_decay": 0.1, "beta1": 0.9, "beta2": 0.95}

@@ -22,17 +22,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jest.config import (
-    PROJECT_ROOT,
-    SAFE_NAME,
-    SAFE_PATH,
-    ConfigError,
-    deep_merge,
-    load_schema,
-    validate_config,
-)
+from jest.config import PROJECT_ROOT, SAFE_NAME, SAFE_PATH, ConfigError, deep_merge, load_schema
+
+from jest.experiment import validate_config
 from jest.io import atomic_write_json
-from jest.tracking import read_metrics
+from jest.tracking.records import read_metrics
 
 
 def _free_port() -> int:
@@ -45,8 +39,8 @@ def _free_port() -> int:
 # ---------------------------------------------------------------- 1. pool scoring: kill + resume
 def _random_reference(ws, ref_dir: Path) -> None:
     """A reference model at initialisation: scoring it costs the same as a trained one, and no training."""
-    from jest.model import build_hf_config, build_model
-    from jest.tokenizer import load_tokenizer
+    from jest.model.llama import build_hf_config, build_model
+    from jest.data.tokenizer import load_tokenizer
     tok = load_tokenizer(ws["tokenizer"])
     hf = build_hf_config(ws["cfg"]["references"]["ref"]["model"], len(tok), ws["cfg"]["data"]["seq_len"],
                          tok.bos_token_id, tok.eos_token_id, tok.pad_token_id)
@@ -117,7 +111,7 @@ def test_score_reference_sigkilled_after_a_progress_write_resumes_to_identical_s
 
 def _plant_partial(ws, ref: Path, meta: dict, fake: float) -> int:
     """A progress record saying the first chunk (64 sequences at batch size 4) is done, with fake scores."""
-    from jest.scoring import PARTIAL_META, PARTIAL_SCORES
+    from jest.policies.scoring import PARTIAL_META, PARTIAL_SCORES
     scores = np.zeros(meta["sequences"], dtype=np.float32)
     scores[:64] = fake
     np.save(ref / PARTIAL_SCORES, scores)
@@ -144,7 +138,7 @@ def test_a_partial_from_another_reference_is_discarded_and_a_matching_one_is_use
                                                                                     tmp_path, capsys, one_thread):
     from transformers import LlamaForCausalLM
 
-    from jest.scoring import score_pool
+    from jest.policies.scoring import score_pool
 
     ws = smoke_workspace
     ref = tmp_path / "ref"
@@ -183,8 +177,8 @@ def test_unreachable_tracking_server_training_completes_then_sync_mlflow_reconci
                                                                                     monkeypatch):
     from mlflow.tracking import MlflowClient
 
-    from jest.tracking import MlflowMirror
-    from jest.trainer import RunSpec, train
+    from jest.tracking.records import MlflowMirror
+    from jest.training.trainer import RunSpec, train
 
     ws = smoke_workspace
     dead = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
@@ -317,8 +311,8 @@ def test_every_shell_line_uses_only_validated_config_strings():
 
 # ---------------------------------------------------------------- 4. servers bind to 127.0.0.1
 def test_every_server_the_project_starts_binds_to_localhost():
-    """`make mlflow-ui` (`python -m jest mlflow-ui`, jest/mlflow_ui.py) is the only server the project starts."""
-    from jest import mlflow_ui
+    """`make mlflow-ui` (`python -m jest mlflow-ui`, jest/tracking/mlflow_ui.py) is the only server the project starts."""
+    from jest.tracking import mlflow_ui
 
     makefile = (PROJECT_ROOT / "Makefile").read_text()
     target = re.search(r"^mlflow-ui:.*\n((?:\t.*\n?)+)", makefile, re.MULTILINE)
@@ -347,8 +341,8 @@ def test_a_super_batch_larger_than_the_split_is_a_clear_error(smoke_workspace, t
     """Refused when the config is read (jest/planning.py: before any job, dry runs too), naming the key;
     and by the trainer, the last line of defence, when a config reaches it unvalidated."""
     from jest.planning import PlanError
-    from jest.shards import TokenShard
-    from jest.trainer import RunSpec, reference_spec, train
+    from jest.data.shards import TokenShard
+    from jest.training.trainer import RunSpec, reference_spec, train
 
     ws = smoke_workspace
     if what == "learner":  # the uniform arm with a batch of 2048: its super-batch (the batch) > the pool
@@ -400,7 +394,7 @@ def test_an_empty_pool_split_names_the_split_and_the_fix(tmp_path):
 
 @pytest.mark.parametrize("content", ["", "short"], ids=["no-documents", "no-full-sequence"])
 def test_a_split_with_no_full_sequence_stops_build_shards_with_the_fix(smoke_workspace, tmp_path, content):
-    from jest.shards import ShardError, build_shards
+    from jest.data.shards import ShardError, build_shards
 
     data = tmp_path / "data"
     data.mkdir()
@@ -495,7 +489,7 @@ def test_an_unloadable_latest_checkpoint_is_set_aside_and_the_run_resumes_from_t
 
 
 def test_a_nan_stop_before_the_first_checkpoint_does_not_claim_one(smoke_workspace, tmp_path):
-    from jest.trainer import NonFiniteLossError, RunSpec, train
+    from jest.training.trainer import NonFiniteLossError, RunSpec, train
 
     ws = smoke_workspace
     cfg = validate_config(deep_merge(ws["cfg"], {"results_dir": str(tmp_path), "train": {

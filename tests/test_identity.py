@@ -15,13 +15,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jest.config import deep_merge, validate_config
+from jest.config import deep_merge
+
+from jest.experiment import validate_config
 from jest.io import atomic_write_json, sha256_file
-from jest.jest_policy import JestPolicy, MissingReferenceError, PolicyContext
-from jest.shards import ShardError, TokenShard, record_file_hashes
-from jest.tokenizer import TokenizerError, load_tokenizer
-from jest.tracking import read_metrics
-from jest.trainer import RunSpec, train
+from jest.policies.jest_policy import JestPolicy, MissingReferenceError, PolicyContext
+from jest.policies.reference import Reference
+from jest.data.shards import ShardError, TokenShard, record_file_hashes
+from jest.data.tokenizer import TokenizerError, load_tokenizer
+from jest.tracking.records import read_metrics
+from jest.training.trainer import RunSpec, train
 
 SHORT = {"steps": 4, "warmup_steps": 1, "eval_every": 4, "eval_log_points": 1, "checkpoint_every": 2}
 ARM = "offline_filter_f0.5"
@@ -174,7 +177,7 @@ def test_nan_pool_scores_are_refused_naming_the_file_and_the_rescore(smoke_works
     ref = _scored_reference(ws, tmp_path / "references", scores)
     with pytest.raises(MissingReferenceError, match=r"pool_scores\.npy holds \d+ NaN or infinite.*--forcerun "
                                                     r"score_reference"):
-        JestPolicy._load_cached_scores(ref, _ctx(ws, tmp_path / "references"))
+        Reference("ref", ref, 0.0).pool_scores(_ctx(ws, tmp_path / "references"))
     # and through the offline-filter arm's training job: it stops before its first step
     with pytest.raises(MissingReferenceError, match=r"pool_scores\.npy"):
         train(_spec(ws, tmp_path / "run", ARM, refs=tmp_path / "references"), progress=False)
@@ -183,7 +186,7 @@ def test_nan_pool_scores_are_refused_naming_the_file_and_the_rescore(smoke_works
 
 def test_the_nan_rows_of_a_partial_scoring_are_not_refused(smoke_workspace, tmp_path):
     """`ladder.pool_fraction`: score_pool scores a nested subset and leaves the other rows NaN by design."""
-    from jest.runspec import training_subset
+    from jest.training.runspec import training_subset
     ws, refs = smoke_workspace, tmp_path / "references"
     n = _pool_size(ws)
     scores = np.full(n, np.nan)
@@ -191,7 +194,7 @@ def test_the_nan_rows_of_a_partial_scoring_are_not_refused(smoke_workspace, tmp_
     ref = _scored_reference(ws, refs, scores)
     meta = json.loads((ref / "pool_scores.json").read_text())
     atomic_write_json(ref / "pool_scores.json", meta | {"fraction": 0.5})
-    got, _ = JestPolicy._load_cached_scores(ref, _ctx(ws, refs))
+    got, _ = Reference("ref", ref, 0.0).pool_scores(_ctx(ws, refs))
     assert np.isnan(got).sum() == n - len(training_subset(n, 0.5))
 
 
@@ -203,7 +206,7 @@ def test_pool_scores_changed_after_scoring_are_refused_naming_the_file(smoke_wor
     np.save(ref / "pool_scores.npy", scores)
     with pytest.raises(MissingReferenceError, match=r"pool_scores\.npy is not the file the scorer wrote.*"
                                                     r"--forcerun score_reference"):
-        JestPolicy._load_cached_scores(ref, _ctx(ws, tmp_path / "references"))
+        Reference("ref", ref, 0.0).pool_scores(_ctx(ws, tmp_path / "references"))
 
 
 def test_a_truncated_tokenizer_names_the_file_and_the_rebuild(smoke_workspace, tmp_path):

@@ -19,9 +19,10 @@ import pytest
 import yaml
 
 from checkout_copy import copy_tracked_files
-from jest.config import PROJECT_ROOT, config_hash, deep_merge, load_config
+from jest.config import PROJECT_ROOT, config_hash, deep_merge
+from jest.experiment import load_config
 from jest.io import sha256_file
-from jest.tracking import read_metrics
+from jest.tracking.records import read_metrics
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 CACHE = PROJECT_ROOT / "results" / "cache"
@@ -151,7 +152,7 @@ def test_readme_command_interrupted_raced_killed_and_rerun_gives_identical_resul
         assert _rows(results / "runs" / arm) == _rows(reference / "runs" / arm), arm
     # The cut runs resumed from their checkpoints (step >= 10) in the second command. One that then
     # finished before the SIGKILL left Snakemake no record of it: the final command re-ran it, and a
-    # finished run whose outputs Snakemake deleted trains afresh (as --forcerun asks; jest/checkpoint.py),
+    # finished run whose outputs Snakemake deleted trains afresh (as --forcerun asks; jest/training/checkpoint.py),
     # to the same rows. Every attempt's output is in the job's .attempts log.
     attempts = "".join((results / "logs" / "train" / f"{arm}.log.attempts").read_text() for arm in interrupted)
     resumed = [int(step) for step in re.findall(r"resuming at step (\d+)", attempts)]

@@ -1,4 +1,4 @@
-"""The scale ladder's config side (jest/ladder.py, jest/ladder_lr.py, workflow/rules/ladder.smk), without
+"""The scale ladder's config side (jest/ladder/rungs.py, jest/ladder/lr.py, workflow/rules/ladder.smk), without
 training: the expansion of rungs into arms, what a ladder run's trainer sees, the no-repetition plan,
 the lr choice, and `snakemake -n ladder` on config/ladder.yaml (no corpus needed)."""
 from __future__ import annotations
@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from jest.config import PROJECT_ROOT, ConfigError, deep_merge, load_config, validate_config
-from jest.flops import matmul_params
-from jest.ladder import (
+from jest.config import PROJECT_ROOT, ConfigError, deep_merge
+
+from jest.experiment import load_config, validate_config
+from jest.model.flops import matmul_params
+from jest.ladder.rungs import (
     LadderError,
     arm_view,
     check_draws,
@@ -24,9 +26,9 @@ from jest.ladder import (
     rung_shape,
     shard_set_sizes,
 )
-from jest.ladder_lr import choose_lr, lr_choice
-from jest.model import build_hf_config, intermediate_size, shape_summary
-from jest.schedule import arm_train_config
+from jest.ladder.lr import choose_lr, lr_choice
+from jest.model.llama import build_hf_config, intermediate_size, shape_summary
+from jest.training.schedule import arm_train_config
 
 LADDER = PROJECT_ROOT / "config" / "ladder.yaml"
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
@@ -65,14 +67,14 @@ def test_rungs_are_4x_apart_and_tokens_a_fixed_multiple_of_params(cfg):
     k = cfg["ladder"]["tokens_per_param"]
     for p in plans:  # whole steps: within half a step of k N
         assert abs(p["tokens"] - k * p["matmul_params"]) <= p["batch_size"] * cfg["data"]["seq_len"] / 2
-    # the top CPU rung is jest.bench's ladder_top shape
-    from jest.bench_loops import LADDER_TOP_CPU
+    # the top CPU rung is tools.bench's ladder_top shape
+    from tools.bench_loops import LADDER_TOP_CPU
     assert {k: plans[-1]["model"][k] for k in ("n_layer", "n_embd", "n_head")} == \
         {k: LADDER_TOP_CPU[k] for k in ("n_layer", "n_embd", "n_head")}
 
 
 def test_params_are_counted_on_the_shape_the_trainer_builds(cfg):
-    """jest.ladder writes the SwiGLU rule out (no transformers import at config load): same numbers."""
+    """jest.ladder.rungs writes the SwiGLU rule out (no transformers import at config load): same numbers."""
     for plan in rung_plan(cfg).values():
         hf = build_hf_config(plan["model"], cfg["data"]["vocab_size"], cfg["data"]["seq_len"], 1, 2, 0)
         assert rung_shape(plan["model"], cfg["data"]["vocab_size"])["d_ff"] == intermediate_size(plan["model"])
@@ -88,7 +90,7 @@ def test_expansion_is_idempotent_and_refuses_clashes(cfg):
 
 
 def test_a_ladder_that_would_never_reach_mlflow_is_refused(cfg):
-    from jest.ladder import check_ladder
+    from jest.ladder.rungs import check_ladder
     quiet = {**cfg, "mlflow": {**cfg["mlflow"], "live": False}}   # the trainer mirrors nothing itself
     with pytest.raises(LadderError, match=r"never reach MLflow"):
         check_ladder(quiet)
@@ -140,7 +142,7 @@ def test_the_draw_plan_names_the_rung_arm_and_shortage(cfg):
 
 
 def test_a_pool_share_reaches_every_ladder_arm_and_keeps_other_arms_off_its_reference(cfg):
-    from jest.ladder import pool_fraction, reference_pool_fraction
+    from jest.ladder.rungs import pool_fraction, reference_pool_fraction
     share = cfg["ladder"]["pool_fraction"]
     assert share < 1 and all(pool_fraction(cfg, a) == share for a in cfg["arms"])
     assert reference_pool_fraction(cfg, cfg["ladder"]["reference"]) == share
@@ -152,7 +154,7 @@ def test_a_pool_share_reaches_every_ladder_arm_and_keeps_other_arms_off_its_refe
 
 
 def test_a_ladder_arm_refuses_scores_of_a_smaller_pool_share(cfg, tmp_path):
-    from jest.ladder import check_scores_cover
+    from jest.ladder.rungs import check_scores_cover
     ref = tmp_path / cfg["ladder"]["reference"]
     ref.mkdir()
     share = cfg["ladder"]["pool_fraction"]

@@ -14,10 +14,11 @@ import pytest
 import yaml
 
 from analysis.ladder import SCHEMA
-from jest.config import PROJECT_ROOT, deep_merge, load_config
-from jest.flops import matmul_params
-from jest.ladder import rung_plan, rung_shape
-from jest.tracking import read_metrics
+from jest.config import PROJECT_ROOT, deep_merge
+from jest.experiment import load_config
+from jest.model.flops import matmul_params
+from jest.ladder.rungs import rung_plan, rung_shape
+from jest.tracking.records import read_metrics
 
 CACHE = PROJECT_ROOT / "results" / "cache"
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
@@ -53,7 +54,7 @@ def check_ladder_outputs(root: Path, cfg: dict) -> None:
             assert card["steps"] == max(1, round(cfg["arms"][arm]["budget"] * plan["steps"]))
             assert card["pool_passes"] <= 1.0                  # no arm repeats data
             rows = read_metrics(root / "runs" / f"{arm}_s0" / "metrics.jsonl")
-            # FLOPs counted on the arm's own shape: 6N + 12LdT per token (jest.flops)
+            # FLOPs counted on the arm's own shape: 6N + 12LdT per token (jest.model.flops)
             shape = rung_shape(plan["model"], card["config"]["data"]["vocab_size"])
             assert matmul_params(shape) == plan["matmul_params"]
             assert card["flops_per_token"]["train"] == 6 * plan["matmul_params"] + 12 * shape["n_layer"] * \

@@ -10,13 +10,13 @@ import sys
 
 from jest.config import PROJECT_ROOT, deep_merge
 from jest.io import atomic_write_json
-from jest.tracking import read_metrics
+from jest.tracking.records import read_metrics
 
 TRAIN_WITHOUT_MLFLOW = """
 import json, sys
 from pathlib import Path
-from jest.config import validate_config
-from jest.trainer import RunSpec, train
+from jest.experiment import validate_config
+from jest.training.trainer import RunSpec, train
 cfg, run_dir, shards, tok = json.loads(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
 train(RunSpec(cfg=validate_config(cfg), arm="uniform", seed=0, run_dir=run_dir, shards_dir=shards,
               tokenizer_dir=tok), threads=1, progress=False)

@@ -13,9 +13,10 @@ import warnings
 import pytest
 
 from jest.__main__ import main
-from jest.config import PROJECT_ROOT, load_config
-from jest.mlflow_rebuild import rebuild
-from jest.tracking import MlflowMirror, MlflowStoreError, check_store, mirror_run, read_metrics, write_card, \
+from jest.config import PROJECT_ROOT
+from jest.experiment import load_config
+from jest.tracking.mlflow_rebuild import rebuild
+from jest.tracking.records import MlflowMirror, MlflowStoreError, check_store, mirror_run, read_metrics, write_card, \
     write_receipt
 
 FIXTURE_RUNS = PROJECT_ROOT / "tests" / "analysis" / "data" / "tiny_runs"

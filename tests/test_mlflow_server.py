@@ -4,7 +4,7 @@ real run records, queried through its REST API.
 The runs: the smoke DAG's, when this checkout has them (results/smoke/runs, from
 `snakemake --configfile config/smoke.yaml`), else the committed real records of two tiny reference
 runs (tests/analysis/data/tiny_runs: uniform_s0 and jest_f0.8_s0). They are copied to a temporary
-results folder, mirrored into a fresh sqlite store through jest.tracking.MlflowMirror (the trainer's
+results folder, mirrored into a fresh sqlite store through jest.tracking.records.MlflowMirror (the trainer's
 path), then the report is built and logged as the summary run (analysis.mlflow_summary), as the
 analyze rule does. The test asserts that baseline and JEST runs are one tag filter apart, with their
 metrics; that the summary run (tags.kind = 'summary') holds the headline speedups and the report
@@ -31,7 +31,7 @@ import pytest
 from analysis.mlflow_summary import log_summary, store_of
 from analysis.report import build_report
 from jest.config import PROJECT_ROOT
-from jest.tracking import MlflowMirror, experiment_name, read_metrics
+from jest.tracking.records import MlflowMirror, experiment_name, read_metrics
 
 FIXTURE_RUNS = PROJECT_ROOT / "tests" / "analysis" / "data" / "tiny_runs"
 START_TIMEOUT_S = int(os.environ.get("JEST_TEST_SERVER_START_S", "90"))  # ~20 s on a loaded 2-core machine

@@ -1,5 +1,5 @@
 """Issue #30, items 5 and 6: what is knowable is refused at planning time (jest/planning.py, called by
-jest.config.validate_config, hence by Snakemake's parse and dry runs too), and the messages of a
+jest.experiment.validate_config, hence by Snakemake's parse and dry runs too), and the messages of a
 broken task YAML and a full disk name the file and a fix that works."""
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jest.config import PROJECT_ROOT, load_config
+from jest.config import PROJECT_ROOT
+
+from jest.experiment import load_config
 from jest.planning import PlanError
 
 SMOKE = PROJECT_ROOT / "config" / "smoke.yaml"
@@ -129,7 +131,7 @@ def test_a_task_yaml_syntax_error_names_the_file_and_line_not_an_unknown_task(tm
 
 # ---------------------------------------------------------------- a full disk
 def test_a_full_disk_while_writing_shards_says_the_disk_is_full(tmp_path, monkeypatch):
-    import jest.shards as shards
+    import jest.data.shards as shards
 
     def short_write(f, array):  # numpy's array.tofile on a full disk: a bare short write, no errno
         f.write(b"\0" * 16)

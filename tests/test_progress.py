@@ -1,4 +1,4 @@
-"""Live progress lines (jest/progress.py), the attempt-keeping job logs (jest/joblog.py) and the
+"""Live progress lines (jest/training/progress.py), the attempt-keeping job logs (jest/joblog.py) and the
 verdict print (jest/verdict.py), each on the real thing: a clock-driven reporter, the wrapped
 shell command run by bash, the committed reference summary."""
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 
 from jest.config import PROJECT_ROOT
 from jest.joblog import logged
-from jest.progress import PROGRESS_FD_ENV, Progress, format_duration
+from jest.training.progress import PROGRESS_FD_ENV, Progress, format_duration
 from jest.verdict import main as verdict_main
 from jest.verdict import render
 
@@ -60,7 +60,7 @@ def test_durations_read_like_a_clock():
 
 def test_progress_goes_to_the_fd_the_workflow_names(tmp_path):
     """JEST_PROGRESS_FD (what the rules set, pointing at Snakemake's terminal) gets the lines too."""
-    code = ("from jest.progress import Progress\n"
+    code = ("from jest.training.progress import Progress\n"
             "p = Progress('uniform_s0', 10, 0, 100)\n"
             "[p.update(s, 1.0) for s in range(1, 11)]\n")
     r, w = os.pipe()
@@ -77,7 +77,7 @@ def test_a_wrapped_job_keeps_every_attempt_and_its_exit_status(tmp_path):
     attempt, <log>.attempts every attempt, fd 3 (the terminal) only the progress lines."""
     log = tmp_path / "logs" / "train.log"
     log.parent.mkdir()
-    job = ("python -c \"import sys; from tqdm import tqdm; from jest.progress import Progress; "
+    job = ("python -c \"import sys; from tqdm import tqdm; from jest.training.progress import Progress; "
            "p = Progress('arm_s0', 2, 0, 8); [None for _ in tqdm(range(3), desc='a library bar')]; "
            "p.update(1, 2.0); p.update(2, 1.5); print('a warning', file=sys.stderr); sys.exit(int(sys.argv[1]))\" {code}")
     for code in (3, 0):

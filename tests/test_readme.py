@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from jest.config import PROJECT_ROOT, load_config
+from jest.config import PROJECT_ROOT
+
+from jest.experiment import load_config
 
 README = (PROJECT_ROOT / "README.md").read_text()
 

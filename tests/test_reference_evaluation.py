@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from jest.config import PROJECT_ROOT, load_config
+from jest.config import PROJECT_ROOT
+
+from jest.experiment import load_config
 
 REFERENCE = PROJECT_ROOT / "results" / "reference" / "tiny"
 

@@ -2,7 +2,7 @@
 
 - every config validates against the schema;
 - config/gpu.yaml and config/cluster.yaml state their cost in a header comment, and the numbers
-  are the ones analysis.costs computes (jest.flops on the shapes jest.model builds);
+  are the ones analysis.costs computes (jest.model.flops on the shapes jest.model.llama builds);
 - `snakemake -n --configfile config/gpu.yaml` lists the jobs (a dry run needs no data);
 - a SLURM dry run of config/cluster.yaml (profiles/slurm) launches every training job with
   torchrun on 8 GPUs (the torchrun launch is the train rule's, workflow/rules/train.smk);
@@ -20,7 +20,8 @@ import pytest
 import yaml
 
 from analysis.costs import config_costs
-from jest.config import PROJECT_ROOT, deep_merge, load_config
+from jest.config import PROJECT_ROOT, deep_merge
+from jest.experiment import load_config
 
 CONFIGS = sorted((PROJECT_ROOT / "config").glob("*.yaml"))
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
@@ -205,7 +206,7 @@ def test_an_ablation_arm_that_is_not_an_arm_fails_before_any_job(tmp_path):
 
 
 def test_tiny_family_branches_wait_for_their_trunk_of_the_same_seed(tmp_path):
-    """tiny's uniform family is one wsd trunk and its cooldown branches (jest/branching.py): each
+    """tiny's uniform family is one wsd trunk and its cooldown branches (jest/training/branching.py): each
     branch's train job takes the trunk's final model of its seed as input, the trunk's takes none."""
     cfg = load_config(PROJECT_ROOT / "config" / "tiny.yaml")
     branches = {a: s["branch_from"] for a, s in cfg["arms"].items() if s.get("branch_from")}

@@ -14,7 +14,9 @@ import sys
 import pytest
 import yaml
 
-from jest.config import PROJECT_ROOT, cache_root, deep_merge, load_config
+from jest.config import PROJECT_ROOT, cache_root, deep_merge
+
+from jest.experiment import load_config
 from jest.data.sources import PINS, NpmPin, fetch_package
 from jest.evaluation import bigbench
 from jest.io import sha256_file

@@ -1,9 +1,9 @@
-"""jest.timeline: a Snakemake 9 log (the format copied from a real smoke run) -> busy cores, critical path."""
+"""tools.timeline: a Snakemake 9 log (the format copied from a real smoke run) -> busy cores, critical path."""
 from __future__ import annotations
 
 import pytest
 
-from jest import timeline
+from tools import timeline
 
 LOG = """Building DAG of jobs...
 Execute 1 jobs...

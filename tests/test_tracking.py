@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from jest.tracking import MlflowMirror, MetricsFile, read_metrics
+from jest.tracking.records import MlflowMirror, MetricsFile, read_metrics
 
 ROWS, KEYS = 250, ("train_loss", "lr", "grad_norm", "flops_train")
 

@@ -15,7 +15,7 @@ import yaml
 
 from checkout_copy import copy_tracked_files
 from jest.config import PROJECT_ROOT, deep_merge
-from jest.tracking import read_metrics
+from jest.tracking.records import read_metrics
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 CACHE = PROJECT_ROOT / "results" / "cache"

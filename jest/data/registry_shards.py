@@ -1,10 +1,10 @@
 """Tokenizer and shards for the large preset, streamed: memory stays flat whatever the corpus size.
 
-The default preset's :func:`jest.shards.build_shards` tokenizes a whole split
+The default preset's :func:`jest.data.shards.build_shards` tokenizes a whole split
 in memory, which is fine for 2.4M tokens and not for 100M. This writer gives
 the same layout (``<split>.tokens.npy``, ``<split>.index.npy``,
 ``labels.json``, ``token_bytes.npy``, ``manifest.json``; readable by
-:class:`jest.shards.TokenShard`): documents are read in batches, packed per
+:class:`jest.data.shards.TokenShard`): documents are read in batches, packed per
 provenance label into per-label temp files of full sequences, and the labels'
 files are concatenated in sorted label order into a memory-mapped ``.npy``.
 The tokenizer trains on a seeded sample of curated + pool documents.
@@ -24,8 +24,8 @@ from tqdm import tqdm
 
 from jest.data.cleaning import unit_interval
 from jest.io import atomic_write_json, sha256_file
-from jest.shards import INDEX_DTYPE, LABEL_FIELDS, ShardError, record_file_hashes
-from jest.tokenizer import load_tokenizer, token_byte_lengths, train_tokenizer
+from jest.data.shards import INDEX_DTYPE, LABEL_FIELDS, ShardError, record_file_hashes
+from jest.data.tokenizer import load_tokenizer, token_byte_lengths, train_tokenizer
 
 BATCH_DOCS = 256
 SPLITS = ("curated", "heldout", "pool", "external")
@@ -87,7 +87,7 @@ class _LabelStream:
 
 def build_streaming_shards(data_dir: Path, tokenizer_dir: Path, out_dir: Path, seq_len: int,
                            splits: tuple[str, ...] = SPLITS) -> dict[str, Any]:
-    """Tokenize and pack each split file batch by batch; same output layout as :func:`jest.shards.build_shards`."""
+    """Tokenize and pack each split file batch by batch; same output layout as :func:`jest.data.shards.build_shards`."""
     # The workflow turns tokenizer threads off for every job (forks after first use can deadlock);
     # this job never forks, and ~300 MB of text is its whole cost: let encode_batch use the cores.
     os.environ["TOKENIZERS_PARALLELISM"] = "true"
@@ -130,7 +130,7 @@ def build_streaming_shards(data_dir: Path, tokenizer_dir: Path, out_dir: Path, s
     np.save(out_dir / "token_bytes.npy", tbytes)
     atomic_write_json(out_dir / "labels.json", [dict(zip(LABEL_FIELDS, lab)) for lab in labels])
     manifest["tokenizer_sha256"] = sha256_file(tokenizer_dir / "tokenizer.json")
-    record_file_hashes(out_dir, manifest)  # every file's sha256, checked by TokenShard (jest/shards.py)
+    record_file_hashes(out_dir, manifest)  # every file's sha256, checked by TokenShard (jest/data/shards.py)
     atomic_write_json(out_dir / "manifest.json", manifest)
     return manifest
 

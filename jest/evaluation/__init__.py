@@ -1,6 +1,4 @@
-"""Evaluation stage: the BIG-bench source package, lm-eval task building, checkpoint evaluation, aggregation."""
-
-from jest.evaluation.evaluate import AGGREGATE_VERSION, aggregate, check_task_data, evaluate_checkpoint
-from jest.evaluation.tasks import build_tasks, load_table
-
-__all__ = ["AGGREGATE_VERSION", "aggregate", "build_tasks", "check_task_data", "evaluate_checkpoint", "load_table"]
+"""Evaluation: held-out loss during training (heldout, heldout_sets), the lm-eval suites and their
+items (tasks, items, suites), checkpoint evaluation and aggregation (evaluate, runner), the BIG-bench
+source package (bigbench), and the preflight of external sources (preflight). Import the module you
+need: this package imports none of them, so the trainer's held-out loss never loads lm-eval."""

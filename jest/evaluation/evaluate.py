@@ -31,9 +31,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from jest.evaluation.errors import MissingTaskDataError
+from jest.evaluation.suites import expand, lm_eval_dirs
+from jest.evaluation.task_yamls import task_yamls
+
+_task_yamls = task_yamls  # the former private name, kept for callers that import it from here
 
 AGGREGATE_VERSION = "jest-agg-v2"  # v2: standard errors and the log-likelihood margin
 KEEP_KEYS = ("results", "groups", "group_subtasks", "configs", "versions", "n-shot", "higher_is_better",
@@ -42,32 +44,6 @@ KEEP_KEYS = ("results", "groups", "group_subtasks", "configs", "versions", "n-sh
 _REBUILD_HINT = ("Regenerate the task files with jest.evaluation.tasks.build_tasks(heldout_jsonl, cache_dir, "
                  "out_dir, seed) (the Snakemake rule that builds the eval tasks), and pass that out_dir as the "
                  "include path.")
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that tolerates lm-eval's ``!function`` tags (irrelevant to the data-file check)."""
-
-
-_Loader.add_constructor("!function", lambda loader, node: loader.construct_scalar(node))
-
-
-def _task_yamls(include_paths: Iterable[Path]) -> dict[str, tuple[Path, dict[str, Any]]]:
-    """Map task and group names to (yaml path, config) for every YAML under the include paths."""
-    found: dict[str, tuple[Path, dict[str, Any]]] = {}
-    for root in include_paths:
-        root = Path(root)
-        files = [root] if root.is_file() else sorted(root.rglob("*.yaml")) if root.is_dir() else []
-        for path in files:
-            try:
-                config = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
-            except (OSError, yaml.YAMLError):
-                continue
-            if not isinstance(config, dict):
-                continue
-            name = config.get("task") if isinstance(config.get("task"), str) else config.get("group")
-            if isinstance(name, str):
-                found.setdefault(name, (path, config))
-    return found
 
 
 def _data_files(config: Mapping[str, Any]) -> list[str]:
@@ -88,7 +64,7 @@ def _data_files(config: Mapping[str, Any]) -> list[str]:
 
 def _all_local(tasks: Sequence[str], include_paths: Iterable[Path]) -> bool:
     """Whether every task (group members included) is defined by a YAML under ``include_paths``."""
-    yamls = _task_yamls(include_paths)
+    yamls = task_yamls(include_paths)
     pending, seen = list(tasks), set()
     while pending:
         name = pending.pop(0)
@@ -116,7 +92,6 @@ def _task_manager(tasks: Sequence[str], include_paths: list[Path]):
     from lm_eval.tasks import TaskManager
 
     from jest.evaluation.preflight import check_task_yaml_syntax
-    from jest.evaluation.suites import lm_eval_dirs
 
     check_task_yaml_syntax(include_paths)  # else lm-eval skips a broken file and calls its tasks unknown
     paths = [str(p) for p in include_paths]
@@ -138,7 +113,7 @@ def check_task_data(tasks: Sequence[str], include_paths: Iterable[Path]) -> None
     left to lm-eval.
     """
     include_paths = [Path(p) for p in include_paths]
-    yamls = _task_yamls(include_paths)
+    yamls = task_yamls(include_paths)
     pending, seen = list(tasks), set()
     while pending:
         name = pending.pop(0)
@@ -222,7 +197,6 @@ def evaluate_checkpoint(model_dir_or_model: Any, tokenizer: Any, tasks: list[str
 
     from jest.evaluation.loading import load_model
     from jest.evaluation.memo import env_info_once, memo_hflm
-    from jest.evaluation.suites import expand
 
     tasks = expand(tasks)  # suite names ("standard") -> their lm-eval tasks
     include_paths = [Path(p).resolve() for p in include_paths]

@@ -313,7 +313,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--download", action="store_true",
                         help="fetch the missing datasets into the cache (needs internet access)")
     args = parser.parse_args(argv)
-    from jest.config import cache_root, load_config
+    from jest.config import cache_root
+    from jest.experiment import load_config
 
     cfg = load_config(args.config)
     os.environ.setdefault("HF_HOME", str(cache_root(cfg) / "hf"))  # as the workflow (common.smk)

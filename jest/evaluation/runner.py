@@ -37,7 +37,7 @@ from jest.evaluation.preflight import check_datasets
 from jest.evaluation.suites import SUITES, expand, task_table
 from jest.evaluation.tasks import load_table
 from jest.io import atomic_write_json, atomic_write_text
-from jest.tracking import MetricsFile, read_metrics
+from jest.tracking.records import MetricsFile, read_metrics
 
 STEP_DIR = re.compile(r"step_(\d+)$")
 STEP_FORMAT = "jest-eval-step-v2"  # v1 files (no "evaluated" record, no per-item file) are re-evaluated

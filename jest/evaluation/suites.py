@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jest.evaluation.task_yamls import task_yamls
+
 STANDARD = "standard"
 
 
@@ -117,11 +119,9 @@ def task_table(tasks: Sequence[str], include_paths: Iterable[Path], built: Mappi
     level is known or declared (see the module docstring); requested tasks
     without one are kept with ``chance: None`` so the report lists them.
     """
-    from jest.evaluation.evaluate import _task_yamls
-
     built_tasks = built.get("tasks", {})
     group = built.get("group", "jest_core")
-    local = _task_yamls([Path(p) for p in include_paths])
+    local = task_yamls([Path(p) for p in include_paths])
     entries: dict[str, Any] = {}
     pending, seen = list(expand(tasks)), set()
     while pending:

@@ -28,7 +28,7 @@ CACHE_FOLDERS = ("npm", "pypi", "debian")  # where an imported file may land, un
 def _jest_version() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
-    from jest.tracking import git_commit
+    from jest.tracking.records import git_commit
     try:
         package = version("jest-harness")
     except PackageNotFoundError:

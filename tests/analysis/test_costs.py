@@ -3,7 +3,8 @@ of the committed tiny reference runs: results/reference/tiny, cards of uniform_s
 import pytest
 
 from analysis.costs import config_costs, hours, main
-from jest.config import PROJECT_ROOT, load_config
+from jest.config import PROJECT_ROOT
+from jest.experiment import load_config
 
 TINY_POOL_SEQUENCES = 18877   # results/tiny/shards/manifest.json: pool sequences of 128 tokens
 
@@ -31,7 +32,7 @@ def test_wall_time_is_flops_over_peak_times_mfu(capsys):
 
 
 def test_budgets_scale_a_run_and_the_offline_filter_pays_for_its_reference():
-    """A family arm at budget x trains round(x * steps) steps, scoring included (jest/schedule.py);
+    """A family arm at budget x trains round(x * steps) steps, scoring included (jest/training/schedule.py);
     offline_filter trains like uniform but its reference and pool scoring are one-time costs."""
     cfg = load_config(PROJECT_ROOT / "config" / "tiny.yaml")
     only = ["uniform", "uniform_x0.5", "uniform_x3", "offline_filter_f0.8"]

@@ -16,8 +16,9 @@ import yaml
 
 from analysis.ladder import assemble, render
 from analysis.plots_ladder import plot_ladder
-from jest.config import PROJECT_ROOT, validate_config
-from jest.ladder import rung_plan
+from jest.config import PROJECT_ROOT
+from jest.experiment import validate_config
+from jest.ladder.rungs import rung_plan
 
 SEEDS = [0, 1, 2]
 

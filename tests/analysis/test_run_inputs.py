@@ -7,12 +7,12 @@ import pytest
 from analysis.report import build_report, main
 from analysis.runs import load_curves
 from jest.io import sha256_file
-from jest.metrics import MetricsError, read_metrics
-from jest.tracking import write_card
+from jest.tracking.metrics import MetricsError, read_metrics
+from jest.tracking.records import write_card
 
 
 def _finish(run_dir):
-    """What the trainer's finish step does to the card (jest.trainer: write_card(..., status="finished"))."""
+    """What the trainer's finish step does to the card (jest.training.trainer: write_card(..., status="finished"))."""
     return write_card(run_dir / "card.json", status="finished")
 
 
@@ -87,8 +87,9 @@ def test_the_report_reads_only_the_configs_arms_and_seeds_and_names_the_other_fo
 
 def test_the_ladder_report_reads_its_rungs_runs_only():
     from analysis.ladder import ladder_runs
-    from jest.config import PROJECT_ROOT, load_config
-    from jest.ladder import ladder_seeds, rung_plan, sweep_seed
+    from jest.config import PROJECT_ROOT
+    from jest.experiment import load_config
+    from jest.ladder.rungs import ladder_seeds, rung_plan, sweep_seed
     cfg = load_config(PROJECT_ROOT / "config" / "ladder.yaml")
     runs = ladder_runs(cfg)
     plans = rung_plan(cfg).values()

@@ -212,9 +212,9 @@ def test_bring_your_own_corpus_replaces_the_default_one(tmp_path, cache_dir) -> 
     these files, and the per-line labels reach the shards that training reads."""
     import copy
 
-    from jest.config import load_config
-    from jest.shards import TokenShard, build_shards
-    from jest.tokenizer import train_tokenizer
+    from jest.experiment import load_config
+    from jest.data.shards import TokenShard, build_shards
+    from jest.data.tokenizer import train_tokenizer
     from tests.data.conftest import SMALL_CFG
 
     # Real text: the embedded corpus's own splits, written back as the user's files, each

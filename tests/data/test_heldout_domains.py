@@ -132,10 +132,10 @@ def test_pool_heldout_is_a_slice_of_every_pool_source_and_never_in_the_pool(with
 
 def test_the_tokenizer_never_reads_the_evaluation_splits(with_eval_splits, monkeypatch, tmp_path) -> None:
     import jest.__main__ as cli
-    import jest.tokenizer
+    import jest.data.tokenizer
     out_dir, _ = with_eval_splits
     read = []
-    monkeypatch.setattr(jest.tokenizer, "train_tokenizer", lambda paths, vocab, out: read.extend(paths) or [])
+    monkeypatch.setattr(jest.data.tokenizer, "train_tokenizer", lambda paths, vocab, out: read.extend(paths) or [])
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"name": "x"}))
     cli.main(["train-tokenizer", "--config", str(config), "--data", str(out_dir), "--out", str(tmp_path / "tok")])

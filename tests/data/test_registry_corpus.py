@@ -20,7 +20,7 @@ from jest.data.extractors import RawDoc
 from jest.data.registry_corpus import prepare_registry_corpus
 from jest.data.registry_shards import build_streaming_shards, train_tokenizer_on_sample
 from jest.io import sha256_file
-from jest.shards import TokenShard
+from jest.data.shards import TokenShard
 from tests.data.registry_fixtures import build_deb, dictd_files, sword_files, wordnet_line
 
 WORDS = "the quick brown fox jumps over a lazy dog while seven wise men read old books aloud".split()

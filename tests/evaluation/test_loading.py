@@ -7,7 +7,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from jest.evaluation import loading
-from jest.model import build_hf_config, build_model
+from jest.model.llama import build_hf_config, build_model
 
 
 @pytest.mark.parametrize("tied", [False, True])

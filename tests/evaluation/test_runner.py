@@ -11,9 +11,11 @@ import sys
 
 import pytest
 
-from jest.config import PROJECT_ROOT, load_config
+from jest.config import PROJECT_ROOT
+
+from jest.experiment import load_config
 from jest.evaluation.runner import evaluate_run
-from jest.tracking import read_metrics
+from jest.tracking.records import read_metrics
 
 AGR, CONT = "jest_agreement", "jest_continuation"
 STEPS = (3, 9)

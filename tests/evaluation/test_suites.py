@@ -114,7 +114,7 @@ def _user_tasks(folder: Path) -> None:
 
 def test_a_new_task_folder_is_evaluated_from_the_config_alone(built, tiny_model_dir, seed, tmp_path):
     from jest.evaluation.runner import evaluate_run
-    from jest.tracking import read_metrics
+    from jest.tracking.records import read_metrics
 
     tasks_dir, _ = built
     user = tmp_path / "my_tasks"

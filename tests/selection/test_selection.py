@@ -1,4 +1,4 @@
-"""Tests for jest/selection.py: exact sampling distributions, joint-vs-independent, the paper's contrastive case.
+"""Tests for jest/policies/selection.py: exact sampling distributions, joint-vs-independent, the paper's contrastive case.
 
 The distribution tests compare empirical subset frequencies with probabilities
 computed here by brute-force enumeration, from the *definition* of each rule
@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import torch
 
-from jest.selection import (
+from jest.policies.selection import (
     chunk_sizes,
     interaction_matrix,
     joint_score,

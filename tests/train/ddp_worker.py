@@ -3,8 +3,8 @@ or called in-process as the single-process reference.
 
     python -m torch.distributed.run --standalone --nproc_per_node 2 tests/train/ddp_worker.py JOB.json
 
-Under torchrun it first checks jest.distributed's collectives (uneven shards gathered in
-order, disagreeing ranks caught), then, in the same process group, runs jest.trainer.train
+Under torchrun it first checks jest.training.distributed's collectives (uneven shards gathered in
+order, disagreeing ranks caught), then, in the same process group, runs jest.training.trainer.train
 on each job of JOB.json in turn (one launch, several runs: starting processes is most of the
 cost on CPU), with the policy's choices recorded per step, one file per rank
 (<run>.chosen_rank<r>.json next to the run folder), so that the test can compare the
@@ -20,7 +20,7 @@ from pathlib import Path
 
 def run_training(job: dict) -> None:
     """Train the run described by `job` (RunSpec fields + threads), recording the choices."""
-    from jest import trainer
+    from jest.training import trainer
 
     rank = int(os.environ.get("RANK", "0"))
     record = Path(job["run_dir"]).with_name(f"{Path(job['run_dir']).name}.chosen_rank{rank}.json")
@@ -75,7 +75,7 @@ def check_collectives(world) -> None:
 if __name__ == "__main__":
     import torch
 
-    from jest.distributed import init_world
+    from jest.training.distributed import init_world
 
     world = init_world(torch.device("cpu"))  # train() finds this process group and leaves it open
     try:

@@ -1,4 +1,4 @@
-"""Cooldown branches of the uniform compute family (jest/branching.py), on real smoke-scale runs: a
+"""Cooldown branches of the uniform compute family (jest/training/branching.py), on real smoke-scale runs: a
 branch that starts from its trunk's state at its decay is the separately trained run bit for bit
 (rows, held-out losses, snapshots, final weights, card), also when killed mid-decay, and costs only
 its decay; the config refuses a branch that could not be that run."""
@@ -12,12 +12,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import jest.trainer
-from jest.branching import BRANCH_POINTS, BRANCH_SNAPSHOTS, branch_step, trunk_plan
-from jest.config import ConfigError, deep_merge, validate_config
-from jest.schedule import StepPlan, arm_train_config
-from jest.tracking import read_metrics
-from jest.trainer import RunSpec, train
+import jest.training.trainer
+from jest.training.branching import BRANCH_POINTS, BRANCH_SNAPSHOTS, branch_step, trunk_plan
+from jest.config import ConfigError, deep_merge
+from jest.experiment import validate_config
+from jest.training.schedule import StepPlan, arm_train_config
+from jest.tracking.records import read_metrics
+from jest.training.trainer import RunSpec, train
 
 VOLATILE = ("wall_time", "time")
 TRUNK, BRANCHES = "uniform_x2", ("uniform", "uniform_x0.5")
@@ -41,7 +42,7 @@ class StepCounter:
     """train_step of the real loop, counted; optionally failing at one call (a fault in the real path)."""
 
     def __init__(self, fail_at: int | None = None):
-        self.calls, self.fail_at, self.real = 0, fail_at, jest.trainer.train_step
+        self.calls, self.fail_at, self.real = 0, fail_at, jest.training.trainer.train_step
 
     def __call__(self, *args, **kwargs):
         self.calls += 1
@@ -53,7 +54,7 @@ class StepCounter:
 def _train(ws, cfg, arm, family_dir: Path, monkeypatch, counter: StepCounter | None = None) -> int:
     counter = counter or StepCounter()
     with monkeypatch.context() as m:
-        m.setattr(jest.trainer, "train_step", counter)
+        m.setattr(jest.training.trainer, "train_step", counter)
         train(RunSpec(cfg=cfg, arm=arm, seed=0, run_dir=family_dir / f"{arm}_s0", shards_dir=ws["shards"],
                       tokenizer_dir=ws["tokenizer"]), threads=1, progress=False)
     return counter.calls

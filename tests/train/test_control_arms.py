@@ -9,14 +9,15 @@ import numpy as np
 import pytest
 
 from baselines.controls import clean_rows, keep_best
-from jest.checkpoint import latest_checkpoint
-from jest.config import deep_merge, validate_config
+from jest.training.checkpoint import latest_checkpoint
+from jest.config import deep_merge
+from jest.experiment import validate_config
 from jest.io import atomic_write_json, sha256_file
-from jest.repetition import RepetitionError, TrainedSet
-from jest.schedule import log_spaced_steps
-from jest.shards import TokenShard
-from jest.tracking import read_metrics
-from jest.trainer import RunSpec, train
+from jest.training.repetition import RepetitionError, TrainedSet
+from jest.training.schedule import log_spaced_steps
+from jest.data.shards import TokenShard
+from jest.tracking.records import read_metrics
+from jest.training.trainer import RunSpec, train
 
 # a few steps, evaluated at the end only: these tests check what is drawn and logged, not learning
 SHORT = {"steps": 6, "warmup_steps": 2, "eval_every": 6, "eval_log_points": 1, "checkpoint_every": 6}

@@ -1,4 +1,4 @@
-"""Multi-process JEST (jest/distributed.py): 2 processes under torchrun (gloo, CPU) against 1.
+"""Multi-process JEST (jest/training/distributed.py): 2 processes under torchrun (gloo, CPU) against 1.
 
 Given the same config and seed, 2 processes read the same global super-batch, score half of it
 each, gather, choose the same sub-batch as 1 process and train on half of it each, with DDP
@@ -21,11 +21,13 @@ import pytest
 from safetensors.torch import load_file
 from transformers import LlamaConfig
 
-from jest.config import PROJECT_ROOT, deep_merge, validate_config
+from jest.config import PROJECT_ROOT, deep_merge
+
+from jest.experiment import validate_config
 from jest.io import atomic_write_json
-from jest.model import build_model
-from jest.tracking import read_metrics
-from jest.trainer import RunSpec, reference_spec, train
+from jest.model.llama import build_model
+from jest.tracking.records import read_metrics
+from jest.training.trainer import RunSpec, reference_spec, train
 
 pytestmark = pytest.mark.slow  # subprocess training under torchrun
 
@@ -56,7 +58,7 @@ def ddp_ws(smoke_workspace, tmp_path_factory):
     root = tmp_path_factory.mktemp("ddp")
     cfg = validate_config(deep_merge(ws["cfg"], {
         "results_dir": str(root),
-        # fast_path off: under DDP the loss runs through HF's forward (jest.fastpath.fast_loss_fn), so the
+        # fast_path off: under DDP the loss runs through HF's forward (jest.model.fastpath.fast_loss_fn), so the
         # one-process run must too for the two to differ by float rounding only
         "train": {"steps": STEPS, "warmup_steps": 2, "eval_every": 6, "eval_log_points": 2, "checkpoint_every": 6,
                   "fast_path": False},
@@ -173,7 +175,7 @@ def test_jest_arm_two_processes_choose_and_train_like_one_and_resume(ddp_ws, tmp
 
 
 def test_batch_that_does_not_split_over_the_processes_is_a_clear_error():
-    from jest.distributed import World
+    from jest.training.distributed import World
     world = World(rank=0, world_size=3)
     with pytest.raises(ValueError, match=r"'train.batch_size' = 8 .*'train.nproc_per_node'"):
         world.batch_slice(8)

@@ -2,10 +2,12 @@
 import pytest
 import torch
 
-from jest.config import load_config, PROJECT_ROOT
-from jest.flops import (FlopLedger, counted_train_step_flops, forward_flops_per_token, matmul_params,
+from jest.experiment import load_config
+
+from jest.config import PROJECT_ROOT
+from jest.model.flops import (FlopLedger, counted_train_step_flops, forward_flops_per_token, matmul_params,
                         train_flops_per_token)
-from jest.model import build_hf_config, build_model, shape_summary
+from jest.model.llama import build_hf_config, build_model, shape_summary
 
 
 @pytest.mark.parametrize("config_name", ["smoke", "tiny"])

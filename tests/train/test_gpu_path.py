@@ -9,10 +9,10 @@ from __future__ import annotations
 import pytest
 from safetensors.torch import load_file
 
-from jest import trainer
+from jest.training import trainer
 from jest.config import deep_merge
-from jest.tracking import read_metrics
-from jest.trainer import RunSpec, train
+from jest.tracking.records import read_metrics
+from jest.training.trainer import RunSpec, train
 
 STEPS = 7
 

@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from jest.config import deep_merge
-from jest.jest_policy import JestPolicy, MissingReferenceError, PolicyContext
-from jest.model import build_hf_config, build_model
-from jest.scoring import score_pool
-from jest.shards import EpochSampler, TokenShard
-from jest.tokenizer import load_tokenizer
-from jest.tracking import read_metrics
-from jest.trainer import RunSpec, reference_spec, train
+from jest.policies.jest_policy import JestPolicy, MissingReferenceError, PolicyContext
+from jest.model.llama import build_hf_config, build_model
+from jest.policies.scoring import score_pool
+from jest.data.shards import EpochSampler, TokenShard
+from jest.data.tokenizer import load_tokenizer
+from jest.tracking.records import read_metrics
+from jest.training.trainer import RunSpec, reference_spec, train
 
 # a reference good enough to tell clean text from noise, still a few seconds of CPU
 REFERENCE = {"model": {"n_layer": 2, "n_embd": 64, "n_head": 4},
@@ -28,7 +28,7 @@ def jest_ws(smoke_workspace, tmp_path_factory):
     ws = dict(smoke_workspace)
     root = tmp_path_factory.mktemp("jest")
     cfg = deep_merge(ws["cfg"], {"results_dir": str(root), "references": {"ref": REFERENCE}})
-    from jest.config import validate_config
+    from jest.experiment import validate_config
     cfg = validate_config(cfg)
     refs = root / "references"
     train(reference_spec(cfg, "ref", refs / "ref", ws["shards"], ws["tokenizer"]), progress=False)

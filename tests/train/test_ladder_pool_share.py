@@ -1,5 +1,5 @@
 """The scale ladder's share of the pool (ladder.pool_fraction): the reference scores only that fixed,
-nested subset (jest.scoring.score_pool `fraction`), with the same numbers the whole-pool scoring gives
+nested subset (jest.policies.scoring.score_pool `fraction`), with the same numbers the whole-pool scoring gives
 those rows, NaN elsewhere, FLOPs for the scored rows only, and a resume after a kill; the whole-pool
 path is unchanged."""
 from __future__ import annotations
@@ -9,11 +9,11 @@ import json
 import numpy as np
 import pytest
 
-from jest.model import build_hf_config, build_model
-from jest.runspec import training_subset
-from jest.scoring import PARTIAL_META, score_pool
-from jest.shards import TokenShard
-from jest.tokenizer import load_tokenizer
+from jest.model.llama import build_hf_config, build_model
+from jest.training.runspec import training_subset
+from jest.policies.scoring import PARTIAL_META, score_pool
+from jest.data.shards import TokenShard
+from jest.data.tokenizer import load_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def test_a_killed_share_scoring_resumes_to_the_same_scores(smoke_workspace, mode
     shards = smoke_workspace["shards"]
     whole = score_pool(model, shards, tmp_path / "a", 2, ref, progress=False, fraction=0.5, save_every=1)
     calls = {"n": 0}
-    import jest.scoring as scoring
+    import jest.policies.scoring as scoring
     real = scoring.sequence_losses
 
     def dies_after_two_chunks(*args, **kwargs):

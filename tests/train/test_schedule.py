@@ -8,10 +8,12 @@ import math
 
 import pytest
 
-from jest.config import ConfigError, deep_merge, validate_config
-from jest.schedule import StepPlan, arm_train_config, decay_steps, log_spaced_steps, lr_at, run_steps
-from jest.tracking import read_metrics
-from jest.trainer import RunSpec, train
+from jest.config import ConfigError, deep_merge
+
+from jest.experiment import validate_config
+from jest.training.schedule import StepPlan, arm_train_config, decay_steps, log_spaced_steps, lr_at, run_steps
+from jest.tracking.records import read_metrics
+from jest.training.trainer import RunSpec, train
 
 
 def _train_cfg(**train) -> dict:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from jest.io import sha256_file
-from jest.shards import EpochSampler, ShardError, TokenShard, build_shards
-from jest.tokenizer import load_tokenizer, token_byte_lengths, train_tokenizer
+from jest.data.shards import EpochSampler, ShardError, TokenShard, build_shards
+from jest.data.tokenizer import load_tokenizer, token_byte_lengths, train_tokenizer
 
 
 def test_two_builds_are_byte_identical(smoke_workspace, tmp_path):
@@ -32,7 +32,7 @@ def test_manifest_gives_tokens_per_split_and_source(smoke_workspace):
 
 
 def test_every_sequence_keeps_one_label_and_its_exact_bytes(smoke_workspace):
-    from jest.tokenizer import _byte_decoder
+    from jest.data.tokenizer import _byte_decoder
     ws = smoke_workspace
     tok = load_tokenizer(ws["tokenizer"])
     byte_of = _byte_decoder()

@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from jest.config import PROJECT_ROOT, deep_merge, validate_config
+from jest.config import PROJECT_ROOT, deep_merge
+
+from jest.experiment import validate_config
 from jest.io import atomic_write_json
-from jest.tracking import read_metrics
-from jest.schedule import log_spaced_steps, lr_at
-from jest.trainer import NonFiniteLossError, RunSpec, train
+from jest.tracking.records import read_metrics
+from jest.training.schedule import log_spaced_steps, lr_at
+from jest.training.trainer import NonFiniteLossError, RunSpec, train
 
 VOLATILE = ("wall_time", "time")
 
@@ -77,7 +79,7 @@ def test_another_seed_gives_another_curve(smoke_workspace, tmp_path):
 
 def test_mlflow_holds_every_metric_point(smoke_workspace, tmp_path):
     from mlflow.tracking import MlflowClient
-    from jest.tracking import experiment_name, tracking_uri
+    from jest.tracking.records import experiment_name, tracking_uri
 
     ws = smoke_workspace
     cfg = deep_merge(ws["cfg"], {"results_dir": str(tmp_path)})

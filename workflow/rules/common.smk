@@ -6,8 +6,10 @@ import sys
 from pathlib import Path
 
 from jest.data.manifest import input_file_contents, local_input_files
-from jest.config import PROJECT_ROOT, cache_root, config_hash, results_root, validate_snakemake_config
+from jest.config import PROJECT_ROOT, cache_root, config_hash, results_root
+from jest.experiment import validate_snakemake_config
 from jest.io import atomic_write_json
+from jest.policies.arms import reads_reference
 from jest.joblog import logged  # every rule's output: its log and <log>.attempts
 
 # Offline and self-contained, for every job this workflow launches.
@@ -46,7 +48,7 @@ def mlflow_store_warning():
     """MLflow mirrors the run folders, and its receipts (runs/*/mlflow_synced.json) are files that stay up
     to date when the store is deleted or damaged afterwards: Snakemake alone would see nothing to do.
     A line naming the store and the command that rebuilds it from the run folders, or None."""
-    from jest.tracking import REBUILD, MlflowStoreError, _sqlite_path, check_store, tracking_uri
+    from jest.tracking.records import REBUILD, MlflowStoreError, _sqlite_path, check_store, tracking_uri
 
     db = _sqlite_path(tracking_uri(CFG))
     receipts = list((ROOT / "runs").glob("*/mlflow_synced.json"))
@@ -112,7 +114,7 @@ def run_dir(arm, seed):
 # the `ablations` and `all` targets (Snakefile). The uniform baseline must be a headline arm:
 # every report compares against it.
 ABLATION_ARMS = list(CFG["ablation_arms"])  # checked by validate_config
-# Scale-ladder arms (a `rung` key, jest/ladder.py) run and are reported by the `ladder` target only.
+# Scale-ladder arms (a `rung` key, jest/ladder/rungs.py) run and are reported by the `ladder` target only.
 LADDER_ARMS = [a for a in CFG["arms"] if "rung" in CFG["arms"][a]]
 HEADLINE_ARMS = [a for a in CFG["arms"] if a not in ABLATION_ARMS and a not in LADDER_ARMS]
 
@@ -130,16 +132,16 @@ def all_runs(arms=None):
 
 
 def reference_inputs(wildcards):
-    """A JEST arm needs its reference (and, when cached, the reference's pool scores); so does offline_filter.
+    """An arm whose policy reads a reference needs it: its card, and its pool scores when it reads those.
     A scale-ladder arm that reads its lr from the rung's sweep needs the sweep's choice (ladder.smk)."""
     arm = CFG["arms"][wildcards.arm]
     lr = {"lr_choice": ROOT / "ladder" / "lr_choice.json"} if arm.get("lr_from_sweep") else {}
-    if arm["policy"] not in ("jest", "offline_filter"):
+    reads = reads_reference(CFG, wildcards.arm)  # the policy's spec says (jest/policies/registry.py)
+    if reads is None:
         return lr
     ref = ROOT / "references" / arm["reference"]
     needed = {"reference": ref / "card.json", **lr}
-    # offline_filter (baselines/controls.py) always reads the reference's cached pool scores
-    if arm["policy"] == "offline_filter" or arm["reference_scoring"] == "cached":
+    if reads == "scores":
         needed["reference_scores"] = ref / "pool_scores.json"
     return needed
 
@@ -156,7 +158,7 @@ def seed_priority(wildcards):
 
 
 def trunk_inputs(wildcards):
-    """A cooldown branch of the uniform family (arms.<arm>.branch_from, jest/branching.py) starts from
+    """A cooldown branch of the uniform family (arms.<arm>.branch_from, jest/training/branching.py) starts from
     its trunk's state at its decay: it waits for the trunk's run of the same seed (its final model,
     written once when the trunk finishes, is the input)."""
     trunk = CFG["arms"][wildcards.arm].get("branch_from")
@@ -164,9 +166,9 @@ def trunk_inputs(wildcards):
 
 
 def used_references(arms=None):
-    """References the JEST arms among `arms` (default: every arm) need; only these are trained."""
+    """References the arms among `arms` (default: every arm) read; only these are trained."""
     arms = list(CFG["arms"]) if arms is None else arms
-    return sorted({CFG["arms"][a]["reference"] for a in arms if CFG["arms"][a]["policy"] in ("jest", "offline_filter")})
+    return sorted({CFG["arms"][a]["reference"] for a in arms if reads_reference(CFG, a) is not None})
 
 
 def analyze_input(arms):
@@ -215,14 +217,14 @@ def evaluate_trigger():
                         STEP_FORMAT])
 
 
-# ---- the scale ladder (workflow/rules/ladder.smk; jest/ladder.py)
-from jest.ladder import check_draws, ladder_seeds, rung_plan, shard_set_sizes, sweep_seed
+# ---- the scale ladder (workflow/rules/ladder.smk; jest/ladder/rungs.py)
+from jest.ladder.rungs import check_draws, ladder_seeds, rung_plan, shard_set_sizes, sweep_seed
 
 LADDER = rung_plan(CFG)
 
 # No repetition, planned before any job: once the shards exist, every ladder arm's draws are checked
 # against the pool (and its clean part) here, at DAG time, naming the rung, the arm and the shortage.
-# The trainer checks again before training (jest/repetition.py), with the real set sizes.
+# The trainer checks again before training (jest/training/repetition.py), with the real set sizes.
 if LADDER and (ROOT / "shards" / "manifest.json").is_file():
     check_draws(CFG, *shard_set_sizes(json.loads((ROOT / "shards" / "manifest.json").read_text())))
 

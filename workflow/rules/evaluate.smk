@@ -1,7 +1,7 @@
 # Evaluation stage: the lm-eval suite is built once from the held-out split (and, only when a
 # config names them, BIG-bench's items: jest/evaluation/tasks.py); every training run is then evaluated at its
 # log-spaced snapshots (jest/evaluation/runner.py), then the run (training and lm-eval rows) is mirrored
-# into its MLflow run by the same job (jest/tracking.py mirror_run). MLflow only mirrors the run folders:
+# into its MLflow run by the same job (jest/tracking/records.py mirror_run). MLflow only mirrors the run folders:
 # a deleted or damaged store is recreated from them by `python -m jest rebuild-mlflow --config CONFIG`
 # (docs/mlflow.md), which rewrites these receipts; Snakemake then re-runs the report.
 

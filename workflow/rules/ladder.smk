@@ -1,4 +1,4 @@
-# The scale ladder (issue #15; jest/ladder.py, docs/ladder.md): the config's `ladder:` rungs are
+# The scale ladder (issue #15; jest/ladder/rungs.py, docs/ladder.md): the config's `ladder:` rungs are
 # ordinary arms (expanded at config load), trained by the train rule. Per rung: an lr sweep of the
 # uniform 1x arm (first seed) -> ladder/lr_choice.json -> every other arm of the rung (its train job
 # takes the choice as an input: common.smk reference_inputs) -> the ladder report.
@@ -19,7 +19,7 @@ rule ladder_lr_choice:
     log:
         ROOT / "logs" / "ladder_lr_choice.log",
     shell:
-        logged("python -m jest.ladder_lr --config {params.config:q} --runs {params.runs:q} --out {output:q}")
+        logged("python -m jest.ladder.lr --config {params.config:q} --runs {params.runs:q} --out {output:q}")
 
 
 rule analyze_ladder:

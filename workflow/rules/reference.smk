@@ -1,5 +1,5 @@
 # Reference stage: train each reference model on the curated split (same loop, uniform
-# policy), then score every pool sequence with it once (jest/trainer.py, jest/scoring.py).
+# policy), then score every pool sequence with it once (jest/training/trainer.py, jest/policies/scoring.py).
 
 
 rule train_reference:

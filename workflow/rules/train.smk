@@ -1,8 +1,8 @@
-# Training stage: one job per arm x seed, all through the same loop (jest/trainer.py),
+# Training stage: one job per arm x seed, all through the same loop (jest/training/trainer.py),
 # mirrored into MLflow while it trains (mlflow.live), and once more by its evaluate job, which makes
 # sure MLflow holds every metric point of the run (workflow/rules/evaluate.smk).
 
-# `python`, or torchrun with one process per GPU when train.nproc_per_node > 1 (jest/distributed.py).
+# `python`, or torchrun with one process per GPU when train.nproc_per_node > 1 (jest/training/distributed.py).
 # The count is an integer of the validated config, never free text from it.
 _NPROC = int(CFG["train"]["nproc_per_node"])
 TRAIN_LAUNCHER = "python" if _NPROC == 1 else f"torchrun --standalone --nproc_per_node {_NPROC}"

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from jest.policies.registry import UnknownPolicyError, get_spec
+
 KINDS = ("source", "quality")
 
 
@@ -28,7 +30,13 @@ def whole_pool_cards(cards: list[dict]) -> list[dict]:
     differs from the pool by design (baselines/controls.py)."""
     def policy(card: dict) -> str | None:
         return ((card.get("config") or {}).get("arms") or {}).get(card.get("arm"), {}).get("policy")
-    return [c for c in cards if policy(c) in (None, "uniform", "jest")]
+    def whole_pool(name: str | None) -> bool:
+        try:
+            spec = get_spec(name)
+        except UnknownPolicyError:  # a plugin that is not loaded here: its cards' shares are its own
+            return False
+        return spec.draws_from == "split" and spec.train_split == "pool"
+    return [c for c in cards if policy(c) is None or whole_pool(policy(c))]
 
 
 def pool_shares(cards: list[dict], kind: str) -> pd.Series:

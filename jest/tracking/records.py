@@ -36,6 +36,7 @@ from jest.tracking.metrics import MetricsFile, metrics_digest, read_metrics, ver
 # the sqlite store's lock and health check; _sqlite_path, MlflowStoreError and check_store stay importable here
 from jest.tracking.mlflow_store import (DAMAGED, REBUILD, MlflowStoreError, _sqlite_path, _store_lock,  # noqa: F401
                                check_store, damaged_store)
+from jest.policies.registry import role_of
 
 PACKAGES = ("torch", "transformers", "tokenizers", "numpy", "mlflow", "lm_eval", "snakemake", "datasets")
 
@@ -152,7 +153,7 @@ ARM_COLORS = ("#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", 
 
 
 def run_color(arm: str | None, method: str | None) -> str:
-    if method == "uniform":
+    if role_of(method) == "family":  # the uniform compute family (jest.policies.registry)
         return BASELINE_COLOR
     return ARM_COLORS[int(hashlib.sha256(str(arm).encode()).hexdigest(), 16) % len(ARM_COLORS)]
 

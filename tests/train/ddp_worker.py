@@ -19,16 +19,21 @@ from pathlib import Path
 
 
 def run_training(job: dict) -> None:
-    """Train the run described by `job` (RunSpec fields + threads), recording the choices."""
+    """Train the run described by `job` (RunSpec fields + threads), recording the choices: the arm's
+    policy is re-registered under another name (the plugin point, jest.policies.registry) with a
+    build that wraps the real one and records what its `select` chose."""
+    from dataclasses import replace
+
+    from jest.policies.registry import build_policy, get_spec, register_policy
     from jest.training import trainer
 
     rank = int(os.environ.get("RANK", "0"))
     record = Path(job["run_dir"]).with_name(f"{Path(job['run_dir']).name}.chosen_rank{rank}.json")
     chosen: dict[int, list[int]] = {}
-    build = trainer.build_policy
+    arm = job["cfg"]["arms"][job["arm"]]
 
-    def build_recording(arm, ctx):
-        policy = build(arm, ctx)
+    def build_recording(arm_cfg, ctx):
+        policy = build_policy({**arm_cfg, "policy": arm["policy"]}, ctx)
         select = policy.select
 
         def recording_select(step, *args, **kwargs):
@@ -39,14 +44,13 @@ def run_training(job: dict) -> None:
         policy.select = recording_select
         return policy
 
-    trainer.build_policy = build_recording
-    try:
-        spec = trainer.RunSpec(cfg=job["cfg"], arm=job["arm"], seed=job["seed"], run_dir=Path(job["run_dir"]),
-                               shards_dir=Path(job["shards"]), tokenizer_dir=Path(job["tokenizer"]),
-                               references_root=Path(job["references"]) if job.get("references") else None)
-        trainer.train(spec, threads=job.get("threads", 1), progress=False)
-    finally:
-        trainer.build_policy = build
+    recording = f"recording_{arm['policy']}"
+    register_policy(replace(get_spec(arm["policy"]), name=recording, build=build_recording))
+    cfg = {**job["cfg"], "arms": {**job["cfg"]["arms"], job["arm"]: {**arm, "policy": recording}}}
+    spec = trainer.RunSpec(cfg=cfg, arm=job["arm"], seed=job["seed"], run_dir=Path(job["run_dir"]),
+                           shards_dir=Path(job["shards"]), tokenizer_dir=Path(job["tokenizer"]),
+                           references_root=Path(job["references"]) if job.get("references") else None)
+    trainer.train(spec, threads=job.get("threads", 1), progress=False)
     record.write_text(json.dumps(chosen))
 
 

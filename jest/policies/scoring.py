@@ -143,7 +143,7 @@ def score_pool(model, shards_dir: Path, out_dir: Path, batch_size: int, referenc
     The scores are keyed by the sha256 of the reference weights and of the pool
     shard, so a policy never uses scores from another reference or another pool; the
     JSON records the sha256 of the .npy itself, which readers check before use, and
-    non-finite scores are never written (jest.policies.jest_policy.JestPolicy._load_cached_scores).
+    non-finite scores are never written (jest.policies.reference.Reference.pool_scores).
 
     Resumable: every `save_every` chunks of `batch_size * 16` sequences (default:
     about 50 progress writes over the pool) the scores so far are written atomically

@@ -142,15 +142,22 @@ def _ablations(s: dict) -> list[dict]:
     for a in s["ablations"]:
         e = a.get("equivalence") or {}
         rows.append([a["arm"], fmt(a.get("compared_to")), differs(a.get("differs")), est(a["iterations"]),
-                     ratio(e), fmt(e.get("p_equivalence"), ".3g"), fmt(e.get("mde_ratio"), ".2f"),
-                     f"**{e.get('verdict', 'n/a')}**", e.get("reason", "")])
+                     ratio(e), fmt(e.get("p_difference"), ".3g") + " / " + fmt(e.get("p_difference_holm"), ".3g"),
+                     fmt(e.get("p_equivalence"), ".3g") + " / " + fmt(e.get("p_equivalence_holm"), ".3g"),
+                     fmt(e.get("mde_ratio"), ".2f"), f"**{e.get('verdict', 'n/a')}**",
+                     e.get("verdict_uncorrected", "n/a")])
+    n = next((e.get("correction") for e in s.get("equivalence", []) if e.get("correction")), None)
     return [{"title": "Ablations: equivalence tests", "paragraphs": [
         "Each ablation against the headline JEST arm with the same filter ratio, paired by seed on the log "
         f"iterations multiplier. 'equivalent': TOST within 1/{m:g}..{m:g}x; 'different': the paired t-test "
-        "rejects no difference; 'undecided': neither (the MDE column: the ratio a paired test would detect "
-        "at 80% power with these seeds). Not part of the claim verdicts."],
-        "header": ["arm", "set against", "what differs", "iterations", "ratio to headline arm [95%]", "TOST p",
-                   "MDE", "verdict", "why"], "rows": rows}]
+        "rejects no difference and the ratio lies outside that margin; 'undecided': neither. The ablations "
+        f"are one family of comparisons: the verdict uses p-values corrected with Holm's method ({n or 'no test'}), "
+        "separately for the difference and the equivalence tests; each p column gives raw / Holm-adjusted, and "
+        "the last column the verdict before correction. MDE: the ratio a paired test at 5% would detect with 80% "
+        "power at these seeds, uncorrected. Not part of the claim verdicts."],
+        "header": ["arm", "set against", "what differs", "iterations", "ratio to headline arm [95%]",
+                   "t-test p (raw / Holm)", "TOST p (raw / Holm)", "MDE", "verdict (Holm)", "uncorrected"],
+        "rows": rows}]
 
 
 def _parity(s: dict) -> list[dict]:

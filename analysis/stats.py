@@ -26,7 +26,9 @@ within 10% of each other). "equivalent" when TOST rejects at alpha (the 1 - 2 al
 inside the margin); "different" when the paired t-test rejects no difference at alpha and the
 difference is not inside the margin; otherwise "undecided". Each comparison states the
 minimum detectable effect: the ratio a paired t-test at alpha with 80% power would detect from
-the observed spread (statsmodels TTestPower).
+the observed spread (statsmodels TTestPower). A family of such comparisons (the ablations, each
+against the headline arm) is corrected with Holm's method, separately for the difference and the
+equivalence tests (holm_family): the verdict is the corrected one, the uncorrected one is kept beside it.
 """
 from __future__ import annotations
 
@@ -224,6 +226,33 @@ def compare(a: Estimate, b: Estimate, margin: float = DEFAULT_MARGIN, alpha: flo
     return out
 
 
+def holm_family(tests: list[dict], alpha: float = ALPHA) -> list[dict]:
+    """Correct a family of `compare` results for multiplicity (Holm, separately for the difference tests
+    and for the equivalence tests): each test gains p_difference_holm, p_equivalence_holm and
+    `verdict_uncorrected` (its own verdict), and its `verdict` becomes the corrected one: "equivalent"
+    when the Holm-adjusted TOST p < alpha, "different" when the Holm-adjusted t-test p < alpha and the
+    ratio is not inside the margin, else "undecided". Tests without p-values keep their verdict."""
+    tested = [t for t in tests if t.get("p_difference") is not None and t.get("p_equivalence") is not None]
+    if not tested:
+        return tests
+    p_diff = multipletests([t["p_difference"] for t in tested], alpha=alpha, method="holm")[1]
+    p_eq = multipletests([t["p_equivalence"] for t in tested], alpha=alpha, method="holm")[1]
+    for t, pd_, pe in zip(tested, p_diff, p_eq):
+        t.update(p_difference_holm=float(pd_), p_equivalence_holm=float(pe), verdict_uncorrected=t["verdict"],
+                 correction=f"Holm over {len(tested)} comparisons")
+        if pe < alpha:
+            t["verdict"] = EQUIVALENT
+        elif pd_ < alpha and t["verdict_uncorrected"] != EQUIVALENT and not (
+                t["ratio"] and 1 / t["margin"] <= t["ratio"] <= t["margin"]):
+            t["verdict"] = DIFFERENT
+        else:
+            t["verdict"] = UNDECIDED
+        if t["verdict"] != t["verdict_uncorrected"]:
+            t["reason"] = (f"{t['verdict_uncorrected']} before correction; after Holm over {len(tested)} "
+                           f"comparisons: t-test p = {pd_:.3g}, TOST p = {pe:.3g}. " + t["reason"])
+    return tests
+
+
 def best_arm(estimates: dict[str, Estimate], alpha: float = ALPHA) -> dict:
     """The arm with the highest multiplier, and whether it beats every other arm (paired one-sided
     t-tests, Holm over the k - 1 comparisons)."""
@@ -253,5 +282,5 @@ def best_arm(estimates: dict[str, Estimate], alpha: float = ALPHA) -> dict:
 
 
 __all__ = ["ALPHA", "CI_LEVEL", "DEFAULT_MARGIN", "DIFFERENT", "EQUIVALENT", "Estimate", "NOT_REPRODUCED",
-           "REPRODUCED", "SINGLE_SEED", "UNDECIDED", "aggregate", "best_arm", "claim_over_arms", "compare",
+           "REPRODUCED", "SINGLE_SEED", "UNDECIDED", "aggregate", "best_arm", "claim_over_arms", "compare", "holm_family",
            "interval", "mde_ratio", "p_greater", "verdict"]

@@ -21,7 +21,7 @@ from analysis.multiplier import (
     run_finals,
 )
 from jest.policies.registry import group_of, role_of
-from analysis.stats import DEFAULT_MARGIN, Estimate, aggregate, best_arm, claim_over_arms, compare
+from analysis.stats import DEFAULT_MARGIN, Estimate, aggregate, best_arm, claim_over_arms, compare, holm_family
 
 HELDOUT = re.compile(r"^heldout_(loss|bpb)(?:_(.+))?$")
 
@@ -100,8 +100,9 @@ def claims(mults: dict, jest_arms: list[str], ci_level: float = 0.95) -> list[di
 
 
 def ablation_tests(mults: dict, ablations: list[dict], margin: float = DEFAULT_MARGIN) -> list[dict]:
-    """TOST of each ablation against the headline arm it is set against (iterations multiplier):
-    every "no difference" statement of the ablation table is one of these."""
+    """TOST and t-test of each ablation against the headline arm it is set against (iterations multiplier),
+    corrected over the ablations with Holm's method (analysis.stats.holm_family): every "no difference"
+    or "different" statement of the ablation table is one of these."""
     out = []
     for row in ablations:
         base = row.get("compared_to")
@@ -110,7 +111,7 @@ def ablation_tests(mults: dict, ablations: list[dict], margin: float = DEFAULT_M
         test = compare(mults[row["arm"]]["quantities"]["iterations"], mults[base]["quantities"]["iterations"], margin)
         out.append({"arm": row["arm"], "against": base, "differs": row.get("differs", {}), "quantity": "iterations",
                     **test})
-    return out
+    return holm_family(out)  # the ablations are one family of comparisons: Holm, for difference and equivalence
 
 
 def best_of(mults: dict, arms: list[str], quantity: str = "iterations") -> dict:

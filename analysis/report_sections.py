@@ -144,7 +144,7 @@ def _ablations(s: dict) -> list[dict]:
         rows.append([a["arm"], fmt(a.get("compared_to")), differs(a.get("differs")), est(a["iterations"]),
                      ratio(e), fmt(e.get("p_difference"), ".3g") + " / " + fmt(e.get("p_difference_holm"), ".3g"),
                      fmt(e.get("p_equivalence"), ".3g") + " / " + fmt(e.get("p_equivalence_holm"), ".3g"),
-                     fmt(e.get("mde_ratio"), ".2f"), f"**{e.get('verdict', 'n/a')}**",
+                     fmt(e.get("mde_ratio"), ".2f"), fmt(e.get("seeds_to_settle"), "d"), f"**{e.get('verdict', 'n/a')}**",
                      e.get("verdict_uncorrected", "n/a")])
     n = next((e.get("correction") for e in s.get("equivalence", []) if e.get("correction")), None)
     return [{"title": "Ablations: equivalence tests", "paragraphs": [
@@ -154,9 +154,12 @@ def _ablations(s: dict) -> list[dict]:
         f"are one family of comparisons: the verdict uses p-values corrected with Holm's method ({n or 'no test'}), "
         "separately for the difference and the equivalence tests; each p column gives raw / Holm-adjusted, and "
         "the last column the verdict before correction. MDE: the ratio a paired test at 5% would detect with 80% "
-        "power at these seeds, uncorrected. Not part of the claim verdicts."],
+        "power at these seeds, uncorrected. Seeds to settle: how many paired seeds would give a verdict either way "
+        "(equivalent or different) with 80% power if the observed ratio and spread were the truth (a simulation; "
+        "'n/a': not within 400 seeds, a ratio at the margin's edge). Not part of the claim verdicts."],
         "header": ["arm", "set against", "what differs", "iterations", "ratio to headline arm [95%]",
-                   "t-test p (raw / Holm)", "TOST p (raw / Holm)", "MDE", "verdict (Holm)", "uncorrected"],
+                   "t-test p (raw / Holm)", "TOST p (raw / Holm)", "MDE", "seeds to settle", "verdict (Holm)",
+                   "uncorrected"],
         "rows": rows}]
 
 

@@ -26,7 +26,8 @@ within 10% of each other). "equivalent" when TOST rejects at alpha (the 1 - 2 al
 inside the margin); "different" when the paired t-test rejects no difference at alpha and the
 difference is not inside the margin; otherwise "undecided". Each comparison states the
 minimum detectable effect: the ratio a paired t-test at alpha with 80% power would detect from
-the observed spread (statsmodels TTestPower). A family of such comparisons (the ablations, each
+the observed spread (statsmodels TTestPower), and the seeds that would settle it (equivalent or
+different at 80% power) if the observed mean and spread were the truth (a simulation). A family of such comparisons (the ablations, each
 against the headline arm) is corrected with Holm's method, separately for the difference and the
 equivalence tests (holm_family): the verdict is the corrected one, the uncorrected one is kept beside it.
 """
@@ -184,12 +185,47 @@ def mde_ratio(sd: float, n: int, alpha: float = ALPHA, power: float = POWER) -> 
     return float(np.exp(float(d) * sd))
 
 
+def settle_probability(mean: float, sd: float, n: int, margin: float, alpha: float = ALPHA,
+                       sims: int = 4000, seed: int = 0) -> float:
+    """The share of simulated experiments of n paired seeds, with log-ratio differences ~ N(mean, sd), whose
+    verdict is decided: TOST within the margin rejects at alpha ("equivalent"), or the paired t-test rejects
+    no difference at alpha with the estimate outside the margin ("different"). Uncorrected, as `compare`."""
+    rng = np.random.default_rng(seed)
+    d = rng.normal(mean, sd, size=(sims, n))
+    m_hat, se = d.mean(axis=1), d.std(axis=1, ddof=1) / math.sqrt(n)
+    t_dist = st.t(n - 1)
+    p_diff = 2 * t_dist.sf(np.abs(m_hat) / se)
+    m = math.log(margin)
+    p_tost = np.maximum(t_dist.sf((m_hat + m) / se), t_dist.cdf((m_hat - m) / se))
+    decided = (p_tost < alpha) | ((p_diff < alpha) & (np.abs(m_hat) > m))
+    return float(decided.mean())
+
+
+def seeds_to_settle(mean: float, sd: float, margin: float = DEFAULT_MARGIN, alpha: float = ALPHA,
+                    power: float = POWER, n_max: int = 400) -> int | None:
+    """How many paired seeds would decide a comparison (equivalent or different, at `margin`) with
+    `power`, if the true mean and sd of the per-seed log ratio were the observed ones: a simulation
+    (settle_probability), searched by doubling then bisection. None: not within n_max seeds (a true
+    ratio at the margin's edge is never settled)."""
+    if not (np.isfinite(mean) and np.isfinite(sd)) or sd <= 0:
+        return None
+    lo, hi = 2, 3
+    while settle_probability(mean, sd, hi, margin, alpha) < power:
+        lo, hi = hi, hi * 2
+        if hi > n_max:
+            return None
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if settle_probability(mean, sd, mid, margin, alpha) >= power else (mid, hi)
+    return hi
+
+
 def compare(a: Estimate, b: Estimate, margin: float = DEFAULT_MARGIN, alpha: float = ALPHA) -> dict:
     """Paired comparison of two arms' multipliers (a / b): ratio, interval, TOST, verdict, MDE."""
     seeds, la, lb, censored = _paired_logs(a, b)
     out = {"seeds": seeds, "n": len(seeds), "seeds_left_out": censored, "margin": margin, "alpha": alpha,
            "ratio": None, "ci_low": None, "ci_high": None, "p_difference": None, "p_equivalence": None,
-           "mde_ratio": None, "verdict": UNDECIDED, "reason": ""}
+           "mde_ratio": None, "seeds_to_settle": None, "verdict": UNDECIDED, "reason": ""}
     if len(seeds) < 2:
         out["verdict"] = SINGLE_SEED if len(seeds) == 1 else UNDECIDED
         out["reason"] = ("one paired seed: no test" if len(seeds) == 1 else
@@ -200,7 +236,8 @@ def compare(a: Estimate, b: Estimate, margin: float = DEFAULT_MARGIN, alpha: flo
     diff = la - lb
     mean, sd, n = float(diff.mean()), float(diff.std(ddof=1)), len(diff)
     m = math.log(margin)
-    out.update(ratio=float(np.exp(mean)), mde_ratio=mde_ratio(sd, n, alpha))
+    out.update(ratio=float(np.exp(mean)), mde_ratio=mde_ratio(sd, n, alpha),
+               seeds_to_settle=seeds_to_settle(mean, sd, margin, alpha))  # if the observed effect were true
     if sd <= 1e-12 * max(1.0, abs(mean)):          # identical differences (to rounding): no t-test
         diff_nonzero = abs(mean) > 1e-12
         out.update(ci_low=out["ratio"], ci_high=out["ratio"], p_difference=0.0 if diff_nonzero else 1.0,
@@ -220,7 +257,10 @@ def compare(a: Estimate, b: Estimate, margin: float = DEFAULT_MARGIN, alpha: flo
     else:
         out["reason"] = (f"neither equivalent (TOST p = {out['p_equivalence']:.3g}) nor different "
                          f"(p = {out['p_difference']:.3g}); detectable at {n} seeds: a ratio of "
-                         f"{out['mde_ratio']:.2f}x")
+                         f"{out['mde_ratio']:.2f}x; "
+                         + (f"about {out['seeds_to_settle']} seeds would settle it if the observed ratio were true"
+                            if out["seeds_to_settle"] else "the observed ratio sits where no affordable number of "
+                            "seeds settles it"))
     if censored:
         out["reason"] += f"; {len(censored)} seed(s) outside the family's range left out"
     return out
@@ -283,4 +323,4 @@ def best_arm(estimates: dict[str, Estimate], alpha: float = ALPHA) -> dict:
 
 __all__ = ["ALPHA", "CI_LEVEL", "DEFAULT_MARGIN", "DIFFERENT", "EQUIVALENT", "Estimate", "NOT_REPRODUCED",
            "REPRODUCED", "SINGLE_SEED", "UNDECIDED", "aggregate", "best_arm", "claim_over_arms", "compare", "holm_family",
-           "interval", "mde_ratio", "p_greater", "verdict"]
+           "interval", "mde_ratio", "p_greater", "seeds_to_settle", "settle_probability", "verdict"]

@@ -37,3 +37,25 @@ def test_tests_without_p_values_keep_their_verdict():
     single = {"p_difference": None, "p_equivalence": None, "verdict": "single seed: no verdict"}
     (t,) = holm_family([single])
     assert t["verdict"] == "single seed: no verdict" and "p_difference_holm" not in t
+
+
+def test_seeds_to_settle_a_clear_difference_matches_the_power_formula():
+    import math
+
+    from statsmodels.stats.power import TTestPower
+
+    from analysis.stats import seeds_to_settle
+    mean, sd = math.log(1.5), 0.2   # far outside the 1.1 margin: the t-test decides
+    n_formula = math.ceil(TTestPower().solve_power(effect_size=mean / sd, power=0.8, alpha=0.05))
+    assert abs(seeds_to_settle(mean, sd, 1.1) - n_formula) <= 1
+
+
+def test_seeds_to_settle_grows_as_the_ratio_nears_the_margin_and_is_none_at_its_edge():
+    import math
+
+    from analysis.stats import seeds_to_settle
+    near, far = seeds_to_settle(math.log(1.2), 0.15, 1.1), seeds_to_settle(math.log(1.5), 0.15, 1.1)
+    assert far < near
+    equal = seeds_to_settle(0.0, 0.15, 1.1)           # truly equal: TOST decides with enough seeds
+    assert equal is not None and equal > 3
+    assert seeds_to_settle(math.log(1.1), 0.15, 1.1, n_max=100) is None   # at the margin: never

@@ -235,7 +235,27 @@ def check_draws(cfg: dict) -> None:
         check_ladder_draws(cfg, *shard_set_sizes(manifest))
 
 
+def check_precisions(cfg: dict) -> None:
+    """On `device: cpu`, bf16 needs the CPU's bf16 units (jest.model.cpu): refused here, naming every key
+    that asks for it, rather than by each training job. (Under 'auto' the device is known only when a job
+    starts on its machine; the trainer checks again there.)"""
+    if cfg["device"] != "cpu":
+        return
+    from jest.model.cpu import check_cpu_precision
+    keys = [("train.precision", cfg["train"]["precision"])]
+    keys += [(f"references.{r}.train.precision", s["train"]["precision"]) for r, s in cfg["references"].items()]
+    keys += [(f"arms.{a}.train.precision", arm_train_config(cfg, a)["precision"]) for a in cfg["arms"]]
+    bf16 = [k for k, precision in keys if precision == "bf16"]
+    if bf16:
+        try:
+            check_cpu_precision("bf16", bf16[0])
+        except ValueError as err:
+            more = f" (also {bf16[1:]})" if len(bf16) > 1 else ""
+            raise PlanError(f"invalid config:\n  {err}{more}") from None
+
+
 def check_plan(cfg: dict) -> None:
-    """Everything knowable before a job runs (a validated config): names, then draws."""
+    """Everything knowable before a job runs (a validated config): names, precisions, then draws."""
     check_name_lengths(cfg)
+    check_precisions(cfg)
     check_draws(cfg)

@@ -32,6 +32,8 @@ import re
 
 import torch
 
+from jest.model.cpu import _cpuinfo, cpu_bf16_units, check_cpu_precision  # noqa: F401 (re-exported)
+
 PRECISIONS = ("bf16", "fp16", "tf32", "fp32")
 
 _H100_WP = "NVIDIA H100 Tensor Core GPU Architecture whitepaper (2022) and H100 datasheet"
@@ -76,25 +78,6 @@ PEAK_TABLE: list[tuple[str, str, dict[str, float], str]] = [
 
 
 FMA_PIPES = 2  # 256-bit FMA units per core (Intel Haswell+, AMD Zen 2+); see the module docstring
-
-
-def _cpuinfo() -> tuple[set[str], float | None, str]:
-    """(ISA flags, clock in Hz, model name) of the first core in /proc/cpuinfo."""
-    flags, mhz, name = set(), None, "unknown CPU"
-    try:
-        text = open("/proc/cpuinfo", encoding="utf-8").read()
-    except OSError:
-        return flags, mhz, name
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key == "flags" and not flags:
-            flags = set(value.split())
-        elif key == "cpu MHz" and mhz is None:
-            mhz = float(value)
-        elif key == "model name" and name == "unknown CPU":
-            name = value.strip()
-    return flags, (mhz * 1e6 if mhz else None), name
 
 
 def cpu_cores_used() -> int:

@@ -65,8 +65,11 @@ def package_versions() -> dict:
 
 
 def machine_info() -> dict:
+    from jest.model.cpu import cpu_bf16_units
+    units = cpu_bf16_units()
     return {"host": socket.gethostname(), "platform": platform.platform(),
-            "cpus": os.cpu_count(), "processor": platform.processor() or platform.machine()}
+            "cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+            "cpu_model": units["model"], "cpu_bf16_units": [u for u in ("amx_bf16", "avx512_bf16") if units[u]]}
 
 
 def write_card(path: Path, **fields) -> dict:

@@ -24,6 +24,13 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def check_precision(device: torch.device, precision: str, key: str = "train.precision") -> None:
+    """bf16 on a CPU needs its bf16 units (jest.model.hardware.check_cpu_precision); GPUs have them."""
+    if device.type == "cpu":
+        from jest.model.cpu import check_cpu_precision
+        check_cpu_precision(precision, key)
+
+
 def set_determinism(device: torch.device) -> None:
     """Deterministic kernels. On CPU that gives the same loss curve bit for bit. On CUDA,
     cuBLAS needs a fixed workspace for it, and a kernel with no deterministic version

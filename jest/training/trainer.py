@@ -34,8 +34,8 @@ from jest.training.checkpoint import (drop_derived_outputs, last_good_checkpoint
                              mark_finished, save_checkpoint, set_aside_finished_run, set_aside_stale_checkpoints,
                              set_aside_unloadable_checkpoints)
 from jest.config import config_hash
-from jest.training.device import (NonFiniteLossError, read_step_values, reads_every_step,  # noqa: F401
-                                  resolve_device, set_determinism, to_device)
+from jest.training.device import (NonFiniteLossError, check_precision, read_step_values,  # noqa: F401
+                                  reads_every_step, resolve_device, set_determinism, to_device)
 from jest.training.distributed import World, check_batch_divides, init_world
 from jest.model.flops import FlopLedger, forward_flops_per_token, matmul_params, train_flops_per_token
 from jest.model.hardware import matmul_precision, peak_flops_per_second
@@ -130,6 +130,8 @@ class Training:
         # would oversubscribe the cores and slow every one of them down).
         torch.set_num_threads(max(1, (threads or self.cfg["threads"]) // world.world_size))
         self.device = device = world.device
+        check_precision(device, self.tcfg["precision"], "train.precision" if spec.kind == "learner" else
+                        f"references.{spec.arm}.train.precision")
         set_determinism(device)
 
         self.data = RunData.open(spec)

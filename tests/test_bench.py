@@ -101,6 +101,24 @@ def test_main_writes_json(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "ours/plain" in text and "tokens/s" in text and "targets:" in text
     assert "train (fast)" in text and "score (fast)" in text and "FLOP/cycle" in text
+    # the measured matmul peak (tools/roofline.py) is what the fractions of peak are taken against
+    fp32 = data["meta"]["measured_peak"]["fp32"]
+    assert fp32["flops_per_s"] > 0 and "measured fp32 matmul peak" in text
+    tiny = data["shapes"]["tiny"]
+    assert tiny["peak_flops_per_second"] == fp32["flops_per_s"] and tiny["peak_source"].startswith("measured")
+    assert "FLOP/cycle" in tiny["nominal_peak_source"] and data["meta"]["cpu"]["model"]
+
+
+def test_roofline_measures_each_kernel_and_skips_bf16_without_units(monkeypatch):
+    from jest.model import cpu
+    from tools import roofline
+    torch.set_num_threads(1)
+    r = roofline.matmul_peak(torch.device("cpu"), "fp32", n=256, reps=2)
+    assert r["flops_per_s"] == max(r["per_kernel"].values()) > 0 and r["kernel"] in r["per_kernel"]
+    monkeypatch.setattr(cpu, "_cpuinfo", lambda: ({"avx2", "fma"}, 2.4e9, "Old CPU"))
+    peaks = roofline.measured_peaks(torch.device("cpu"), n=128, reps=1)
+    assert peaks["fp32"]["flops_per_s"] > 0 and peaks["bf16"]["flops_per_s"] is None
+    assert "no AMX or AVX512-BF16" in peaks["bf16"]["why"]
 
 
 def test_bare_json_prints_the_document_alone_on_stdout(capsys):

@@ -92,20 +92,25 @@ from jest.training.trainer import set_determinism
 # ----------------------------------------------------------------------------- one shape
 def measure_shape(spec: ShapeSpec, device: torch.device, precision: str = "fp32", compile_model: bool = False,
                   steps: int = 12, warmup: int = 3, score_n: int = 64, jest: bool = True,
-                  score_prefix: float = 1.0, log=print, fast_path: bool = True) -> dict:
+                  score_prefix: float = 1.0, log=print, fast_path: bool = True, measured_peak: dict | None = None) -> dict:
     """All measurements for one shape (see the module docstring); returns a JSON-able dict."""
     hf_config = build_hf_config(spec.model, spec.vocab, spec.seq_len, 0, 0, 0)
     shape = shape_summary(hf_config)
     b, T = spec.batch, spec.seq_len
     train_fpt, fwd_fpt = train_flops_per_token(shape, T), forward_flops_per_token(shape, T)
     mm_prec = matmul_precision(device, precision)
-    peak, peak_source = (cpu_peak(cpu_cores_used()) if device.type == "cpu" and mm_prec == "fp32"
-                         else peak_flops_per_second(device, mm_prec))
+    nominal, nominal_source = (cpu_peak(cpu_cores_used()) if device.type == "cpu" and mm_prec == "fp32"
+                               else peak_flops_per_second(device, mm_prec))
+    # fractions of peak against the measured matmul peak at this precision where there is one (tools.roofline)
+    measured = (measured_peak or {}).get(mm_prec if mm_prec in ("fp32", "bf16") else "", {}).get("flops_per_s")
+    peak, peak_source = ((measured, f"measured: best {measured_peak[mm_prec]['kernel']} matmul of n = "
+                          f"{measured_peak[mm_prec]['n']} (tools/roofline.py)") if measured else (nominal, nominal_source))
     out: dict = {"shape": asdict(spec) | {"train": {k: spec.train[k] for k in ("lr", "weight_decay", "beta1",
                                                                               "beta2", "grad_clip")}},
                  "n_matmul_params": matmul_params(shape), "train_flops_per_token": train_fpt,
                  "forward_flops_per_token": fwd_fpt, "matmul_precision": mm_prec,
                  "peak_flops_per_second": peak, "peak_source": peak_source,
+                 "nominal_peak_flops_per_second": nominal, "nominal_peak_source": nominal_source,
                  "steps": steps, "warmup": warmup}
     mem = PeakMemory(device)
     t_start = time.time()
@@ -275,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="also time the fast path (train.fast_path, jest.model.fastpath) against eager; "
                              "auto: on CPU only (the GPU check keeps its time budget)")
     parser.add_argument("--score-prefix", type=float, default=1.0, help="cheap scoring: share of tokens scored")
+    parser.add_argument("--roofline", default=True, action=argparse.BooleanOptionalAction,
+                        help="measure the matmul peak per precision at start-up (tools/roofline.py; a few seconds) "
+                             "and give fractions of peak against it (--no-roofline: against the nominal peak)")
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is not met")
     parser.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
                         help="write all measurements to PATH; bare --json prints them on stdout as the last "
@@ -331,6 +339,17 @@ def _run(args, parser, argv) -> dict:
           f"{meta['date_utc']}, load average {meta['load_average_start']} on {meta['cpus']} CPUs; CPU kernels "
           f"{meta['cpu_capability']}, fast-path matmuls {meta['fast_path_matmuls']}", flush=True)
 
+    # the measured matmul peak per precision, at start-up (tools/roofline.py), beside the nominal one
+    from jest.model.cpu import cpu_bf16_units
+    from tools.roofline import measured_peaks
+    meta["cpu"] = cpu_bf16_units() if device.type == "cpu" else None
+    peaks = measured_peaks(device) if args.roofline else {}
+    for prec, pk in peaks.items():
+        nominal = cpu_peak(torch.get_num_threads())[1] if device.type == "cpu" and prec == "fp32" else None
+        print(f"measured {prec} matmul peak: " + (f"{pk['flops_per_s'] / 1e9:.0f} GFLOP/s ({pk['kernel']}, n = "
+              f"{pk['n']}, {pk['threads']} threads)" if pk["flops_per_s"] else pk["why"])
+              + (f"; nominal: {nominal}" if nominal else ""), flush=True)
+
     results, specs = {}, {}
     t_start = time.time()
     for name in shapes:
@@ -343,12 +362,14 @@ def _run(args, parser, argv) -> dict:
         r = measure_shape(spec, device, args.precision, args.compile, steps, warmup, score_n,
                           jest=name in jest_shapes, score_prefix=args.score_prefix,
                           log=lambda *a: print(*a, flush=True),
-                          fast_path=args.fast == "on" or (args.fast == "auto" and device.type == "cpu"))
+                          fast_path=args.fast == "on" or (args.fast == "auto" and device.type == "cpu"),
+                          measured_peak=peaks)
         r["wall_s"] = time.time() - t0
         results[name], specs[name] = r, spec
         print(describe(spec, r) + f"  [{r['wall_s']:.0f} s]", flush=True)
         print_shape(name, r)
     meta["load_average_end"] = _loadavg()
+    meta["measured_peak"] = peaks
     rows = checks(results)
     n_fail = sum(not c["pass"] for c in rows)
     print(f"== targets: {len(rows) - n_fail} PASS, {n_fail} FAIL  (whole run {time.time() - t_start:.0f} s, "

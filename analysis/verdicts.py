@@ -120,12 +120,13 @@ def best_of(mults: dict, arms: list[str], quantity: str = "iterations") -> dict:
 
 def controls(mults: dict, settings: dict[str, dict], jest_arms: list[str], margin: float = DEFAULT_MARGIN) -> dict:
     """The control arms (DESIGN.md, "Where a gain comes from"): the oracle's ceiling and, per JEST
-    arm, how much of its multiplier the offline filter (same filter ratio if there is one) reaches."""
+    arm, how much of its multiplier the offline filter (same filter ratio if there is one) and its
+    mixture-matched control (re-weighting alone) reach, each with the paired comparison."""
     controls_ = [a for a in mults if group_of(settings.get(a, {}).get("policy")) == "control"]
     by_policy = {}
     for a in controls_:
         by_policy.setdefault(settings[a]["policy"], []).append(a)
-    out = {"arms": by_policy, "oracle_ceiling": None, "offline_share": []}
+    out = {"arms": by_policy, "oracle_ceiling": None, "offline_share": [], "mixture_matched": []}
     oracles = [a for a in controls_ if role_of(settings[a]["policy"]) == "oracle"]
     filters = [a for a in controls_ if role_of(settings[a]["policy"]) == "filter"]
     if oracles:
@@ -143,6 +144,19 @@ def controls(mults: dict, settings: dict[str, dict], jest_arms: list[str], margi
         out["offline_share"].append({"arm": arm, "offline_filter": off, "jest": j, "offline": o,
                                      "share_of_log_gain": share,
                                      "jest_over_offline": compare(j, o, margin)})
+    # JEST against its mixture-matched control (baselines/mixture.py): the same mixture step by step, uniform
+    # within each (source, quality) cell; the ratio is what selection adds beyond re-weighting
+    matched = [a for a in controls_ if role_of(settings[a]["policy"]) == "matched"]
+    for arm in jest_arms:
+        mine = [a for a in matched if settings[a].get("match_arm") == arm]
+        if arm not in mults or not mine:
+            continue
+        j, m = mults[arm]["quantities"]["iterations"], mults[mine[0]]["quantities"]["iterations"]
+        share = None
+        if j.value and m.value and j.value > 1 and m.value > 0 and not j.bound and not m.bound:
+            share = math.log(m.value) / math.log(j.value)     # of JEST's gain in log compute
+        out["mixture_matched"].append({"arm": arm, "matched": mine[0], "jest": j, "mixture": m,
+                                       "share_of_log_gain": share, "jest_over_matched": compare(j, m, margin)})
     return out
 
 

@@ -62,6 +62,8 @@ class PolicyContext:
     precision: str = "fp32"                      # train.precision: scoring forwards run in it too
     fast: bool = False                           # train.fast_path: scoring through jest.model.fastforward too
     world: "World | None" = None                 # the training processes (jest.training.distributed); None: one
+    runs_root: Path | None = None                # results/<name>/runs: another arm's run a policy reads (its spec's
+                                                 # reads_arm; the mixture-matched control reads JEST's selection)
 
 
 def step_generator(seed: int, step: int) -> "torch.Generator":

@@ -30,7 +30,7 @@ from typing import Any, Callable, Mapping
 from jest.config import ConfigError, PROJECT_ROOT
 
 GROUPS = ("baseline", "selection", "control")   # how reports group arms
-ROLES = ("family", "claim", "oracle", "filter")  # what the analysis reads an arm as (see PolicySpec.role)
+ROLES = ("family", "claim", "oracle", "filter", "matched")  # what the analysis reads an arm as (PolicySpec.role)
 READS = (None, "scores", "model")               # what of its reference an arm reads
 
 
@@ -69,12 +69,16 @@ class PolicySpec:
     group: str = "selection"        # one of GROUPS
     # The analysis's reading of its arms: "family" = the uniform compute family every multiplier is read
     # against; "claim" = judged against the article's 13x / 10x claims (JEST); "oracle" = the ceiling of
-    # re-weighting by labels; "filter" = the offline filter JEST's gain is decomposed against; None = an
+    # re-weighting by labels; "filter" = the offline filter JEST's gain is decomposed against; "matched" = the
+    # mixture-matched control (JEST's mixture, uniform within each cell: JEST minus it is selection); None = an
     # arm with a multiplier and, as an ablation, a paired verdict against the headline JEST arm.
     role: str | None = None
     keys: Mapping[str, dict] = field(default_factory=dict)  # arm keys besides the common ones: JSON schema
     fixed: Mapping[str, Any] = field(default_factory=dict)   # values its arms always hold (set, not asked)
     reads_reference: Callable[[dict], str | None] = _no_reference  # arm -> None, "scores" or "model"
+    # arm -> the name of another arm whose run of the same seed this arm reads (its train job waits for it,
+    # and that run's metrics are part of this run's identity), or None
+    reads_arm: Callable[[dict], str | None] = _no_reference
     train_split: str = "pool"       # the split its stream draws from: pool or curated
     draws_from: str = "split"       # planning: "split" (all of it), "clean" (labelled clean), "kept" ((1 - f) of it)
     candidates_per_sequence: Callable[[dict], float] = _one   # super-batch / batch, e.g. 1 / (1 - f)
@@ -117,6 +121,7 @@ BUILTIN = {
     "oracle_clean": "baselines.controls:ORACLE_CLEAN",
     "offline_filter": "baselines.controls:OFFLINE_FILTER",
     "curated_only": "baselines.controls:CURATED_ONLY",
+    "mixture_matched": "baselines.mixture:SPEC",
 }
 ENTRY_POINT_GROUP = "jest.policies"   # installed packages: [project.entry-points."jest.policies"] name = "module"
 

@@ -44,10 +44,15 @@ def input_identity(spec: RunSpec) -> dict[str, str]:
                          "`snakemake --cores N --forcerun build_shards [--configfile CONFIG]`")
     parts = {"shards": config_hash(manifest["files"]), "tokenizer": tokenizer}
     arm = spec.cfg["arms"][spec.arm]
-    reads = get_spec(arm["policy"]).reads_reference(arm) if spec.kind == "learner" else None
+    policy = get_spec(arm["policy"]) if spec.kind == "learner" else None
+    reads = policy.reads_reference(arm) if policy else None
     if reads is not None:  # checked by the policy already (jest.policies.reference.Reference)
         root = Path(spec.references_root or Path(spec.run_dir).parent.parent / "references")
         parts["reference"] = Reference(arm["reference"], root / arm["reference"], 0.0).identity(reads)
+    other = policy.reads_arm(arm) if policy else None
+    if other is not None:  # another arm's run of this seed (the mixture-matched control reads JEST's selection)
+        card = json.loads((Path(spec.run_dir).parent / f"{other}_s{spec.seed}" / "card.json").read_text())
+        parts["matched_run"] = config_hash({"identity": card.get("identity"), "metrics": card.get("metrics_sha256")})
     return parts
 
 
@@ -68,5 +73,6 @@ def changed_parts(old: dict | None, new: dict[str, str]) -> str:
         return "config or inputs (the checkpoint predates recorded identities)"
     names = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     words = {"config": "the config (data, model, train, device or the arm)", "shards": "the shards' content",
-             "tokenizer": "the tokenizer", "reference": "the reference (its training, scores or weights)"}
+             "tokenizer": "the tokenizer", "reference": "the reference (its training, scores or weights)",
+             "matched_run": "the run it follows (its identity or its metrics)"}
     return ", ".join(words.get(k, k) for k in names) or "nothing recorded (an older identity)"

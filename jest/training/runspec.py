@@ -69,14 +69,22 @@ def training_subset(n: int, fraction: float) -> np.ndarray:
     return np.sort(order[:max(1, math.ceil(fraction * n))])
 
 
+def cell_of(label: dict) -> str:
+    """A (source, quality) cell's name, as the metrics keys '<prefix>cell_<cell>' write it."""
+    return f"{label['source']}.{label['quality']}"
+
+
 def label_shares(labels: list[dict], label_ids: np.ndarray, prefix: str) -> dict:
-    """Share of `label_ids` per source and per quality, under keys like '<prefix>source_brown'."""
+    """Share of `label_ids` per source, per quality and per (source, quality) cell, under keys like
+    '<prefix>source_brown', '<prefix>quality_clean', '<prefix>cell_brown.clean' (the cells are what the
+    mixture-matched control reproduces, baselines/mixture.py)."""
     out = {}
-    for field in ("source", "quality"):
-        values = sorted({lab[field] for lab in labels})
+    for field, key in (("source", lambda lab: lab["source"]), ("quality", lambda lab: lab["quality"]),
+                       ("cell", cell_of)):
+        values = sorted({key(lab) for lab in labels})
         counts = {v: 0 for v in values}
         for i in label_ids:
-            counts[labels[i][field]] += 1
+            counts[key(labels[i])] += 1
         out.update({f"{prefix}{field}_{v}": counts[v] / max(1, len(label_ids)) for v in values})
     return out
 

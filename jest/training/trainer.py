@@ -147,6 +147,7 @@ class Training:
             seed=spec.seed, seq_len=self.data.seq_len, pool_size=len(self.data.pool), device=device,
             pool_sha256=shards_manifest["splits"][spec.train_split]["sha256"],
             references_root=Path(spec.references_root or self.run_dir.parent.parent / "references"),
+            runs_root=self.run_dir.parent,
             precision=self.tcfg["precision"], fast=bool(self.tcfg.get("fast_path")), world=world))
         # Control arms draw the same uniform stream from a part of the split (baselines/controls.py).
         self.data.restrict(draw_set(self.policy, self.data.pool, self.data.subset))

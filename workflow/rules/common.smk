@@ -9,7 +9,7 @@ from jest.data.manifest import input_file_contents, local_input_files
 from jest.config import PROJECT_ROOT, cache_root, config_hash, results_root
 from jest.experiment import validate_snakemake_config
 from jest.io import atomic_write_json
-from jest.policies.arms import reads_reference
+from jest.policies.arms import reads_reference, spec_of
 from jest.joblog import logged  # every rule's output: its log and <log>.attempts
 
 # Offline and self-contained, for every job this workflow launches.
@@ -136,6 +136,9 @@ def reference_inputs(wildcards):
     A scale-ladder arm that reads its lr from the rung's sweep needs the sweep's choice (ladder.smk)."""
     arm = CFG["arms"][wildcards.arm]
     lr = {"lr_choice": ROOT / "ladder" / "lr_choice.json"} if arm.get("lr_from_sweep") else {}
+    other = spec_of(CFG, wildcards.arm).reads_arm(arm)  # another arm's run of this seed (baselines/mixture.py)
+    if other is not None:
+        lr["matched_run"] = run_dir(other, wildcards.seed) / "card.json"
     reads = reads_reference(CFG, wildcards.arm)  # the policy's spec says (jest/policies/registry.py)
     if reads is None:
         return lr

@@ -138,7 +138,7 @@ def test_default_target_is_the_headline_and_ablations_run_only_when_asked(tmp_pa
     cfg = load_config(PROJECT_ROOT / "config" / "tiny.yaml")
     ablations, headline = cfg["ablation_arms"], [a for a in cfg["arms"] if a not in cfg["ablation_arms"]]
     assert ablations and headline == ["uniform", "uniform_x0.5", "uniform_x2", "uniform_x3", "jest_f0.8",
-                                      "oracle_clean", "offline_filter_f0.8"]
+                                      "oracle_clean", "offline_filter_f0.8", "mixture_matched_f0.8"]
     n_seeds = len(cfg["seeds"])
 
     default = _dry_run(config)

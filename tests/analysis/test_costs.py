@@ -41,3 +41,23 @@ def test_budgets_scale_a_run_and_the_offline_filter_pays_for_its_reference():
     assert arms["uniform_x0.5"]["train"] * 2 == arms["uniform"]["train"] == arms["uniform_x3"]["train"] / 3
     assert arms["offline_filter_f0.8"]["train+score"] == arms["uniform"]["train"]
     assert set(costs["references"]) == {"ref"} and costs["references"]["ref"]["pool_scoring"] > 0
+
+
+def test_the_spec_counts_rho_and_the_mixture_matched_arm_as_their_runs_log_them():
+    """Costs come from each policy's spec (jest/policies/registry.py). The numbers: the FLOP ledger of a smoke
+    run of the RHO-1 arm (2026-12-07, commit 71dd934: flops_train 31,708,938,240, flops_train_score
+    52,848,230,400: the learner's and the reference's forward over each batch)."""
+    import yaml
+
+    from jest.experiment import validate_config
+    raw = yaml.safe_load((PROJECT_ROOT / "config" / "smoke.yaml").read_text())
+    raw["plugins"], raw["arms"]["rho"] = ["baselines.rho"], {"policy": "rho1", "token_keep": 0.6}
+    arms = config_costs(validate_config(raw))["arms"]
+    assert arms["rho"]["train"] == 31708938240 and arms["rho"]["train+score"] == 52848230400
+    # the mixture-matched control draws JEST's super-batch but scores nothing: a uniform run's FLOPs
+    assert arms["mixture_matched_f0.5"]["train+score"] == arms["uniform"]["train+score"]
+    assert arms["mixture_matched_f0.5"]["super_batch"] == arms["jest_f0.5"]["super_batch"] == 16
+    # easy_reference needs no learner forward (the policy counts none either)
+    easy = dict(raw["arms"]["jest_f0.5"], criterion="easy_reference")
+    raw["arms"] = {"uniform": raw["arms"]["uniform"], "easy": easy}
+    assert config_costs(validate_config(raw))["arms"]["easy"]["score"] == 0

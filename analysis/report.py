@@ -145,6 +145,12 @@ def build_report(results_dir: Path, config_name: str, out_dir: Path, *, metric: 
     all_curves = load_curves(runs_dir, finished_only=False, runs=wanted)
     if not all_curves.empty:
         all_curves = all_curves[all_curves["arm"].isin(in_scope)]
+    # the general-domain metric (config analysis.general_sets): the declared held-out sets' mean loss
+    general_sets = ((current or {}).get("analysis") or {}).get("general_sets", ["pool_mix", "ext_*"])
+    if not all_curves.empty:
+        all_curves, general_used = vd.add_general_metric(all_curves, general_sets)
+    else:
+        general_used = []
     finished = set(cards_df.loc[cards_df["status"] == "finished", "run"])
     curves = all_curves[all_curves["run"].isin(finished)] if not all_curves.empty else all_curves
     last_rows = {run: df.iloc[-1].dropna().to_dict() for run, df in all_curves.groupby("run")} \
@@ -245,6 +251,9 @@ def build_report(results_dir: Path, config_name: str, out_dir: Path, *, metric: 
                      "final_step": float(base_c.steps[-1]) if base_c else None},
         "headline": headline, "ablations": abl, "control_rows": control_rows,
         "claims": vd.claims(prim, jest_arms, ci_level), "best_arm": vd.best_of(prim, jest_arms),
+        "general_domain": {"metric": f"heldout_loss_{vd.GENERAL}", "sets": general_used, "declared": general_sets,
+                           "claims": vd.claims(mults.get(f"heldout_loss_{vd.GENERAL}", {}), jest_arms, ci_level)
+                           if general_used else []},
         "equivalence": equivalence, "controls": controls, "per_set": per_set,
         "multipliers": {name: {a: {**m, "quantities": vd.nest(m["quantities"])} for a, m in ms.items()}
                         for name, ms in mults.items()},

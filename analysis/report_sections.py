@@ -72,6 +72,23 @@ def _claims(s: dict) -> dict:
         "rows": rows}
 
 
+def _general_claims(s: dict) -> list[dict]:
+    g = s.get("general_domain") or {}
+    if not g.get("sets"):
+        return [] if not g else [{"title": "Claims on the general domain", "paragraphs": [
+            f"No held-out set matches the declared general-domain sets {g.get('declared')} (config "
+            "`analysis.general_sets`): no general-domain metric."]}]
+    rows = [[c["claim"] + (f" (FLOPs: {c['accounting']})" if c.get("accounting") else ""),
+             est(c.get("measured")) + (f" ({c['best_arm']})" if c.get("best_arm") else ""),
+             f"**{c['verdict']}**", c["reason"]] for c in g["claims"]]
+    return [{"title": "Claims on the general domain", "paragraphs": [
+        f"The second primary metric, declared in the config before the runs (`analysis.general_sets`): the mean "
+        f"held-out loss of {', '.join(g['sets'])}, with equal weight. The curated domain above rewards re-weighting "
+        "toward the reference's domain as much as selection; this asks whether a gain holds on the pool's own "
+        "mixture and outside both. Same multiplier, interval and verdict rules."],
+        "header": ["claim", "measured here (best arm)", "verdict", "why"], "rows": rows}]
+
+
 def _headline(s: dict) -> list[dict]:
     rows = [[h["arm"], fmt(h["filter_ratio"], "g"), str(len(h["seeds"])), fmt(h.get("pairing")),
              est(h["iterations"]), est(h.get("examples")), est(h["flops"].get("train")),
@@ -237,7 +254,7 @@ def _tables_tail(s: dict) -> list[dict]:
 
 
 def sections(s: dict) -> list[dict]:
-    out = [{"title": f"JEST report: config `{s['config']['name']}`", "level": 1}, _claims(s)]
+    out = [{"title": f"JEST report: config `{s['config']['name']}`", "level": 1}, _claims(s), *_general_claims(s)]
     if s["notes"]:
         out.append({"title": "Notes", "bullets": s["notes"]})
     out += _headline(s) + _per_set(s) + _controls(s) + _ablations(s)

@@ -224,6 +224,8 @@ def assemble(*, config_name: str, config: dict, cards: list[dict], baseline: str
         "ablations": s["ablations"],
         "control_arms": s["control_rows"],
         "claims": [{**c, "setting_here": here} for c in s["claims"]],
+        "general_domain": {**s.get("general_domain", {}),
+                           "claims": [{**c, "setting_here": here} for c in s.get("general_domain", {}).get("claims", [])]},
         "best_arm": s["best_arm"],
         "equivalence": s["equivalence"],
         "controls": s["controls"],

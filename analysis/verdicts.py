@@ -34,6 +34,25 @@ def heldout_metrics(curves: pd.DataFrame) -> list[str]:
                                        HELDOUT.match(c).group(1) != "loss"))
 
 
+GENERAL = "general"  # the general-domain metric's set name: heldout_loss_general, heldout_bpb_general
+
+
+def add_general_metric(curves: pd.DataFrame, patterns: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """`curves` with heldout_loss_general (and _bpb_general): the equal-weight mean of the declared sets'
+    held-out losses (config `analysis.general_sets`; 'x*' matches a prefix), on the rows where every one of
+    them was evaluated; and the sets it averages ([] and `curves` unchanged when none was logged)."""
+    sets = sorted({s for c in curves.columns if (s := heldout_set(c)) not in (None, "default", GENERAL)})
+    used = [s for s in sets if any(s == p or (p.endswith("*") and s.startswith(p[:-1])) for p in patterns)]
+    if not used:
+        return curves, []
+    curves = curves.copy()
+    for kind in ("loss", "bpb"):
+        cols = [f"heldout_{kind}_{s}" for s in used]
+        if all(c in curves for c in cols):
+            curves[f"heldout_{kind}_{GENERAL}"] = curves[cols].mean(axis=1, skipna=False)
+    return curves, used
+
+
 def heldout_set(metric: str) -> str | None:
     """'heldout_loss_src_email' -> 'src_email'; the default held-out set -> 'default'; else None."""
     m = HELDOUT.match(metric)
@@ -182,5 +201,5 @@ def repetition(curves: pd.DataFrame, cards: list[dict]) -> list[dict]:
     return rows
 
 
-__all__ = ["ablation_tests", "best_of", "claims", "controls", "family_table",
+__all__ = ["GENERAL", "ablation_tests", "add_general_metric", "best_of", "claims", "controls", "family_table",
            "heldout_metrics", "heldout_set", "metric_multipliers", "nest", "repetition"]

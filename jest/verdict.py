@@ -57,6 +57,13 @@ def render(summary: dict, summary_path: Path) -> str:
         rows = [[c.get("claim", c.get("id", "?")), format_speedup(c.get("measured")), c.get("best_arm") or "-",
                  c.get("verdict", "-")] for c in claims]
         lines += _table(["claim", "measured", "best arm", "verdict"], rows) + [""]
+    general = (summary.get("general_domain") or {})
+    if general.get("claims"):
+        lines.append(f"On the general domain ({general.get('metric')}: the mean held-out loss of "
+                     f"{', '.join(general.get('sets') or [])}):")
+        rows = [[c.get("claim", c.get("id", "?")), format_speedup(c.get("measured")), c.get("best_arm") or "-",
+                 c.get("verdict", "-")] for c in general["claims"]]
+        lines += _table(["claim", "measured", "best arm", "verdict"], rows) + [""]
     arms = list(summary.get("headline") or []) + list(summary.get("ablations") or [])
     if arms:
         keys = []

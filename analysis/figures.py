@@ -28,7 +28,8 @@ def make_figures(out_dir: Path, *, curves_of, results, tables, baseline, referen
              "Iso-loss compute multiplier per arm (uniform compute needed for the arm's final "
              f"{primary.axis_label} / the arm's compute), 95% t-interval over seeds, against the claimed 13x "
              "(iterations) and 10x (FLOPs, train+score)"
-             + ("; green: the oracle_clean arm's multiplier, the ceiling of pure re-weighting." if ceiling else "."))
+             + ("; green: the oracle_clean arm's multiplier (re-weighting by the labels toward clean text; a reference "
+                "line, not an upper bound)." if ceiling else "."))
     if family and mults:
         placed = {r["arm"]: mults[r["arm"]] for r in headline + control_rows if r["arm"] in mults}
         _add(figures, pm.plot_family(family, placed, primary.axis_label), out_dir, "family",

@@ -212,7 +212,7 @@ def plot_speedup_vs_filter_ratio(rows: list[dict], flop_accounting: str = "train
         ax.axhline(1.0, color="0.4", ls="-", lw=0.8, label="1x = uniform baseline")
         c = (ceiling or {}).get("iterations") if ax is ax_i else ((ceiling or {}).get("flops") or {}).get(flop_accounting)
         if c is not None and c.value is not None:
-            ax.axhline(c.value, color="seagreen", lw=2, label=f"oracle_clean ceiling {c.value:.2f}x")
+            ax.axhline(c.value, color="seagreen", lw=2, label=f"oracle_clean {c.value:.2f}x")
             ys.append(c.value)
         _log_speedup_axis(ax)
         _log_ylim(ax, ys)

@@ -1,5 +1,5 @@
 """Figures of the multiplier view: the uniform family with the arms placed on it, the multiplier
-per arm against 13x / 10x with the oracle's ceiling, the multiplier per held-out set, and the
+per arm against 13x / 10x with the oracle_clean line, the multiplier per held-out set, and the
 lm-eval snapshots with their standard errors (no parity interpolated between snapshots).
 
 Same conventions as analysis.plots: Figures without pyplot, saved by analysis.plots.save.
@@ -85,7 +85,7 @@ def _draw(ax, y, e: Estimate, color, label=None):
 
 def plot_multipliers(rows: list[dict], ceiling: dict | None = None) -> Figure:
     """The multiplier per arm (iterations; FLOPs train+score) with its interval, against the claimed
-    13x / 10x, 1x, and the oracle's multiplier as a ceiling (shaded: its interval)."""
+    13x / 10x, 1x, and the oracle_clean multiplier as a reference line (shaded: its interval)."""
     panels = (("iterations", "iterations", CLAIMED["iterations"]), ("train+score", "FLOPs (train+score)",
                                                                      CLAIMED["flops"]))
     fig = Figure(figsize=(11, 1.2 + 0.55 * max(3, len(rows))), layout="constrained")
@@ -100,7 +100,7 @@ def plot_multipliers(rows: list[dict], ceiling: dict | None = None) -> Figure:
         ax.axvline(1.0, color="0.4", lw=0.8, label="1x = uniform")
         c = (ceiling or {}).get("iterations") if q == "iterations" else ((ceiling or {}).get("flops") or {}).get(q)
         if c is not None and c.value is not None:
-            ax.axvline(c.value, color="seagreen", lw=2, label=f"oracle_clean ceiling {fmt_estimate(c)}")
+            ax.axvline(c.value, color="seagreen", lw=2, label=f"oracle_clean {fmt_estimate(c)}")
             if c.ci_low is not None and c.ci_high is not None:
                 ax.axvspan(c.ci_low, c.ci_high, color="seagreen", alpha=0.12)
         ax.set_xscale("log")

@@ -137,6 +137,14 @@ def best_of(mults: dict, arms: list[str], quantity: str = "iterations") -> dict:
     return best_arm({a: mults[a]["quantities"][quantity] for a in arms if a in mults})
 
 
+def share_of_log_gain(jest: Estimate, control: Estimate) -> float | None:
+    """log(control's multiplier) / log(JEST's): the part of JEST's gain in log compute a control reaches;
+    None unless both are measured (no bound) and JEST's is above 1."""
+    if jest.value and control.value and jest.value > 1 and not jest.bound and not control.bound:
+        return math.log(control.value) / math.log(jest.value)
+    return None
+
+
 def controls(mults: dict, settings: dict[str, dict], jest_arms: list[str], margin: float = DEFAULT_MARGIN) -> dict:
     """The control arms (DESIGN.md, "Where a gain comes from"): the oracle's ceiling and, per JEST
     arm, how much of its multiplier the offline filter (same filter ratio if there is one) and its
@@ -157,11 +165,8 @@ def controls(mults: dict, settings: dict[str, dict], jest_arms: list[str], margi
         same = [a for a in filters if settings[a].get("filter_ratio") == f]
         off = (same or filters)[0]
         j, o = mults[arm]["quantities"]["iterations"], mults[off]["quantities"]["iterations"]
-        share = None
-        if j.value and o.value and j.value > 1 and not j.bound and not o.bound:
-            share = math.log(o.value) / math.log(j.value)     # of JEST's gain in log compute
         out["offline_share"].append({"arm": arm, "offline_filter": off, "jest": j, "offline": o,
-                                     "share_of_log_gain": share,
+                                     "share_of_log_gain": share_of_log_gain(j, o),
                                      "jest_over_offline": compare(j, o, margin)})
     # JEST against its mixture-matched control (baselines/mixture.py): the same mixture step by step, uniform
     # within each (source, quality) cell; the ratio is what selection adds beyond re-weighting
@@ -171,11 +176,9 @@ def controls(mults: dict, settings: dict[str, dict], jest_arms: list[str], margi
         if arm not in mults or not mine:
             continue
         j, m = mults[arm]["quantities"]["iterations"], mults[mine[0]]["quantities"]["iterations"]
-        share = None
-        if j.value and m.value and j.value > 1 and m.value > 0 and not j.bound and not m.bound:
-            share = math.log(m.value) / math.log(j.value)     # of JEST's gain in log compute
         out["mixture_matched"].append({"arm": arm, "matched": mine[0], "jest": j, "mixture": m,
-                                       "share_of_log_gain": share, "jest_over_matched": compare(j, m, margin)})
+                                       "share_of_log_gain": share_of_log_gain(j, m),
+                                       "jest_over_matched": compare(j, m, margin)})
     return out
 
 
@@ -202,4 +205,4 @@ def repetition(curves: pd.DataFrame, cards: list[dict]) -> list[dict]:
 
 
 __all__ = ["GENERAL", "ablation_tests", "add_general_metric", "best_of", "claims", "controls", "family_table",
-           "heldout_metrics", "heldout_set", "metric_multipliers", "nest", "repetition"]
+           "heldout_metrics", "heldout_set", "metric_multipliers", "nest", "repetition", "share_of_log_gain"]

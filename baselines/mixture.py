@@ -23,6 +23,7 @@ import numpy as np
 
 from jest.config import ConfigError
 from jest.policies.base import PolicyContext, Selection, step_generator
+from jest.policies.jest_spec import candidates_per_sequence, super_batch_size
 from jest.policies.registry import PolicySpec
 
 if TYPE_CHECKING:
@@ -78,7 +79,7 @@ class MixtureMatchedPolicy:
         return matched_counts(verified_rows(run, card), batch, steps, run / "metrics.jsonl")
 
     def super_batch_size(self, batch_size: int) -> int:
-        return round(batch_size / (1 - self.arm["filter_ratio"]))
+        return super_batch_size(batch_size, self.arm["filter_ratio"])  # its JEST arm's super-batch
 
     def draw_set(self, shard: "TokenShard", subset: np.ndarray) -> np.ndarray:
         """All of the split (the same stream as JEST's); records each row's cell for `select`."""
@@ -135,4 +136,4 @@ SPEC = PolicySpec(
                            "description": "Set from the matched arm's, so that both draw the same super-batch; "
                                           "not given by hand (a value given is replaced)."}},
     reads_arm=lambda arm: arm["match_arm"],
-    candidates_per_sequence=lambda arm: 1.0 / (1.0 - arm["filter_ratio"]), check=check)
+    candidates_per_sequence=candidates_per_sequence, check=check)

@@ -87,7 +87,8 @@ def _coerce_policy_keys(merged: dict, overrides: dict) -> dict:
         load_plugins(merged["plugins"])
     out = dict(overrides, arms=dict(arms))
     for name, arm in arms.items():
-        policy = (merged["arms"].get(name) or {}).get("policy") if isinstance(merged["arms"].get(name), dict) else None
+        base = merged["arms"].get(name)
+        policy = base.get("policy") if isinstance(base, dict) else None
         if isinstance(arm, dict) and policy in registered_names():
             keys = get_spec(policy).keys
             out["arms"][name] = {k: coerce_to_schema(v, keys[k]) if k in keys else v for k, v in arm.items()}

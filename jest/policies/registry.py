@@ -126,7 +126,6 @@ BUILTIN = {
 ENTRY_POINT_GROUP = "jest.policies"   # installed packages: [project.entry-points."jest.policies"] name = "module"
 
 _SPECS: dict[str, PolicySpec] = {}
-_LOADING: list[str] = []              # the plugin files being imported (register_policy records them)
 _ENTRY_POINTS_LOADED = False
 
 
@@ -140,7 +139,7 @@ def register_policy(spec: PolicySpec) -> PolicySpec:
     if spec.name in BUILTIN and _where(spec.build) != _where(_import_object(BUILTIN[spec.name]).build):
         raise ValueError(f"policy name '{spec.name}' is built in; give yours another name")
     if spec.name not in BUILTIN and not spec.source_files:
-        spec = replace(spec, source_files=tuple(_LOADING) or _source_of(spec.build))
+        spec = replace(spec, source_files=_source_of(spec.build))
     old = _SPECS.get(spec.name)
     if old is not None and _where(old.build) != _where(spec.build):
         raise ValueError(f"policy '{spec.name}' is registered twice: by {_where(old.build)} and by {_where(spec.build)}")
@@ -240,7 +239,7 @@ def _import_file(path: Path, key: str) -> None:
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    _run_plugin(lambda: spec.loader.exec_module(module), [str(path)], key, name)
+    _run_plugin(lambda: spec.loader.exec_module(module), key, name)
 
 
 def _import_module(name: str, key: str) -> None:
@@ -253,12 +252,10 @@ def _import_module(name: str, key: str) -> None:
     if found is None:
         raise ConfigError(f"invalid config:\n  '{key}': no module {name!r} on the Python path; give a module "
                           "name that `python -c 'import NAME'` finds, or the path of a .py file")
-    files = [found.origin] if found.origin and found.origin.endswith(".py") else []
-    _run_plugin(lambda: importlib.import_module(name), files, key, name)
+    _run_plugin(lambda: importlib.import_module(name), key, name)
 
 
-def _run_plugin(load, files: list[str], key: str, module: str) -> None:
-    _LOADING[:] = files
+def _run_plugin(load, key: str, module: str) -> None:
     try:
         load()
     except ConfigError:
@@ -266,8 +263,6 @@ def _run_plugin(load, files: list[str], key: str, module: str) -> None:
     except Exception as err:
         sys.modules.pop(module, None)
         raise ConfigError(f"invalid config:\n  '{key}': importing it failed: {type(err).__name__}: {err}") from err
-    finally:
-        _LOADING.clear()
 
 
 def _load_entry_points() -> None:

@@ -28,6 +28,7 @@ from jest.policies.registry import get_spec
 from jest.training.runspec import RunSpec, training_hash
 from jest.data.shards import ShardError, cached_sha256
 
+
 def input_identity(spec: RunSpec) -> dict[str, str]:
     """The parts of the identity that come from files (all but `config`), by name."""
     shards_dir, tokenizer_json = Path(spec.shards_dir), Path(spec.tokenizer_dir) / "tokenizer.json"

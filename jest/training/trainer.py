@@ -30,9 +30,9 @@ from pathlib import Path
 import torch
 
 from jest.training.branching import BRANCH_POINTS, BRANCH_SNAPSHOTS, start_from_trunk, trunk_plan
-from jest.training.checkpoint import (drop_derived_outputs, last_good_checkpoint_note, latest_checkpoint, load_checkpoint,
-                             mark_finished, save_checkpoint, set_aside_finished_run, set_aside_stale_checkpoints,
-                             set_aside_unloadable_checkpoints)
+from jest.training.checkpoint import (drop_derived_outputs, last_good_checkpoint_note, latest_checkpoint,
+                                      load_checkpoint, mark_finished, save_checkpoint, set_aside_finished_run,
+                                      set_aside_stale_checkpoints, set_aside_unloadable_checkpoints)
 from jest.config import config_hash
 from jest.training.device import (NonFiniteLossError, check_precision, read_step_values,  # noqa: F401
                                   reads_every_step, resolve_device, set_determinism, to_device)
@@ -55,7 +55,7 @@ from jest.training.schedule import StepPlan, arm_train_config, decay_steps, lr_a
 from jest.training.timing import StepTimer
 from jest.data.tokenizer import load_tokenizer
 from jest.tracking.records import (MetricsFile, MlflowMirror, experiment_name, git_commit, machine_info,
-                           package_versions, tracking_uri, write_card)
+                                  package_versions, tracking_uri, write_card)
 
 
 def train(spec: RunSpec, threads: int | None = None, progress: bool = True) -> dict:

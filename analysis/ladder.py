@@ -1,13 +1,15 @@
-"""The scale ladder's report (issue #15): per rung the multiplier of every arm with its interval
-(the rung's own uniform compute family, analysis.multiplier / analysis.stats), the slope of log
-multiplier vs log learner compute (analysis.ladder_stats), the decision agreement of the rungs'
-arm rankings, whether 13x / 10x are excluded at the top rung, and the log-log figure.
+"""The scale ladder's and the length axis' report (issues #15, #28): per rung the multiplier of every arm
+with its interval (the rung's own uniform compute family, analysis.multiplier / analysis.stats) on each
+held-out metric of `ladder.metrics`, the slope of log multiplier vs log axis position (learner compute on
+the size ladder, tokens per parameter on the length axis; rungs as the unit of replication,
+analysis.ladder_stats), the decision agreement of the rungs' arm rankings, whether 13x / 10x are excluded
+at the last rung, and the figures.
 
     python -m analysis.ladder --config SNAPSHOT --runs results/<name>/runs --lr-choice FILE --out DIR
 
-Writes DIR/summary.json (schema SCHEMA, fields in docs/ladder.md), DIR/report.md and
-DIR/multiplier_vs_compute.png. It states the compute range the rungs cover and never an
-extrapolated crossing point.
+Writes DIR/summary.json (schema SCHEMA, fields in docs/ladder.md), DIR/report.md (analysis.ladder_render),
+DIR/multiplier_vs_compute.png (or multiplier_vs_length.png) and DIR/regime_map.png. It states the range
+the rungs cover and never an extrapolated crossing point.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import pandas as pd
 
 from analysis.ladder_stats import (CLAIM_QUANTITY, SLOPE_QUANTITIES, decision_agreement, excludes, fit_slope,
                                    trend_word)
+from analysis.ladder_render import render
 from analysis.multiplier import run_finals
 from analysis.runs import config_runs, left_out, load_curves
 from analysis.stats import verdict
@@ -30,17 +33,33 @@ from jest.io import atomic_write_json, atomic_write_text
 from jest.ladder.rungs import ladder_seeds, rung_plan, sweep_seed
 from jest.tracking.metrics import MetricsError
 
-SCHEMA = "jest-ladder-summary-v1"
-METRIC = "heldout_loss"
+SCHEMA = "jest-ladder-summary-v2"  # v2: rung-level slope intervals, an axis, several held-out metrics
+AXIS_LABEL = {"compute": "learner compute (FLOPs of the rung's 1x uniform run)",
+              "tokens_per_param": "training tokens per matmul parameter (the rung's 1x run)"}
 
 
-def ladder_runs(cfg: dict) -> list[str]:
-    """The run folders of the ladder (workflow/rules/common.smk): each rung's sweep at the sweep seed,
-    its other arms at every ladder seed."""
+def ladder_runs(cfg: dict, lr_choice: dict) -> list[str]:
+    """The run folders of the ladder (workflow/rules/common.smk): each rung's sweep runs that ran (lr_choice.json
+    lists them: the grid may have grown), its other arms at every ladder seed."""
     runs = []
-    for plan in rung_plan(cfg).values():
-        runs += config_runs(cfg, plan["sweep"], [sweep_seed(cfg)]) + config_runs(cfg, plan["arms"], ladder_seeds(cfg))
+    for rung, plan in rung_plan(cfg).items():
+        swept = (lr_choice.get("rungs", {}).get(rung) or {}).get("runs") or {}
+        runs += list(swept.values()) or config_runs(cfg, plan["sweep"], [sweep_seed(cfg)])
+        runs += config_runs(cfg, plan["arms"], ladder_seeds(cfg))
     return runs
+
+
+def expand_metrics(patterns: list[str], columns) -> list[str]:
+    """`ladder.metrics` against the metrics the runs logged: a trailing * matches every set of that prefix."""
+    out = []
+    for p in patterns:
+        hits = sorted(c for c in columns if c.startswith(p[:-1])) if p.endswith("*") else [p] if p in columns else []
+        out += [h for h in hits if h not in out and not h.endswith(("_se", "_n"))]
+    return out
+
+
+def axis_value(res: dict, axis: str) -> float | None:
+    return res["learner_flops_1x"] if axis == "compute" else res["tokens_per_param"]
 
 
 def base_name(arm: str, rung: str) -> str:
@@ -53,57 +72,68 @@ def _estimate(e) -> dict:
             "per_seed": e.per_seed}
 
 
-def rung_result(curves: pd.DataFrame, rung: str, plan: dict, metric: str) -> dict:
-    """One rung: its family, its arms' multipliers (every quantity), its learner compute and mean finals."""
+def arm_estimates(table: pd.DataFrame, metric: str, plan: dict, rung: str) -> dict:
+    """arm (without the rung prefix) -> its pairing, multipliers (every quantity), range and finals on `metric`."""
+    mults = metric_multipliers(table, metric, plan["family"], plan["jest"] + plan["controls"])
+    return {base_name(a, rung): {"pairing": m["pairing"], "multiplier": {q: _estimate(e) for q, e in m["quantities"].items()},
+                                 "range": m["range"], "final": m["final"]} for a, m in mults.items()}
+
+
+def rung_result(curves: pd.DataFrame, rung: str, plan: dict, metrics: list[str]) -> dict:
+    """One rung: its family, its arms' multipliers on the primary metric (`arms`) and on every metric
+    (`by_metric`), its learner compute, tokens per parameter and mean finals."""
     table = curves[curves["arm"].isin(plan["arms"])]
+    metric = metrics[0]
     compared = plan["jest"] + plan["controls"]
-    mults = metric_multipliers(table, metric, plan["family"], compared)
     finals = run_finals(table, metric)
     one_x = [a for a, b in plan["family"].items() if b == 1.0]
     base = finals[finals["arm"].isin(one_x)]
     flops_1x = float(base["train"].mean()) if len(base) else None
     at_1x = finals[finals["arm"].isin(one_x + compared)].groupby("arm")["value"].mean()
-    return {"matmul_params": plan["matmul_params"], "steps": plan["steps"], "tokens": plan["tokens"],
+    by_metric = {m: arm_estimates(table, m, plan, rung) for m in metrics}
+    return {"matmul_params": plan["matmul_params"], "tokens_per_param": plan["tokens_per_param"],
+            "steps": plan["steps"], "tokens": plan["tokens"],
             "batch_size": plan["batch_size"], "model": plan["model"], "learner_flops_1x": flops_1x,
             "family": {a: b for a, b in plan["family"].items()},
-            "arms": {base_name(a, rung): {"pairing": m["pairing"],
-                                          "multiplier": {q: _estimate(e) for q, e in m["quantities"].items()},
-                                          "range": m["range"], "final": m["final"]} for a, m in mults.items()},
+            "arms": by_metric[metric], "by_metric": by_metric,
             "final_mean_1x": {base_name(a, rung): float(v) for a, v in at_1x.items()},
             "seeds": sorted({int(s) for s in table["seed"].unique()}) if len(table) else []}
 
 
-def slopes(rungs: dict) -> dict:
-    """arm -> quantity -> fit_slope over the rungs where the arm has per-seed multipliers."""
-    arms = sorted({a for r in rungs.values() for a in r["arms"]})
+def slopes(rungs: dict, axis: str, metric: str | None = None) -> dict:
+    """arm -> quantity -> fit_slope over the rungs where the arm has per-seed multipliers (on `metric`;
+    None: the primary one, each rung's `arms`)."""
+    arms_of = (lambda r: r["arms"]) if metric is None else (lambda r: r["by_metric"].get(metric, {}))
+    arms = sorted({a for r in rungs.values() for a in arms_of(r)})
     out = {}
     for arm in arms:
         out[arm] = {}
         for q in SLOPE_QUANTITIES:
-            log_c, log_m, bounded = [], [], 0
+            log_x, log_m, bounded = [], [], 0
             for r in rungs.values():
-                est = r["arms"].get(arm, {}).get("multiplier", {}).get(q)
-                if not est or not r["learner_flops_1x"]:
+                est = arms_of(r).get(arm, {}).get("multiplier", {}).get(q)
+                if not est or not axis_value(r, axis):
                     continue
                 vals = [p["value"] for p in est["per_seed"] if p["value"]]
                 bounded += sum(1 for p in est["per_seed"] if p["bound"])
                 if vals:
-                    log_c.append(math.log(r["learner_flops_1x"]))
+                    log_x.append(math.log(axis_value(r, axis)))
                     log_m.append(list(np.log(vals)))
-            fit = fit_slope(log_c, log_m)
+            fit = fit_slope(log_x, log_m)
             out[arm][q] = {**fit, "trend": trend_word(fit), "bounded_points": bounded,
-                           "note": ("some per-seed multipliers are bounds (outside their rung's family): the "
-                                    "slope uses the bound values") if bounded else None}
+                           "note": ("some per-seed multipliers are bounds (outside their rung's family): the slope "
+                                    "uses the bound values, so it says little") if bounded else None}
     return out
 
 
-def top_rung_claims(rungs: dict, factors: list[float]) -> dict:
-    """At the largest rung: per arm and claimed factor, whether the interval excludes it."""
+def top_rung_claims(rungs: dict, factors: list[float], metric: str | None = None) -> dict:
+    """At the last rung (the largest, or the longest): per arm and claimed factor, whether the interval excludes it."""
     if not rungs:
         return {}
     top = list(rungs)[-1]
     out = {"rung": top, "arms": {}}
-    for arm, res in rungs[top]["arms"].items():
+    arms = rungs[top]["arms"] if metric is None else rungs[top]["by_metric"].get(metric, {})
+    for arm, res in arms.items():
         out["arms"][arm] = {}
         for factor in factors:
             q = CLAIM_QUANTITY.get(float(factor), "iterations")
@@ -122,90 +152,38 @@ def _as_estimate(d: dict):
 
 
 def assemble(cfg: dict, curves: pd.DataFrame, lr_choice: dict) -> dict:
-    metric = METRIC
+    ladder = cfg["ladder"]
+    axis = ladder["axis"]
+    metrics = expand_metrics(ladder["metrics"], curves.columns) or ["heldout_loss"]
     plans = rung_plan(cfg)
-    rungs = {r: rung_result(curves, r, p, metric) for r, p in plans.items()}
+    rungs = {r: rung_result(curves, r, p, metrics) for r, p in plans.items()}
     for r in rungs:
         rungs[r]["lr"] = lr_choice.get("rungs", {}).get(r)
     agreement = decision_agreement({r: res["final_mean_1x"] for r, res in rungs.items() if res["final_mean_1x"]})
     flops = [res["learner_flops_1x"] for res in rungs.values() if res["learner_flops_1x"]]
-    ladder = cfg["ladder"]
+    tpp = [p["tokens_per_param"] for p in plans.values()]
+    edges = sorted(r for r, res in rungs.items() if (res["lr"] or {}).get("at_grid_edge"))
     return {
-        "schema": SCHEMA, "config": cfg["name"], "metric": metric, "seeds": ladder_seeds(cfg),
-        "tokens_per_param": ladder["tokens_per_param"], "reference": ladder["reference"],
+        "schema": SCHEMA, "config": cfg["name"], "axis": axis, "axis_label": AXIS_LABEL[axis],
+        "metric": metrics[0], "metrics": metrics, "seeds": ladder_seeds(cfg),
+        "tokens_per_param": ladder["tokens_per_param"] if axis == "compute" else None,
+        "reference": ladder["reference"],
         "reference_choice": "fixed: one reference for every rung (trained once, pool scored once)",
-        "rungs": rungs, "slopes": slopes(rungs), "decision_agreement": agreement,
+        "family_branches": bool(ladder["family_branches"]),
+        "rungs": rungs, "slopes": slopes(rungs, axis),
+        "slopes_by_metric": {m: slopes(rungs, axis, m) for m in metrics},
+        "decision_agreement": agreement,
         "top_rung": top_rung_claims(rungs, ladder["factors"]),
+        "top_rung_by_metric": {m: top_rung_claims(rungs, ladder["factors"], m) for m in metrics},
         "covered": {"learner_flops_1x": [min(flops), max(flops)] if flops else None,
                     "matmul_params": [min(p["matmul_params"] for p in plans.values()),
-                                      max(p["matmul_params"] for p in plans.values())] if plans else None},
-        "lr_choice": lr_choice,
-        "notes": ["No crossing point with 13x / 10x is extrapolated: the slope describes the covered range only."],
+                                      max(p["matmul_params"] for p in plans.values())] if plans else None,
+                    "tokens_per_param": [min(tpp), max(tpp)] if tpp else None},
+        "lr_choice": lr_choice, "lr_at_grid_edge": edges,
+        "notes": ["No crossing point with 13x / 10x is extrapolated: the slope describes the covered range only.",
+                  "Slope intervals treat the rung as the unit of replication (analysis/ladder_stats.py): least "
+                  "squares on the rung means, t with rungs - 2 degrees of freedom."],
     }
-
-
-def render(summary: dict) -> str:
-    """The report's markdown (what the summary says, in words and tables)."""
-    lines = [f"# Scale ladder: {summary['config']}", "",
-             f"Metric: final `{summary['metric']}`; multipliers against each rung's own uniform compute family; "
-             f"seeds {summary['seeds']}; tokens per matmul parameter {summary['tokens_per_param']:g}; reference: "
-             f"{summary['reference_choice']} (`{summary['reference']}`).", ""]
-    cov = summary["covered"]
-    if cov and cov["learner_flops_1x"]:
-        lines += [f"Covered range: learner {cov['matmul_params'][0]:,}-{cov['matmul_params'][1]:,} matmul parameters, "
-                  f"{cov['learner_flops_1x'][0]:.3g}-{cov['learner_flops_1x'][1]:.3g} training FLOPs at 1x. "
-                  "Nothing here says anything about compute outside this range, and no crossing with 13x / 10x "
-                  "is extrapolated.", ""]
-    lines += ["## Rungs", "", "| rung | matmul params | 1x steps | tokens | batch | lr (sweep: loss) |",
-              "|---|---|---|---|---|---|"]
-    for r, res in summary["rungs"].items():
-        lr = res.get("lr") or {}
-        sweep = ", ".join(f"{k}: {v:.4f}" if v is not None else f"{k}: -" for k, v in (lr.get("losses") or {}).items())
-        edge = " (grid edge)" if lr.get("at_grid_edge") else ""
-        lines.append(f"| {r} | {res['matmul_params']:,} | {res['steps']} | {res['tokens']:,} | {res['batch_size']} | "
-                     f"{lr.get('lr', '-')}{edge} ({sweep}) |")
-    lines += ["", "## Multiplier per rung (iterations; train+score FLOPs), 95% t-interval over seeds", "",
-              "| rung | arm | iterations | train+score FLOPs |", "|---|---|---|---|"]
-    for r, res in summary["rungs"].items():
-        for arm, m in res["arms"].items():
-            lines.append(f"| {r} | {arm} | {_fmt(m['multiplier'].get('iterations'))} | "
-                         f"{_fmt(m['multiplier'].get('train+score'))} |")
-    lines += ["", "## Slope of log multiplier vs log learner compute", "",
-              "| arm | quantity | slope | 95% t-interval | 95% bootstrap (coarse) | trend |", "|---|---|---|---|---|---|"]
-    for arm, per_q in summary["slopes"].items():
-        for q, f in per_q.items():
-            lines.append(f"| {arm} | {q} | {_num(f['slope'])} | {_ci(f['ci_t'])} | {_ci(f['ci_bootstrap'])} | "
-                         f"{f['trend']} |")
-    da = summary["decision_agreement"]
-    lines += ["", "## Decision agreement (DataDecide): arm pairs ordered the same way by the 1x final value", ""]
-    for key, p in da["pairs"].items():
-        share = "-" if p["agreement"] is None else f"{p['agreement']:.2f}"
-        lines.append(f"- {p['rungs'][0]} vs {p['rungs'][1]}: {p['agree']}/{p['pairs']} = {share}")
-    top = summary["top_rung"]
-    if top:
-        lines += ["", f"## 13x and 10x at the top rung ({top['rung']})", ""]
-        for arm, per_f in top["arms"].items():
-            for factor, v in per_f.items():
-                lines.append(f"- {arm}, {factor} ({v['quantity']}): {'excluded' if v['excluded'] else 'not excluded'}"
-                             f" - {v['verdict']}: {v['reason']}")
-    return "\n".join(lines) + "\n"
-
-
-def _num(x) -> str:
-    return "-" if x is None else f"{x:+.3f}"
-
-
-def _ci(ci) -> str:
-    return "-" if not ci else f"[{ci[0]:+.3f}, {ci[1]:+.3f}]"
-
-
-def _fmt(e: dict | None) -> str:
-    if not e or e["value"] is None:
-        return "-"
-    sign = {"lower": ">", "upper": "<"}.get(e["bound"], "")
-    lo = "open" if e["ci_low"] is None else f"{e['ci_low']:.2f}"
-    hi = "open" if e["ci_high"] is None else f"{e['ci_high']:.2f}"
-    return f"{sign}{e['value']:.2f}x" + (f" [{lo}, {hi}]" if e["n"] > 1 else " (1 seed)")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -216,7 +194,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     cfg = load_config(args.config)
-    runs = ladder_runs(cfg)
+    lr_choice = json.loads(Path(args.lr_choice).read_text())
+    runs = ladder_runs(cfg, lr_choice)
     try:
         curves = load_curves(Path(args.runs), runs=runs)  # only the ladder's runs, each metrics.jsonl checked
     except MetricsError as err:  # names the file and the job that writes it again
@@ -225,12 +204,13 @@ def main(argv: list[str] | None = None) -> None:
     if other:
         print(f"ladder report: {len(other)} run folder(s) not among the ladder's arms x seeds were not read: "
               f"{', '.join(other)}")
-    summary = assemble(cfg, curves, json.loads(Path(args.lr_choice).read_text()))
+    summary = assemble(cfg, curves, lr_choice)
     out = Path(args.out)
     atomic_write_json(out / "summary.json", summary)
     atomic_write_text(out / "report.md", render(summary))
-    from analysis.plots_ladder import plot_ladder
-    plot_ladder(summary).savefig(out / "multiplier_vs_compute.png", dpi=120)
+    from analysis.plots_ladder import figure_name, plot_ladder, plot_regime_map
+    plot_ladder(summary).savefig(out / figure_name(summary), dpi=120)
+    plot_regime_map([summary]).savefig(out / "regime_map.png", dpi=120)
     print(f"ladder report: {out / 'report.md'}")
 
 

@@ -106,9 +106,11 @@ def _cmd_train(args) -> None:
 
 def _ladder_view(cfg: dict, args) -> dict:
     """A scale-ladder arm trains with its rung's shape, steps and swept lr (jest/ladder/rungs.py); the lr choice
-    is results/<name>/ladder/lr_choice.json next to the runs/ folder unless --lr-choice names it."""
-    from jest.ladder.rungs import LR_CHOICE, arm_view
-    choice = Path(args.lr_choice) if args.lr_choice else Path(args.run_dir).resolve().parent.parent / LR_CHOICE
+    is its rung's, results/<name>/ladder/lr_choice/<rung>.json next to the runs/ folder, unless --lr-choice names one."""
+    from jest.ladder.rungs import arm_view, rung_lr_choice
+    rung = cfg["arms"][args.arm].get("rung")
+    results = Path(args.run_dir).resolve().parent.parent
+    choice = Path(args.lr_choice) if args.lr_choice else (rung_lr_choice(results, rung) if rung else None)
     return arm_view(cfg, args.arm, choice)  # a LadderError is a ConfigError: main() prints it
 
 
@@ -295,8 +297,8 @@ def main(argv: list[str] | None = None) -> None:
                 ("config", "arm", "run-dir", "shards", "tokenizer"), threads=True, progress=True)
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--references", help="folder holding references/<name>/ (JEST arms)")
-    p.add_argument("--lr-choice", help="scale ladder: the rung sweep's lr_choice.json (default: "
-                                       "<run-dir>/../../ladder/lr_choice.json)")
+    p.add_argument("--lr-choice", help="scale ladder: the rung sweep's choice (default: "
+                                       "<run-dir>/../../ladder/lr_choice/<rung>.json)")
     command("train-reference", _cmd_train_reference, "train a reference model on the curated split",
             ("config", "ref", "run-dir", "shards", "tokenizer"), threads=True, progress=True)
     p = command("score-reference", _cmd_score_reference, "reference loss of every pool sequence, cached on disk",

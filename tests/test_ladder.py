@@ -26,7 +26,7 @@ from jest.ladder.rungs import (
     rung_shape,
     shard_set_sizes,
 )
-from jest.ladder.lr import choose_lr, lr_choice
+from jest.ladder.lr import choose, choose_lr, sweep_round
 from jest.model.llama import build_hf_config, intermediate_size, shape_summary
 from jest.training.schedule import arm_train_config
 
@@ -60,10 +60,10 @@ def test_rungs_expand_into_named_arms_with_their_shapes(cfg):
         assert arms[f"{rung}_jest_f0.8"]["reference"] == cfg["ladder"]["reference"]  # one fixed reference
 
 
-def test_rungs_are_4x_apart_and_tokens_a_fixed_multiple_of_params(cfg):
+def test_five_rungs_2x_apart_and_tokens_a_fixed_multiple_of_params(cfg):
     plans = list(rung_plan(cfg).values())
     sizes = [p["matmul_params"] for p in plans]
-    assert all(b >= 4 * a for a, b in zip(sizes, sizes[1:])), sizes
+    assert len(plans) >= 5 and all(b >= 2 * a for a, b in zip(sizes, sizes[1:])), sizes  # issue #28: >= 5 rungs
     k = cfg["ladder"]["tokens_per_param"]
     for p in plans:  # whole steps: within half a step of k N
         assert abs(p["tokens"] - k * p["matmul_params"]) <= p["batch_size"] * cfg["data"]["seq_len"] / 2
@@ -108,7 +108,7 @@ def test_a_batch_that_jest_cannot_split_is_named_per_arm():
     raw = yaml.safe_load(LADDER.read_text())
     raw["ladder"]["rungs"]["r1"]["batch_size"] = 4
     raw["ladder"]["jest_filter_ratios"] = [0.7]  # 4 / 0.3 is not a whole super-batch
-    with pytest.raises(ConfigError, match=r"arms.r1_jest_f0.7.filter_ratio"):
+    with pytest.raises(ConfigError, match=r"arms.r\w+_jest_f0.7.filter_ratio"):
         validate_config(raw)
 
 
@@ -177,29 +177,73 @@ def test_lr_choice_picks_the_lowest_final_loss():
         choose_lr({0.001: float("inf")})
 
 
+def _sweep_runs(tmp_path, cfg, loss_of):
+    """Finished sweep runs (every lr the config allows) whose final loss is loss_of(rung, lr)."""
+    for rung, plan in rung_plan(cfg).items():
+        for arm, lr in {**plan["sweep"], **plan["sweep_extra"]}.items():
+            run = tmp_path / f"{arm}_s0"
+            run.mkdir(exist_ok=True)
+            (run / "card.json").write_text(json.dumps({"status": "finished",
+                                                       "final": {"heldout_loss": loss_of(rung, lr)}}))
+
+
+def _rounds(cfg, runs, rung):
+    rounds, previous = [], None
+    while previous is None or previous["next"]:
+        previous = sweep_round(cfg, runs, rung, len(rounds), previous)
+        rounds.append(previous)
+    return rounds
+
+
 def test_lr_choice_reads_the_sweep_runs(tmp_path):
     cfg = load_config(PROJECT_ROOT / "config" / "ladder_smoke.yaml")
-    losses = {}
-    for rung, plan in rung_plan(cfg).items():
-        for i, (arm, lr) in enumerate(sorted(plan["sweep"].items(), key=lambda kv: kv[1])):
-            loss = 5.0 + abs(i - 1) * 0.1 + (0.01 if rung == "m2" else 0)   # the middle lr wins
-            run = tmp_path / f"{arm}_s0"
-            run.mkdir()
-            (run / "card.json").write_text(json.dumps({"status": "finished", "final": {"heldout_loss": loss}}))
-            losses[arm] = loss
-    out = lr_choice(cfg, tmp_path)
+    import math
+    _sweep_runs(tmp_path, cfg, lambda rung, lr: 5.0 + 0.1 * abs(math.log(lr / 0.01)) + (0.01 if rung == "m2" else 0))
+    rounds = [r for rung in rung_plan(cfg) for r in _rounds(cfg, tmp_path, rung)]
+    assert len(rounds) == 2                                     # the middle lr wins: one round per rung
+    out = choose(cfg, rounds)
     assert out["rungs"]["m1"]["lr"] == 0.01 and out["rungs"]["m2"]["lr"] == 0.01
-    assert out["rungs"]["m2"]["losses"] == {"0.003": pytest.approx(5.11), "0.01": pytest.approx(5.01),
-                                            "0.03": pytest.approx(5.11)}
+    assert out["rungs"]["m2"]["losses"] == {"0.003": pytest.approx(5.01 + 0.1 * math.log(0.01 / 0.003)),
+                                            "0.01": pytest.approx(5.01), "0.03": pytest.approx(5.01 + 0.1 * math.log(3))}
+    assert out["rungs"]["m2"]["rounds"] == 1 and not out["rungs"]["m2"]["at_grid_edge"]
+
+
+def test_the_sweep_grid_extends_itself_past_an_edge_and_flags_what_it_cannot_reach(tmp_path):
+    raw = yaml.safe_load((PROJECT_ROOT / "config" / "ladder_smoke.yaml").read_text())
+    raw["ladder"]["lr_grid_extend"] = 2
+    cfg = validate_config(raw)
+    plan = rung_plan(cfg)["m1"]
+    # the grid 0.003, 0.01, 0.03 (steps of ~3.3x) may add two lrs on each side, declared as arms from the start
+    assert sorted(plan["sweep"].values()) == [0.003, 0.01, 0.03]
+    assert sorted(plan["sweep_extra"].values()) == pytest.approx([0.003 / 3.333333 ** 2, 0.003 / 3.333333,
+                                                                  0.03 * 3.333333, 0.03 * 3.333333 ** 2], rel=1e-5)
+    assert not set(plan["sweep_extra"]) & set(plan["arms"])    # never trained as measured arms
+    import math
+    # m1's optimum (0.045) lies between the grid's top (0.03, best in round 0: an edge) and the next lr out
+    # (0.1): round 0 asks for 0.1, round 1 finds 0.03 inside the grown grid, and stops
+    best = {"m1": 0.045, "m2": 10.0}                           # m2's lies far beyond every allowed lr
+    _sweep_runs(tmp_path, cfg, lambda rung, lr: 5.0 + abs(math.log(lr / best[rung])))
+    m1 = _rounds(cfg, tmp_path, "m1")
+    assert [r["next"] for r in m1] == [[pytest.approx(0.1)], []] and m1[-1]["lr"] == 0.03
+    assert not m1[-1]["at_grid_edge"]
+    m2 = _rounds(cfg, tmp_path, "m2")
+    assert len(m2) == 3 and m2[-1]["at_grid_edge"]             # two extensions, still on the edge: flagged
+    out = choose(cfg, m1 + m2)
+    assert out["rungs"]["m1"]["rounds"] == 2 and out["rungs"]["m2"]["at_grid_edge"]
+    assert len(out["rungs"]["m2"]["losses"]) == 5
+    with pytest.raises(ValueError, match="not the last"):
+        choose(cfg, m1[:1] + m2)
 
 
 def test_cost_estimate_counts_seeds_and_jest_scoring(cfg):
     rates = {r: 10_000.0 for r in rung_plan(cfg)}
     est = estimate_cost(cfg, rates, {r: 30_000.0 for r in rates})
     plan = rung_plan(cfg)["r1"]
-    tokens = plan["tokens"]
+    tokens, steps = plan["tokens"], plan["steps"]
     seeds = len(cfg["seeds"])
-    expect = (3 * tokens + seeds * tokens * (0.5 + 1 + 2 + 4 + 1 + 1 + 1 + 1)) / 10_000 \
+    # the family is its 4x trunk plus the decays (the last 20% of each run) of its 2x, 1x and 0.5x branches
+    family_steps = 4 * steps + sum(max(1, round(0.2 * round(b * steps))) for b in (2, 1, 0.5))
+    expect = (3 * tokens + seeds * tokens * (1 + 1 + 1 + 1) + seeds * family_steps * tokens / steps) / 10_000 \
         + seeds * tokens * (2 + 5) / 30_000
     assert est["core_seconds"]["r1"] == pytest.approx(expect, abs=1)
 

@@ -44,7 +44,9 @@ def check_ladder_outputs(root: Path, cfg: dict) -> None:
     for rung, plan in rung_plan(cfg).items():
         c = choice["rungs"][rung]
         losses = {float(k): v for k, v in c["losses"].items()}
-        assert set(losses) == set(plan["sweep"].values()) and c["lr"] == min(losses, key=losses.get)
+        # the first grid, and any lr the sweep's rounds added past an edge
+        assert set(plan["sweep"].values()) <= set(losses) <= set(plan["sweep"].values()) | set(plan["sweep_extra"].values())
+        assert c["lr"] == min(losses, key=losses.get) and c["rounds"] == len(losses) - len(plan["sweep"]) + 1
         for arm in plan["arms"]:
             card = json.loads((root / "runs" / f"{arm}_s0" / "card.json").read_text())
             assert card["status"] == "finished"
@@ -52,6 +54,8 @@ def check_ladder_outputs(root: Path, cfg: dict) -> None:
             assert card["config"]["model"]["n_embd"] == plan["model"]["n_embd"]
             assert card["schedule"]["lr"] == c["lr"] == card["config"]["arms"][arm]["lr_choice"]["lr"]
             assert card["steps"] == max(1, round(cfg["arms"][arm]["budget"] * plan["steps"]))
+            if cfg["arms"][arm].get("branch_from"):   # a cooldown branch trained only its decay
+                assert card["branched_from"]["run"] == f"{cfg['arms'][arm]['branch_from']}_s0", arm
             assert card["pool_passes"] <= 1.0                  # no arm repeats data
             rows = read_metrics(root / "runs" / f"{arm}_s0" / "metrics.jsonl")
             # FLOPs counted on the arm's own shape: 6N + 12LdT per token (jest.model.flops)
@@ -62,7 +66,13 @@ def check_ladder_outputs(root: Path, cfg: dict) -> None:
             assert rows[-1]["step"] == card["steps"]
     out = root / "report" / "ladder"
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["schema"] == SCHEMA and list(summary["rungs"]) == ["m1", "m2"]
+    assert summary["schema"] == SCHEMA and list(summary["rungs"]) == list(rung_plan(cfg))
+    assert (out / "regime_map.png").stat().st_size > 10_000
+    if cfg["ladder"]["axis"] == "tokens_per_param":
+        assert summary["axis"] == "tokens_per_param" and len(summary["metrics"]) == 3  # curated, pool mix, external
+        assert (out / "multiplier_vs_length.png").stat().st_size > 10_000
+        assert "# Length axis" in (out / "report.md").read_text()
+        return
     for rung in ("m1", "m2"):
         arms = summary["rungs"][rung]["arms"]
         assert {"jest_f0.5", "jest_f0.8", "oracle_clean", "offline_filter_f0.8"} <= set(arms)
@@ -72,3 +82,18 @@ def check_ladder_outputs(root: Path, cfg: dict) -> None:
     assert summary["top_rung"]["rung"] == "m2"
     assert (out / "multiplier_vs_compute.png").stat().st_size > 10_000
     assert "Covered range" in (out / "report.md").read_text()
+
+
+@pytest.mark.dag
+def test_mini_length_axis_end_to_end(tmp_path):
+    """config/length_smoke.yaml: three lengths of one learner, the family as a trunk and its cooldown
+    branches, a sweep that may add an lr per edge, three held-out metrics, the length report."""
+    results = tmp_path / "results"
+    cfg_raw = deep_merge(yaml.safe_load((PROJECT_ROOT / "config" / "length_smoke.yaml").read_text()),
+                         {"results_dir": str(results), "cache_dir": str(CACHE)})
+    path = tmp_path / "length_smoke.yaml"
+    path.write_text(yaml.safe_dump(cfg_raw))
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "length", "--cores", "2", "--configfile", str(path)],
+                          cwd=PROJECT_ROOT, env=ENV, capture_output=True, text=True, timeout=1800, check=False)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    check_ladder_outputs(results / "length_smoke", load_config(path))

@@ -33,7 +33,12 @@ from jest.config import ConfigError
 from jest.policies.registry import ScoringShapes, get_spec
 
 
-LR_CHOICE = Path("ladder") / "lr_choice.json"             # under results/<name>/
+LR_CHOICE = Path("ladder") / "lr_choice.json"             # under results/<name>/: every rung's choice (the report's)
+
+
+def rung_lr_choice(results: Path, rung: str) -> Path:
+    """The rung's own choice, which its train jobs wait for (each rung's sweep ends on its own)."""
+    return Path(results) / "ladder" / "lr_choice" / f"{rung}.json"
 
 
 class LadderError(ConfigError):
@@ -54,12 +59,29 @@ def rung_shape(model: dict, vocab_size: int) -> dict:
             "n_head": model["n_head"], "n_kv_head": model["n_head"], "vocab_size": vocab_size}
 
 
+def rung_tokens_per_param(ladder: dict, rung: dict) -> float:
+    """The rung's own training length (the length axis gives each rung one), else the ladder's."""
+    return float(rung.get("tokens_per_param") or ladder["tokens_per_param"])
+
+
 def rung_steps(ladder: dict, rung: dict, vocab_size: int, seq_len: int) -> tuple[int, int]:
     """(matmul params N, 1x steps) of a rung: tokens = tokens_per_param * N, in whole steps."""
     from jest.model.flops import matmul_params
     n = matmul_params(rung_shape(rung["model"], vocab_size))
-    steps = max(1, round(ladder["tokens_per_param"] * n / (rung["batch_size"] * seq_len)))
+    steps = max(1, round(rung_tokens_per_param(ladder, rung) * n / (rung["batch_size"] * seq_len)))
     return n, steps
+
+
+def sweep_grid(ladder: dict, rung: dict) -> tuple[list[float], list[float]]:
+    """(the sweep's first grid, every lr it may add). With `lr_grid_extend` = E the sweep may add up to E lrs
+    beyond each edge, each one grid step (the ratio of the grid's first two values; 2 for a single value)
+    further out (jest/ladder/lr.py decides, round by round, whether it does)."""
+    grid = sorted(float(x) for x in (rung.get("lr_grid") or ladder["lr_grid"]))
+    step = grid[1] / grid[0] if len(grid) > 1 else 2.0
+    extra = []
+    for i in range(1, int(ladder.get("lr_grid_extend", 0)) + 1):
+        extra += [float(f"{grid[0] / step ** i:.6g}"), float(f"{grid[-1] * step ** i:.6g}")]
+    return grid, sorted(extra)
 
 
 def _warmup(ladder: dict, steps: int) -> int:
@@ -74,6 +96,9 @@ def expand_ladder(config: dict, filled: dict) -> dict:
     arms = {k: v for k, v in (config.get("arms") or {}).items() if not (isinstance(v, dict) and "rung" in v)}
     if not ladder["rungs"]:
         raise LadderError("'ladder.rungs' is empty; list at least one rung (name: {model: ..., batch_size: ...})")
+    if ladder["family_branches"] and filled["train"]["schedule"] != "wsd":
+        raise LadderError(f"'ladder.family_branches' needs 'train.schedule: wsd' (it is {filled['train']['schedule']!r}): "
+                          "only under warmup-stable-decay is a shorter run, up to its decay, the longer run")
     for name, rung in ladder["rungs"].items():
         n, steps = rung_steps(ladder, rung, data["vocab_size"], data["seq_len"])
         base = {"steps": steps, "batch_size": rung["batch_size"], "micro_batch_size": rung.get("micro_batch_size"),
@@ -82,13 +107,16 @@ def expand_ladder(config: dict, filled: dict) -> dict:
         share = {"pool_fraction": float(ladder["pool_fraction"])} if ladder["pool_fraction"] < 1 else {}
         common = {"rung": name, "model": dict(rung["model"]), **share}
         new = {}
-        for lr in rung.get("lr_grid") or ladder["lr_grid"]:
+        first, extra = sweep_grid(ladder, rung)
+        for lr in first + extra:  # the extension's arms exist from the start; only a round that needs one runs it
             new[f"{name}_uniform_lr{fmt(lr)}"] = {"policy": "uniform", "budget": 1.0, **common,
                                                   "train": {**base, "lr": float(lr)}}
         tuned = {**common, "train": dict(base), "lr_from_sweep": True}
-        for b in ladder["budgets"]:
-            arm = f"{name}_uniform" + ("" if b == 1 else f"_x{fmt(b)}")
-            new[arm] = {"policy": "uniform", "budget": float(b), **tuned}
+        family = {f"{name}_uniform" + ("" if b == 1 else f"_x{fmt(b)}"): float(b) for b in ladder["budgets"]}
+        trunk = max(family, key=family.get)
+        for arm, b in family.items():
+            branch = {"branch_from": trunk} if ladder.get("family_branches") and arm != trunk else {}
+            new[arm] = {"policy": "uniform", "budget": b, **tuned, **branch}
         for f in ladder["jest_filter_ratios"]:
             new[f"{name}_jest_f{fmt(f)}"] = {"policy": "jest", "filter_ratio": float(f),
                                              "reference": ladder["reference"], **ladder["jest"], **tuned}
@@ -111,13 +139,25 @@ def check_ladder(cfg: dict) -> None:
     ladder = cfg.get("ladder")
     if not ladder:
         return
-    sizes = sorted((rung_steps(ladder, r, cfg["data"]["vocab_size"], cfg["data"]["seq_len"])[0], name)
-                   for name, r in ladder["rungs"].items())
-    for (n0, r0), (n1, r1) in zip(sizes, sizes[1:]):
-        if n1 < ladder["min_param_ratio"] * n0:
-            raise LadderError(f"'ladder.rungs': {r1} ({n1:,} matmul params) is only {n1 / n0:.2f}x {r0} ({n0:,}); "
-                              f"rungs must be at least 'ladder.min_param_ratio' = {ladder['min_param_ratio']}x apart "
-                              "(widen or deepen the larger rung)")
+    if ladder["axis"] == "compute":
+        sizes = sorted((rung_steps(ladder, r, cfg["data"]["vocab_size"], cfg["data"]["seq_len"])[0], name)
+                       for name, r in ladder["rungs"].items())
+        for (n0, r0), (n1, r1) in zip(sizes, sizes[1:]):
+            if n1 < ladder["min_param_ratio"] * n0:
+                raise LadderError(f"'ladder.rungs': {r1} ({n1:,} matmul params) is only {n1 / n0:.2f}x {r0} ({n0:,}); "
+                                  f"rungs must be at least 'ladder.min_param_ratio' = {ladder['min_param_ratio']}x "
+                                  "apart (widen or deepen the larger rung)")
+    else:  # the length axis: one learner shape, lengths apart
+        shapes = {json.dumps(r["model"], sort_keys=True) for r in ladder["rungs"].values()}
+        if len(shapes) > 1:
+            raise LadderError("'ladder.axis' = 'tokens_per_param' measures one learner at several lengths, but the "
+                              f"rungs have {len(shapes)} model shapes; give every rung the same 'model'")
+        lengths = sorted((rung_tokens_per_param(ladder, r), name) for name, r in ladder["rungs"].items())
+        for (t0, r0), (t1, r1) in zip(lengths, lengths[1:]):
+            if t1 < ladder["min_length_ratio"] * t0:
+                raise LadderError(f"'ladder.rungs.{r1}.tokens_per_param' = {t1:g} is only {t1 / t0:.2f}x {r0}'s {t0:g}; "
+                                  f"lengths must be at least 'ladder.min_length_ratio' = {ladder['min_length_ratio']}x "
+                                  "apart")
     if ladder["reference"] not in cfg["references"]:
         raise LadderError(f"'ladder.reference' = {ladder['reference']!r} is not a configured reference; "
                           f"allowed values: {sorted(cfg['references'])}")
@@ -137,8 +177,9 @@ def check_ladder(cfg: dict) -> None:
 
 # ---------------------------------------------------------------- the plan, read by the DAG and the analysis
 def rung_plan(cfg: dict) -> dict[str, dict]:
-    """rung -> {matmul_params, steps, tokens, batch_size, model, sweep {arm: lr}, family {arm: budget},
-    jest [arms], controls [arms], arms [every non-sweep arm]}, rungs in order of size."""
+    """rung -> {matmul_params, tokens_per_param, steps, tokens, batch_size, model, sweep {arm: lr} (the first
+    grid), sweep_extra {arm: lr} (the lrs the sweep may add, jest/ladder/lr.py), family {arm: budget},
+    jest [arms], controls [arms], arms [every non-sweep arm]}, rungs in order along the axis (size, then length)."""
     out = {}
     ladder = cfg.get("ladder")
     if not ladder:
@@ -146,15 +187,19 @@ def rung_plan(cfg: dict) -> dict[str, dict]:
     for name, rung in ladder["rungs"].items():
         n, steps = rung_steps(ladder, rung, cfg["data"]["vocab_size"], cfg["data"]["seq_len"])
         arms = {a: s for a, s in cfg["arms"].items() if s.get("rung") == name}
-        sweep = {a: s["train"]["lr"] for a, s in arms.items() if not s.get("lr_from_sweep")}
+        first, _ = sweep_grid(ladder, rung)
+        swept = {a: s["train"]["lr"] for a, s in arms.items() if not s.get("lr_from_sweep")}
+        sweep = {a: lr for a, lr in swept.items() if lr in first}
         family = {a: s["budget"] for a, s in arms.items() if s.get("lr_from_sweep") and
                   get_spec(s["policy"]).role == "family"}
         jest = [a for a, s in arms.items() if get_spec(s["policy"]).group == "selection"]
         controls = [a for a, s in arms.items() if get_spec(s["policy"]).group == "control"]
-        out[name] = {"matmul_params": n, "steps": steps, "tokens": steps * rung["batch_size"] * cfg["data"]["seq_len"],
-                     "batch_size": rung["batch_size"], "model": rung["model"], "sweep": sweep, "family": family,
-                     "jest": jest, "controls": controls, "arms": [a for a in arms if a not in sweep]}
-    return dict(sorted(out.items(), key=lambda kv: kv[1]["matmul_params"]))
+        tokens = steps * rung["batch_size"] * cfg["data"]["seq_len"]
+        out[name] = {"matmul_params": n, "tokens_per_param": tokens / n, "steps": steps, "tokens": tokens,
+                     "batch_size": rung["batch_size"], "model": rung["model"], "sweep": sweep,
+                     "sweep_extra": {a: lr for a, lr in swept.items() if a not in sweep}, "family": family,
+                     "jest": jest, "controls": controls, "arms": [a for a in arms if a not in swept]}
+    return dict(sorted(out.items(), key=lambda kv: (kv[1]["matmul_params"], kv[1]["tokens"])))
 
 
 def ladder_seeds(cfg: dict) -> list[int]:
@@ -194,8 +239,13 @@ def arm_view(cfg: dict, arm: str, lr_choice: Path | None) -> dict:
         chosen = read_lr_choice(lr_choice, settings["rung"], arm)
         train["lr"] = float(chosen["lr"])
         settings["lr_choice"] = {"lr": train["lr"], "metric": chosen["metric"], "losses": chosen["losses"]}
-    return {**cfg, "model": {**cfg["model"], **settings.get("model", {})}, "train": train,
-            "arms": {**cfg["arms"], arm: settings}}
+    arms = {**cfg["arms"], arm: settings}
+    trunk = settings.get("branch_from")
+    if trunk is not None and "lr_choice" in settings:
+        # a cooldown branch checks its trunk's state against the trunk's identity, computed from this view:
+        # the trunk's arm as its own run saw it (the same rung, hence the same choice)
+        arms[trunk] = {**cfg["arms"][trunk], "lr_choice": settings["lr_choice"]}
+    return {**cfg, "model": {**cfg["model"], **settings.get("model", {})}, "train": train, "arms": arms}
 
 
 # ---------------------------------------------------------------- the ladder's share of the pool
@@ -283,6 +333,14 @@ def shard_set_sizes(shards_manifest: dict) -> tuple[int, int | None]:
 
 
 # ---------------------------------------------------------------- cost
+def own_steps(cfg: dict, arm: str) -> int:
+    """The steps a run of `arm` trains itself: all of them, or a cooldown branch's decay only (it starts
+    from its trunk's state; jest/training/branching.py)."""
+    from jest.training.schedule import arm_train_config, stable_steps
+    t = arm_train_config(cfg, arm)
+    return t["steps"] - (stable_steps(t) if cfg["arms"][arm].get("branch_from") else 0)
+
+
 def estimate_cost(cfg: dict, train_tokens_per_s: dict[str, float], score_tokens_per_s: dict[str, float],
                   cores: int = 2, parallel_efficiency: float = 0.85) -> dict:
     """Core-seconds and wall time of the ladder's training runs from measured 1-thread throughputs per
@@ -299,7 +357,7 @@ def estimate_cost(cfg: dict, train_tokens_per_s: dict[str, float], score_tokens_
         sec = 0.0
         for arm in list(plan["sweep"]) + plan["arms"]:
             s = cfg["arms"][arm]
-            steps = max(1, round(s.get("budget", 1.0) * plan["steps"]))
+            steps = own_steps(cfg, arm)
             t = steps * step_tokens / train_tokens_per_s[rung]
             # scored tokens per step: the spec's scoring FLOPs in full-length learner forwards
             t += steps * get_spec(s["policy"]).score_flops(s, shapes) / shapes.learner_forward(seq_len) \
@@ -323,18 +381,18 @@ def ladder_flops(cfg: dict) -> dict:
         train = score = 0.0
         for arm in list(plan["sweep"]) + plan["arms"]:
             s = cfg["arms"][arm]
-            tokens = max(1, round(s.get("budget", 1.0) * plan["steps"])) * plan["batch_size"] * seq_len
+            steps = own_steps(cfg, arm)
             runs = 1 if arm in plan["sweep"] else seeds
-            train += runs * tokens * tr
-            score += runs * max(1, round(s.get("budget", 1.0) * plan["steps"])) * \
-                get_spec(s["policy"]).score_flops(s, shapes)
+            train += runs * steps * plan["batch_size"] * seq_len * tr
+            score += runs * steps * get_spec(s["policy"]).score_flops(s, shapes)
         out[rung] = {"matmul_params": plan["matmul_params"], "steps": plan["steps"], "tokens": plan["tokens"],
                      "runs": len(plan["sweep"]) + seeds * len(plan["arms"]), "flops_train": train,
                      "flops_train_score": train + score}
     return out
 
 
-__all__ = ["LR_CHOICE", "LadderError", "arm_view", "check_draws", "check_ladder", "check_scores_cover", "estimate_cost",
-           "expand_ladder", "ladder_flops", "ladder_seeds", "planned_draws", "pool_fraction", "reference_pool_fraction",
-           "rung_plan", "rung_shape", "rung_steps", "shard_set_sizes", "sweep_seed"]
+__all__ = ["LR_CHOICE", "LadderError", "rung_lr_choice", "arm_view", "check_draws", "check_ladder", "check_scores_cover", "estimate_cost",
+           "expand_ladder", "ladder_flops", "ladder_seeds", "own_steps", "planned_draws", "pool_fraction",
+           "reference_pool_fraction", "rung_plan", "rung_shape", "rung_steps", "rung_tokens_per_param", "shard_set_sizes",
+           "sweep_grid", "sweep_seed"]
 

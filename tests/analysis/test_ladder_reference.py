@@ -6,7 +6,8 @@
    its lr sweep. They agree with the summary within 2%.
 2. The slope of log multiplier vs log learner compute, refitted with numpy alone from the summary's
    per-rung numbers (per-seed multipliers and each rung's learner FLOPs): the same slope, inside
-   the summary's stated interval; and the summary's t-interval recomputed from its own formula.
+   the summary's stated interval; and that interval recomputed from the textbook formula of least
+   squares on the rung means (the rung the unit of replication, rungs - 2 degrees of freedom).
 3. The report says what range it covers and draws no crossing point.
 """
 import json
@@ -75,12 +76,14 @@ def test_committed_ladder_slope_refits_inside_its_interval(summary):
             assert slope == pytest.approx(fit["slope"], abs=1e-9), (arm, q)
             lo, hi = fit["ci_t"]
             assert lo <= slope <= hi, (arm, q, slope, fit["ci_t"])
-            # the t-interval of least squares on every seed point, from the textbook formula
-            b, a = np.polyfit(x, y, 1)
-            resid = y - (a + b * x)
-            se = math.sqrt((resid @ resid) / (len(x) - 2) / ((x - x.mean()) @ (x - x.mean())))
-            half = st.t.ppf(0.975, len(x) - 2) * se
+            # the t-interval of least squares on the rung means, from the textbook formula
+            xr = np.array(rungs)
+            b, a = np.polyfit(xr, means, 1)
+            resid = means - (a + b * xr)
+            se = math.sqrt((resid @ resid) / (len(xr) - 2) / ((xr - xr.mean()) @ (xr - xr.mean())))
+            half = st.t.ppf(0.975, len(xr) - 2) * se
             assert [b - half, b + half] == pytest.approx(fit["ci_t"], abs=1e-9), (arm, q)
+            assert fit["unit"] == "rung" and fit["df"] == len(xr) - 2
             checked += 1
     assert checked >= 4, checked
 
@@ -93,3 +96,4 @@ def test_committed_ladder_report_states_its_range_and_no_crossing(summary):
     assert all(res["lr"] for res in summary["rungs"].values())
     assert summary["decision_agreement"]["decision_accuracy_vs_top"]
     assert (REFERENCE / "multiplier_vs_compute.png").stat().st_size > 10_000
+    assert (REFERENCE / "regime_map.png").stat().st_size > 10_000

@@ -74,7 +74,8 @@ def test_the_ladder_report_recovers_known_multipliers_and_their_trend(tmp_path):
         assert res["learner_flops_1x"] == pytest.approx(c1[r]) and res["lr"]["lr"] == 0.003
     fit = summary["slopes"]["jest_f0.5"]["iterations"]
     assert fit["slope"] == pytest.approx(slope, abs=0.01) and fit["ci_t"][0] < slope < fit["ci_t"][1]
-    assert fit["trend"] == "rises" and fit["n_rungs"] == 3 and fit["n_points"] == 9
+    assert fit["trend"] == "rises" and fit["n_rungs"] == len(plans) >= 5 and fit["n_points"] == 3 * len(plans)
+    assert fit["unit"] == "rung" and fit["df"] == len(plans) - 2
     # train+score differs from iterations by JEST f=0.5's constant scoring share: the same slope
     assert summary["slopes"]["jest_f0.5"]["train+score"]["slope"] == pytest.approx(slope, abs=0.01)
     assert abs(summary["slopes"]["oracle_clean"]["iterations"]["slope"]) < 0.01
@@ -90,3 +91,31 @@ def test_the_ladder_report_recovers_known_multipliers_and_their_trend(tmp_path):
     assert "Covered range" in md and "no crossing with 13x / 10x is extrapolated" in md
     plot_ladder(summary).savefig(tmp_path / "f.png", dpi=50)
     assert (tmp_path / "f.png").stat().st_size > 5_000
+
+
+def test_the_length_axis_fits_its_slope_against_tokens_per_parameter(tmp_path):
+    """config/length.yaml (one learner at 0.25-16 tokens per parameter) with JEST f=0.5's multiplier falling
+    as a power of the length, m = 2 (t / 0.25)^-0.1: the slope is read against log tokens per parameter
+    (not compute, which the learner's fixed size makes the same up to a constant here), with the length as
+    the unit; the report and both figures say which axis they show."""
+    from analysis.plots_ladder import figure_name, plot_regime_map
+    raw = yaml.safe_load((PROJECT_ROOT / "config" / "length.yaml").read_text())
+    raw["ladder"]["jest_filter_ratios"] = [0.5, 0.8]   # the synthetic runs know f = 0.5's answer
+    raw["ladder"]["controls"] = ["oracle_clean", "offline_filter"]
+    cfg = validate_config(raw)
+    plans = rung_plan(cfg)
+    tpp = {r: p["tokens_per_param"] for r, p in plans.items()}
+    assert min(tpp.values()) == pytest.approx(0.25) and max(tpp.values()) >= 16 and len(plans) >= 4
+    mult = {r: 2.0 * (tpp[r] / 0.25) ** -0.1 for r in plans}
+    lr = {"rungs": {r: {"lr": 0.003, "losses": {"0.0015": 6.1, "0.003": 6.0, "0.006": 6.05}, "rounds": 1,
+                        "at_grid_edge": False, "metric": "heldout_loss"} for r in plans}}
+    summary = assemble(cfg, _curves(cfg, mult), lr)
+    assert summary["axis"] == "tokens_per_param" and summary["covered"]["tokens_per_param"][1] >= 16
+    fit = summary["slopes"]["jest_f0.5"]["iterations"]
+    assert fit["slope"] == pytest.approx(-0.1, abs=0.01) and fit["trend"] == "falls" and fit["df"] == len(plans) - 2
+    md = render(summary)
+    assert md.startswith("# Length axis") and "log tokens per parameter" in md
+    assert figure_name(summary) == "multiplier_vs_length.png"
+    plot_ladder(summary).savefig(tmp_path / "f.png", dpi=50)
+    plot_regime_map([summary]).savefig(tmp_path / "m.png", dpi=50)
+    assert (tmp_path / "m.png").stat().st_size > 5_000

@@ -135,7 +135,7 @@ def reference_inputs(wildcards):
     """An arm whose policy reads a reference needs it: its card, and its pool scores when it reads those.
     A scale-ladder arm that reads its lr from the rung's sweep needs the sweep's choice (ladder.smk)."""
     arm = CFG["arms"][wildcards.arm]
-    lr = {"lr_choice": ROOT / "ladder" / "lr_choice.json"} if arm.get("lr_from_sweep") else {}
+    lr = {"lr_choice": rung_lr_choice(ROOT, arm["rung"])} if arm.get("lr_from_sweep") else {}
     other = spec_of(CFG, wildcards.arm).reads_arm(arm)  # another arm's run of this seed (baselines/mixture.py)
     if other is not None:
         lr["matched_run"] = run_dir(other, wildcards.seed) / "card.json"
@@ -221,7 +221,8 @@ def evaluate_trigger():
 
 
 # ---- the scale ladder (workflow/rules/ladder.smk; jest/ladder/rungs.py)
-from jest.ladder.rungs import check_draws, ladder_seeds, rung_plan, shard_set_sizes, sweep_seed
+from jest.ladder.lr import round_grid
+from jest.ladder.rungs import check_draws, ladder_seeds, rung_lr_choice, rung_plan, shard_set_sizes, sweep_seed
 
 LADDER = rung_plan(CFG)
 
@@ -230,13 +231,6 @@ LADDER = rung_plan(CFG)
 # The trainer checks again before training (jest/training/repetition.py), with the real set sizes.
 if LADDER and (ROOT / "shards" / "manifest.json").is_file():
     check_draws(CFG, *shard_set_sizes(json.loads((ROOT / "shards" / "manifest.json").read_text())))
-
-
-def ladder_sweep_cards():
-    if not LADDER:
-        return []
-    seed = sweep_seed(CFG)
-    return [run_dir(arm, seed) / "card.json" for plan in LADDER.values() for arm in plan["sweep"]]
 
 
 def ladder_run_outputs():

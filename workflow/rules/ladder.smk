@@ -1,36 +1,104 @@
-# The scale ladder (issue #15; jest/ladder/rungs.py, docs/ladder.md): the config's `ladder:` rungs are
-# ordinary arms (expanded at config load), trained by the train rule. Per rung: an lr sweep of the
-# uniform 1x arm (first seed) -> ladder/lr_choice.json -> every other arm of the rung (its train job
-# takes the choice as an input: common.smk reference_inputs) -> the ladder report.
+# The scale ladder (issue #15; jest/ladder/rungs.py, docs/ladder.md) and the length axis (issue #28, the same
+# machinery with `ladder.axis: tokens_per_param`): the config's `ladder:` rungs are ordinary arms (expanded at
+# config load), trained by the train rule. Per rung: an lr sweep of the uniform 1x arm (first seed), in rounds
+# that add an lr beyond the grid's edge while the best sits there (checkpoint ladder_lr_round) ->
+# ladder/lr_choice.json -> every other arm of the rung (its train job takes the choice as an input:
+# common.smk reference_inputs) -> the ladder report.
 #
 #   snakemake ladder --cores 2 --configfile config/ladder.yaml
-# Its inputs (LADDER, ladder_sweep_cards, ladder_run_outputs, the draw check) are in common.smk.
+#   snakemake length --cores 2 --configfile config/length.yaml   (the same target under the length axis' name)
+# Its inputs (LADDER, ladder_run_outputs, the draw check) are in common.smk.
+
+from analysis.plots_ladder import figure_name
+
+
+def sweep_round_inputs(wildcards):
+    """Round k of a rung's sweep: the runs of its grid (the first grid, or the previous round's and the lr
+    that round asked for); rounds after the first wait for that round (a checkpoint: its answer decides)."""
+    plan, k = LADDER[wildcards.rung], int(wildcards.k)
+    previous = checkpoints.ladder_lr_round.get(rung=wildcards.rung, k=k - 1).output[0] if k else None
+    grid = round_grid(plan, json.loads(Path(previous).read_text()) if previous else None)
+    arm_of = {lr: arm for arm, lr in {**plan["sweep"], **plan["sweep_extra"]}.items()}
+    return {"cards": [run_dir(arm_of[lr], sweep_seed(CFG)) / "card.json" for lr in grid],
+            **({"previous": previous} if previous else {})}
+
+
+def sweep_rounds(wildcards):
+    """The rung's rounds up to its last (the first whose best is off the grid's edges, or with no lr left).
+    One rule per rung, so that every rung's sweep proceeds at once (one input function that walked every
+    rung would stop at the first unfinished round and hold the other rungs back)."""
+    files, k = [], 0
+    while True:
+        path = checkpoints.ladder_lr_round.get(rung=wildcards.rung, k=k).output[0]
+        files.append(path)
+        if not json.loads(Path(path).read_text())["next"]:
+            return files
+        k += 1
+
+
+checkpoint ladder_lr_round:
+    input:
+        unpack(sweep_round_inputs),
+    output:
+        ROOT / "ladder" / "lr_rounds" / "{rung}_round{k}.json",
+    wildcard_constraints:
+        rung=r"[A-Za-z][A-Za-z0-9]*",
+        k=r"\d+",
+    params:
+        config=CONFIG_SNAPSHOT,
+        runs=ROOT / "runs",
+        previous=lambda wc, input: f"--previous {shlex.quote(str(input.previous))}" if int(wc.k) else "",
+    conda:
+        ENV
+    log:
+        ROOT / "logs" / "ladder_lr_round" / "{rung}_round{k}.log",
+    shell:
+        logged("python -m jest.ladder.lr round --config {params.config:q} --runs {params.runs:q} --rung {wildcards.rung} "
+        "--round {wildcards.k} {params.previous} --out {output:q}")
+
+
+rule ladder_lr_rung:
+    input:
+        sweep_rounds,
+    output:
+        ROOT / "ladder" / "lr_choice" / "{rung}.json",
+    wildcard_constraints:
+        rung=r"[A-Za-z][A-Za-z0-9]*",
+    params:
+        config=CONFIG_SNAPSHOT,
+    conda:
+        ENV
+    log:
+        ROOT / "logs" / "ladder_lr_choice" / "{rung}.log",
+    shell:
+        logged("python -m jest.ladder.lr choose --config {params.config:q} --rung {wildcards.rung} --rounds {input:q} "
+        "--out {output:q}")
+
 
 rule ladder_lr_choice:
     input:
-        ladder_sweep_cards(),
+        [rung_lr_choice(ROOT, rung) for rung in LADDER],
     output:
         ROOT / "ladder" / "lr_choice.json",
     params:
         config=CONFIG_SNAPSHOT,
-        runs=ROOT / "runs",
     conda:
         ENV
     log:
         ROOT / "logs" / "ladder_lr_choice.log",
     shell:
-        logged("python -m jest.ladder.lr --config {params.config:q} --runs {params.runs:q} --out {output:q}")
+        logged("python -m jest.ladder.lr merge --config {params.config:q} --choices {input:q} --out {output:q}")
 
 
 rule analyze_ladder:
     input:
         runs=ladder_run_outputs(),
-        sweep=ladder_sweep_cards(),
-        lr_choice=rules.ladder_lr_choice.output,
+        lr_choice=rules.ladder_lr_choice.output,  # after every sweep round (their runs are in it)
     output:
         summary=ROOT / "report" / "ladder" / "summary.json",
         markdown=ROOT / "report" / "ladder" / "report.md",
-        figure=ROOT / "report" / "ladder" / "multiplier_vs_compute.png",
+        figure=ROOT / "report" / "ladder" / figure_name({"axis": (CFG.get("ladder") or {}).get("axis")}),
+        regime_map=ROOT / "report" / "ladder" / "regime_map.png",
     params:
         config=CONFIG_SNAPSHOT,
         runs=ROOT / "runs",
@@ -48,5 +116,10 @@ LADDER_OUTPUTS = list(rules.analyze_ladder.output) if LADDER else []
 
 
 rule ladder:
+    input:
+        LADDER_OUTPUTS,
+
+
+rule length:
     input:
         LADDER_OUTPUTS,

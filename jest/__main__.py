@@ -13,7 +13,7 @@
     python -m jest sync-mlflow   RUN_DIR [RUN_DIR ...]
     python -m jest rebuild-mlflow --config CONFIG
     python -m jest mlflow-ui     --config CONFIG [--port 5000]
-    python -m jest verdict       [SUMMARY_JSON] [--config CONFIG]
+    python -m jest verdict       [--summary SUMMARY_JSON | --config CONFIG]
     python -m jest preflight     --config CONFIG [--cache DIR] [--no-registry]
     python -m jest sources export DIR --config CONFIG [--cache DIR]
     python -m jest sources import DIR [--config CONFIG] [--cache DIR]
@@ -342,10 +342,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--port", type=int, default=5000)
     p.set_defaults(func=lambda a: importlib.import_module("jest.tracking.mlflow_ui").main(a.config, a.port))
 
-    p = sub.add_parser("verdict", help="print a report's claim table and speedups, and where the report is")
+    p = sub.add_parser("verdict", help="print the finding: claims, multipliers, controls, paired verdicts, "
+                                       "agreement with the committed reference, and where the report is")
     p.add_argument("summary", nargs="?", help="a report's summary.json (default: the --config's report)")
+    p.add_argument("--summary", dest="summary_opt", metavar="SUMMARY_JSON", help="the same, as an option")
     p.add_argument("--config", default="config/tiny.yaml")
-    p.set_defaults(func=lambda a: sys.exit(importlib.import_module("jest.verdict").main(a.summary, a.config)))
+    p.set_defaults(func=lambda a: sys.exit(importlib.import_module("jest.verdict").main(a.summary_opt or a.summary,
+                                                                                        a.config)))
 
     p = sub.add_parser("policies", help="list the registered batch policies (with a config: its plugins' too), "
                                         "each with its arm keys, defaults and ranges")

@@ -69,12 +69,14 @@ def validate_snakemake_config(config: dict, cli_overrides: dict) -> dict:
         return validate_config(deep_merge(dict(config), _coerce_policy_keys(deep_merge(dict(config), overrides),
                                                                               overrides)))
     except ConfigError as err:
-        if not cli_overrides:
+        # the hint is about text that did not convert; a misspelt key or a value out of range is the
+        # same mistake in a config file, and the message above already names the fix
+        if not cli_overrides or "type" not in getattr(err, "schema_keywords", ()):
             raise
         raise ConfigError(
             f"{err}\n  (--config gave {sorted(cli_overrides)}; its values arrive as text and are converted by the "
-            "schema's types: a key that is not in the schema or a value that does not convert is refused. Put such "
-            "values in a YAML config file and pass it with --configfile FILE.)") from None
+            "schema's types: a value that does not convert is refused. Put such values in a YAML config file and "
+            "pass it with --configfile FILE.)") from None
 
 
 def _coerce_policy_keys(merged: dict, overrides: dict) -> dict:

@@ -7,6 +7,7 @@ refusal names the key and the allowed values.
 from __future__ import annotations
 
 import copy
+import difflib
 import math
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,20 @@ def _key_path(error: jsonschema.ValidationError, prefix: str = "") -> str:
     return (prefix + path).rstrip(".") or "<top level>"
 
 
+# The schema's words as a user reads them (JSON-schema keywords are jargon to a newcomer).
+_BOUNDS = {"minimum": "must be at least", "maximum": "must be at most",
+           "exclusiveMinimum": "must be above", "exclusiveMaximum": "must be below"}
+_TYPES = {"integer": "a whole number", "number": "a number", "boolean": "true or false", "string": "text",
+          "array": "a list", "object": "a mapping (key: value)", "null": "null"}
+
+
+def did_you_mean(unknown: list[str], allowed: list[str]) -> str:
+    """' (did you mean 'steps'?)' for the unknown keys that are a near miss of an allowed one (difflib), else ''."""
+    guesses = [f"'{near[0]}' for '{key}'" if len(unknown) > 1 else f"'{near[0]}'"
+               for key in unknown if (near := difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6))]
+    return f" (did you mean {', '.join(guesses)}?)" if guesses else ""
+
+
 def _explain(error: jsonschema.ValidationError, prefix: str = "") -> str:
     key = _key_path(error, prefix)
     if error.validator == "additionalProperties":
@@ -53,14 +68,24 @@ def _explain(error: jsonschema.ValidationError, prefix: str = "") -> str:
         extra = sorted(set(error.instance) - set(allowed))
         where = f"under '{key}'" if error.absolute_path or prefix else "at the top level"
         if allowed:
-            return f"unknown key(s) {extra} {where}; allowed keys: {allowed}"
+            return f"unknown key(s) {extra} {where}{did_you_mean(extra, allowed)}; allowed keys: {allowed}"
         return f"{error.message} (at '{key}')"
     if error.validator == "enum":
-        return f"'{key}' = {error.instance!r} is not allowed; allowed values: {error.validator_value}"
-    if error.validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
-        return f"'{key}' = {error.instance!r} is out of range ({error.validator} {error.validator_value})"
+        return (f"'{key}' = {error.instance!r} is not allowed"
+                f"{did_you_mean([error.instance], [str(v) for v in error.validator_value])}; "
+                f"allowed values: {error.validator_value}")
+    if error.validator in _BOUNDS:
+        return f"'{key}' = {error.instance!r} is out of range: {_BOUNDS[error.validator]} {error.validator_value}"
     if error.validator == "type":
-        return f"'{key}' = {error.instance!r} has the wrong type; expected {error.validator_value}"
+        expected = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+        return (f"'{key}' = {error.instance!r} has the wrong type; expected "
+                f"{' or '.join(_TYPES.get(t, t) for t in expected)}")
+    if error.validator == "required":
+        missing = [k for k in error.validator_value if k not in error.instance]
+        return f"'{key}' lacks the key(s) {missing}, which must be given"
+    if error.validator == "minItems":
+        return f"'{key}' = {error.instance!r} must list at least {error.validator_value} entr" + \
+            ("y" if error.validator_value == 1 else "ies")
     if error.validator == "uniqueItems":
         return f"'{key}' = {error.instance!r} lists a value twice; list each once (every entry runs once)"
     if error.validator == "pattern":
@@ -75,7 +100,9 @@ def schema_errors(instance: Any, schema: dict | None = None, prefix: str = "") -
     validator = _Validator(load_schema() if schema is None else schema)
     errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
     if errors:
-        raise ConfigError("invalid config:\n  " + "\n  ".join(_explain(e, prefix) for e in errors))
+        err = ConfigError("invalid config:\n  " + "\n  ".join(_explain(e, prefix) for e in errors))
+        err.schema_keywords = {e.validator for e in errors}  # which checks refused (jest.experiment reads it)
+        raise err
 
 
 def check_finite(value: Any, key: str) -> None:
@@ -149,9 +176,12 @@ def read_config_file(path: str | Path) -> dict:
     """The mapping a YAML config file holds (not yet validated)."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    with open(path) as f:
-        raw = yaml.safe_load(f) or {}
+        raise ConfigError(f"config file {'is a folder' if path.is_dir() else 'not found'}: {path}")
+    try:
+        with open(path) as f:
+            raw = yaml.safe_load(f) or {}
+    except yaml.YAMLError as err:  # the parser's message names the line and column; its stack is no use
+        raise ConfigError(f"{path} is not valid YAML: {' '.join(str(err).split())}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the config must be a mapping, got {type(raw).__name__}")
     return raw

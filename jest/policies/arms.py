@@ -10,6 +10,7 @@ and nothing else (the arm's config is part of its training hash, jest.training.r
 from __future__ import annotations
 
 from jest.config import ConfigError, schema_errors
+from jest.config.schema import did_you_mean
 from jest.policies.registry import PolicySpec, UnknownPolicyError, get_spec
 from jest.training.schedule import arm_train_config, stable_steps
 
@@ -56,7 +57,8 @@ def _normalize(cfg: dict, name: str, arm: dict, explicit: set) -> dict:
     if stray:
         what = f"takes {takes}" if takes else "takes no other keys"
         raise ConfigError(f"'arms.{name}' has policy '{spec.name}', which besides 'budget' and 'allow_repeats' "
-                          f"{what}; remove {stray} (`python -m jest policies` lists each policy's keys)")
+                          f"{what}; remove {stray}{did_you_mean(stray, takes)} (`python -m jest policies` lists each "
+                          "policy's keys)")
     for key, value in spec.fixed.items():
         if key in explicit and own.get(key) != value:
             raise ConfigError(f"'arms.{name}.{key}' = {own.get(key)!r}: policy '{spec.name}' always uses "

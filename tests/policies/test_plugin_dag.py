@@ -34,7 +34,7 @@ def test_the_documented_example_registers_and_validates(tmp_path):
     cfg = validate_config({"name": "x", "plugins": [str(plugin)],
                            "arms": {"u": {"policy": "uniform"}, "hard_x2": {"policy": "hardest_half"}}})
     assert cfg["arms"]["hard_x2"]["oversample"] == 2
-    with pytest.raises(ConfigError, match=r"'arms.hard_x2.oversample' = 1 is out of range \(minimum 2\)"):
+    with pytest.raises(ConfigError, match=r"'arms.hard_x2.oversample' = 1 is out of range: must be at least 2"):
         validate_config({**cfg, "arms": {**cfg["arms"], "hard_x2": {"policy": "hardest_half", "oversample": 1}}})
 
 

@@ -6,7 +6,9 @@ import sys
 from pathlib import Path
 
 from jest.data.manifest import input_file_contents, local_input_files
-from jest.config import PROJECT_ROOT, cache_root, config_hash, results_root
+from snakemake.exceptions import WorkflowError
+
+from jest.config import PROJECT_ROOT, ConfigError, cache_root, config_hash, results_root, section_hashes
 from jest.experiment import validate_snakemake_config
 from jest.io import atomic_write_json
 from jest.policies.arms import reads_reference, spec_of
@@ -18,7 +20,12 @@ os.environ.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFL
 
 # Fails here, naming the key and the allowed values, before any job runs (dry runs included).
 # `--config` values (text below the top level) are converted by the schema's types first.
-CFG = validate_snakemake_config(config, workflow.config_settings.config)
+# A refusal is the user's to fix, so it is raised as a WorkflowError from here: Snakemake prints its
+# message and this one frame, not the library's stack under it.
+try:
+    CFG = validate_snakemake_config(config, workflow.config_settings.config)
+except ConfigError as err:
+    raise WorkflowError(str(err)) from None
 # Relative paths when the results live under the working directory, so that targets
 # can be named as users see them (results/tiny/runs/...).
 ROOT = Path(os.path.relpath(results_root(CFG) / CFG["name"])) if not Path(CFG["results_dir"]).is_absolute() \

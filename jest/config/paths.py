@@ -18,6 +18,13 @@ def config_hash(obj: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:12]
 
 
+def section_hashes(**sections: Any) -> str:
+    """A rerun trigger that names its parts, 'model=1a2b3c4d train=5e6f7a8b ...': Snakemake reports a
+    changed param by its old and new values only ("Params have changed ... before: X now: Y"), so a
+    bare hash says nothing; here the part that differs names the config section that changed."""
+    return " ".join(f"{name}={config_hash(value)[:8]}" for name, value in sections.items())
+
+
 def deep_merge(base: dict, update: dict) -> dict:
     out = copy.deepcopy(base)
     for key, value in update.items():

@@ -22,7 +22,9 @@ rule train:
         seed=r"\d+",
     params:
         config=CONFIG_SNAPSHOT,
-        trigger=lambda wc: config_hash([CFG[k] for k in ("model", "train", "device")] + [CFG["arms"][wc.arm]]),
+        # "model=.. train=.. device=.. arm=..": a re-plan's "Params have changed" names the section
+        trigger=lambda wc: section_hashes(model=CFG["model"], train=CFG["train"], device=CFG["device"],
+                                          arm=CFG["arms"][wc.arm]),
         run_dir=lambda wc: run_dir(wc.arm, wc.seed),
         shards=ROOT / "shards",
         tokenizer=ROOT / "tokenizer",

@@ -31,9 +31,11 @@ def _typo_config(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("args", [("check-config", "nope.yaml"), ("verdict", "--config", "nope.yaml"),
-                                  ("preflight", "--config", "nope.yaml")])
+                                  ("preflight", "--config", "nope.yaml"),
+                                  (".evaluation.preflight", "--config", "nope.yaml")])  # named by preflight's output
 def test_a_missing_config_file_is_one_line(args):
-    proc = _jest(*args)
+    proc = (subprocess.run([sys.executable, "-m", "jest" + args[0], *args[1:]], capture_output=True, text=True,
+                           cwd=PROJECT_ROOT, env=ENV) if args[0].startswith(".") else _jest(*args))
     assert proc.returncode == 1 and proc.stdout == ""
     assert proc.stderr == "error: config file not found: nope.yaml\n"
 

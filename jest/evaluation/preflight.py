@@ -313,10 +313,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--download", action="store_true",
                         help="fetch the missing datasets into the cache (needs internet access)")
     args = parser.parse_args(argv)
-    from jest.config import cache_root
+    from jest.config import ConfigError, cache_root
     from jest.experiment import load_config
 
-    cfg = load_config(args.config)
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as err:  # the user's to fix: the message, not the library's stack
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     os.environ.setdefault("HF_HOME", str(cache_root(cfg) / "hf"))  # as the workflow (common.smk)
     offline = "0" if args.download else "1"
     os.environ.update(HF_DATASETS_OFFLINE=offline, HF_HUB_OFFLINE=offline)

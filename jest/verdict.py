@@ -121,7 +121,8 @@ def _multiplier_lines(summary: dict) -> list[str]:
                      for arm in roles])
     others = _other_quantities(rows)
     if others:
-        lines += _wrap(f"The report also gives the multiplier in {', '.join(others)}.", indent="")
+        names = ", ".join(others[:-1]) + " and " + others[-1] if len(others) > 1 else others[0]
+        lines += _wrap(f"The report also gives the multiplier in {names}.", indent="")
     if any(isinstance(r.get("parity"), dict) for r in rows.values()):
         lines += _wrap("Its second view, the first crossing of the baseline's final loss, is in the report.", "")
     return lines
@@ -132,14 +133,14 @@ def _paired_lines(summary: dict) -> list[str]:
     controls = summary.get("controls") or {}
     pairs = [(p, p.get("offline_filter"), "offline filter", p.get("jest_over_offline"))
              for p in controls.get("offline_share") or []]
-    pairs += [(p, p.get("matched"), "mixture-matched", p.get("jest_over_matched"))
+    pairs += [(p, p.get("matched"), "mixture matched", p.get("jest_over_matched"))
               for p in controls.get("mixture_matched") or []]
     pairs = [(p, other, kind, test) for p, other, kind, test in pairs if isinstance(test, dict)]
     if not pairs:
         return []
     margin = next((t.get("margin") for *_, t in pairs if t.get("margin")), None)
     lines = ["JEST vs its controls (paired by seed, ratio of iterations multipliers"
-             + (f"; equivalent: within 1/{margin}..{margin}x)" if margin else ")")]
+             + (f", equivalence margin {margin}x)" if margin else ")")]
     lines += _table(["JEST arm", "control", "kind", "ratio", "verdict"],
                     [[p.get("arm", "?"), other or "?", kind,
                       f"{_num(t.get('ratio'))}x [{_num(t.get('ci_low'))}, {_num(t.get('ci_high'))}]",

@@ -11,6 +11,7 @@ same seeds make the runs positively correlated, so the true standard error of th
 """
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -49,7 +50,7 @@ def agreement(here: dict, there: dict) -> tuple[float, str] | None:
     if se_a is None or se_b is None or not (here.get("value") or 0) > 0 or not (there.get("value") or 0) > 0:
         return None
     z = (math.log(here["value"]) - math.log(there["value"])) / math.hypot(se_a, se_b)
-    return z, ("agrees within the seeds' spread" if abs(z) < Z_AGREE else "differs beyond the seeds' spread")
+    return z, ("within the seeds' spread" if abs(z) < Z_AGREE else "beyond the seeds' spread: they differ")
 
 
 def _headline(summary: dict) -> dict[str, dict]:
@@ -58,7 +59,6 @@ def _headline(summary: dict) -> dict[str, dict]:
 
 def reference_lines(summary: dict, summary_path: Path, reference: Path) -> list[str]:
     """One line per headline arm the two summaries share; one line when the summary is the reference."""
-    import json
     try:
         rel = reference.resolve().relative_to(PROJECT_ROOT)
     except ValueError:
@@ -66,8 +66,8 @@ def reference_lines(summary: dict, summary_path: Path, reference: Path) -> list[
     if summary_path.resolve() == reference.resolve():
         return [f"This is the committed reference of config {summary['config']['name']} ({rel})."]
     ref = json.loads(reference.read_text())
-    lines = [f"Against the committed reference {rel} (iterations; z = log ratio / combined SE of both "
-             f"intervals, agree: |z| < {Z_AGREE})"]
+    lines = [f"Against the committed reference {rel}, iterations multiplier",
+             f"(z: log ratio / combined standard error read from both intervals; agree: |z| < {Z_AGREE})"]
     theirs = _headline(ref)
     for arm, mine in _headline(summary).items():
         if arm not in theirs:
@@ -75,7 +75,7 @@ def reference_lines(summary: dict, summary_path: Path, reference: Path) -> list[
             continue
         result = agreement(mine or {}, theirs[arm] or {})
         here, there = (f"{_value(m)}x" for m in (mine, theirs[arm]))
-        lines.append(f"{arm}: {here} here vs {there} in the reference: "
+        lines.append(f"{arm}: {here} here, {there} in the reference: "
                      + (f"z = {result[0]:+.2f}, {result[1]}" if result else "a bound or no interval: not judged"))
     return lines
 

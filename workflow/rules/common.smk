@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from jest.data.manifest import input_file_contents, local_input_files
+from jest.doctor import planning_warnings
 from jest.config import PROJECT_ROOT, cache_root, config_hash, results_root
 from jest.experiment import validate_snakemake_config
 from jest.io import atomic_write_json
@@ -67,6 +68,13 @@ def mlflow_store_warning():
 
 if (_store_warning := mlflow_store_warning()) is not None:
     print(_store_warning, file=sys.stderr)
+
+# `python -m jest doctor`'s fast checks (jest/doctor/: data files, sources, CUDA, bf16, disk): what this
+# config needs and this machine lacks, as warnings while planning, dry runs included; a real run stops on
+# a missing one before its first job (onstart, evaluate.smk). Not in remote jobs: they re-read this file.
+if workflow.is_main_process and (_doctor := planning_warnings(CFG, str(([*workflow.overwrite_configfiles]
+                                                                      or ["config/tiny.yaml"])[0]))):
+    print(*_doctor, sep="\n", file=sys.stderr)
 
 
 def write_resolved_config():

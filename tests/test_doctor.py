@@ -42,7 +42,7 @@ def test_gpu_config_on_this_machine_names_cuda_data_and_datasets(tmp_path):
     assert "huggingface-cli download HuggingFaceFW/fineweb " in data  # the config's own commands
     assert any(line.startswith("MISSING datasets") and "9 of 9" in line for line in lines), out
     assert "python -m jest.evaluation.preflight --config config/gpu.yaml --download" in out
-    summary = lines[-1]  # "N checks: M missing (names), K warning(s); ..."
+    summary = " ".join(lines[next(i for i, ln in enumerate(lines) if " checks: " in ln):])  # "N checks: M missing ..."
     assert summary.startswith(f"{sum(line.split(' ')[0] in ('OK', 'WARN', 'MISSING') for line in lines)} checks")
     assert "cuda" in summary and "datasets" in summary and "data files" in summary
 
@@ -169,3 +169,14 @@ def test_snakemake_warns_on_a_dry_run_and_stops_a_real_run(tmp_path):
     assert real.returncode != 0
     assert "DoctorError" in real.stderr and "no job was started" in real.stderr, real.stderr[-3000:]
     assert not (tmp_path / cfg["name"] / "data").exists()  # no job ran
+
+
+def test_planning_warnings_survive_a_failing_check(monkeypatch):
+    import jest.doctor as doctor
+
+    def broken(*args, **kwargs):
+        raise OSError("disk probe failed")
+
+    monkeypatch.setattr(doctor, "run_checks", broken)
+    lines = planning_warnings(load_config("config/tiny.yaml"), "config/tiny.yaml")
+    assert len(lines) == 1 and "could not run its checks (OSError: disk probe failed)" in lines[0]

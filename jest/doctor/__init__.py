@@ -12,13 +12,14 @@ machine item in its onstart hook (workflow/rules/evaluate.smk), next to the sour
 """
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from jest.config import ConfigError, cache_root, results_root
 from jest.doctor.data import dataset_findings, source_findings
-from jest.doctor.findings import DoctorError, Finding, shown
+from jest.doctor.findings import WIDTH, DoctorError, Finding, shown
 from jest.doctor.machine import bf16_findings, cuda_findings, disk_findings, version_findings
 
 __all__ = ["DoctorError", "Finding", "machine_findings", "main", "planning_warnings", "run_checks",
@@ -53,7 +54,11 @@ def planning_warnings(cfg: dict, config_path: str) -> list[str]:
     """The fast checks' problems as warnings (Snakemake prints them while planning, dry runs included);
     nothing when every check is OK."""
     config_path = shown(config_path)  # Snakemake passes it absolute
-    problems = [f for f in run_checks(cfg, config_path, fast=True) if f.status != "OK"]
+    try:
+        problems = [f for f in run_checks(cfg, config_path, fast=True) if f.status != "OK"]
+    except Exception as err:  # noqa: BLE001 -- advice only: a doctor bug must not stop every snakemake call
+        return [f"WARNING: python -m jest doctor --config {config_path} could not run its checks "
+                f"({type(err).__name__}: {err}); run it to see why"]
     if not problems:
         return []
     missing = sum(f.status == "MISSING" for f in problems)
@@ -94,6 +99,8 @@ def main(config_path: str, cache_dir: str | None = None) -> int:
     print("\n".join(report_lines(findings)))
     missing = [f.check for f in findings if f.status == "MISSING"]
     warned = sum(f.status == "WARN" for f in findings)
-    print(f"{len(findings)} checks: {len(missing)} missing{' (' + ', '.join(missing) + ')' if missing else ''}, "
-          f"{warned} warning(s)" + ("; fix the MISSING lines before a run" if missing else "; ready to run"))
+    summary = (f"{len(findings)} checks: {len(missing)} missing{' (' + ', '.join(missing) + ')' if missing else ''}, "
+               f"{warned} warning(s)" + ("; fix the MISSING lines before a run" if missing else "; ready to run")
+               + f". No registry was asked: python -m jest preflight --config {config_path} asks them.")
+    print("\n".join(textwrap.wrap(summary, WIDTH)))
     return 1 if missing else 0

@@ -29,8 +29,9 @@ onstart:
 
     _config_hint = f"--config {([*workflow.overwrite_configfiles] or ['config/tiny.yaml'])[0]}"
     # jest/doctor/: CUDA, bf16 and disk, then the preflight; one error names what both found missing
+    _datasets_stamp = ROOT / "tasks" / "datasets_checked.json"
     _sources = workflow_doctor(CFG, _config_hint.split()[-1],
-                               lambda: workflow_checks(CFG, CACHE, ROOT / "tasks" / "datasets_checked.json", _config_hint))
+                               lambda: workflow_checks(CFG, CACHE, _datasets_stamp, _config_hint))
     print(f"sources: {len(_sources.checks)} external artifact(s) cached or fetchable "
           f"(python -m jest preflight {_config_hint})", file=sys.stderr)
 

@@ -15,6 +15,7 @@
     python -m jest mlflow-ui     --config CONFIG [--port 5000]
     python -m jest verdict       [--summary SUMMARY_JSON | --config CONFIG]
     python -m jest preflight     --config CONFIG [--cache DIR] [--no-registry]
+    python -m jest doctor        --config CONFIG [--cache DIR]
     python -m jest sources export DIR --config CONFIG [--cache DIR]
     python -m jest sources import DIR [--config CONFIG] [--cache DIR]
 
@@ -318,6 +319,11 @@ def main(argv: list[str] | None = None) -> None:
                 "(exit 1 naming each missing one)", ("config",))
     p.add_argument("--cache", help="the source cache (default: the config's cache dir)")
     p.add_argument("--no-registry", action="store_true", help="do not ask registries: uncached means missing")
+    p = sub.add_parser("doctor", help="is this machine ready for the config? one line per need (data, datasets, "
+                                      "CUDA, GPU memory, bf16, disk, versions); exit 1 if one is missing")
+    p.add_argument("--config", required=True)
+    p.add_argument("--cache", help="the source cache (default: the config's cache dir)")
+    p.set_defaults(func=lambda a: sys.exit(importlib.import_module("jest.doctor").main(a.config, a.cache)))
     p = sub.add_parser("sources", help="escrow: export the config's external artifacts to a folder, or import "
                                        "a folder into the cache (verified against its manifest and the pins)")
     p.add_argument("action", choices=("export", "import"))

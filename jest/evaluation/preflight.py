@@ -252,6 +252,21 @@ def _message(missing: list[tuple[HubDataset, str]], unknown: list[str], config_h
     return "\n".join(lines)
 
 
+def missing_datasets(tasks: Iterable[str], include_paths: Iterable[Path], *,
+                     download: bool = False) -> tuple[Needs, list[tuple[HubDataset, str]]]:
+    """What ``tasks`` need, and each hub dataset that does not load (with why); ``python -m jest
+    doctor`` reports these as lines, :func:`check_datasets` as one error."""
+    needs = dataset_needs(list(tasks), list(include_paths))
+    missing = []
+    for dataset in needs.datasets:
+        error = _try_load(dataset)
+        if error is not None:
+            missing.append((dataset, error))
+        elif download:
+            print(f"cached {dataset.call()} for {', '.join(dataset.tasks)}", flush=True)
+    return needs, missing
+
+
 def check_datasets(tasks: Iterable[str], include_paths: Iterable[Path], *, config_hint: str = "--config <config>",
                    download: bool = False) -> Needs:
     """Raise :class:`MissingDatasetsError` unless every hub dataset of ``tasks`` loads from the cache.
@@ -260,15 +275,7 @@ def check_datasets(tasks: Iterable[str], include_paths: Iterable[Path], *, confi
     the cache; the caller must have unset the offline variables before
     ``datasets`` was imported).
     """
-    tasks, include_paths = list(tasks), list(include_paths)
-    needs = dataset_needs(tasks, include_paths)
-    missing = []
-    for dataset in needs.datasets:
-        error = _try_load(dataset)
-        if error is not None:
-            missing.append((dataset, error))
-        elif download:
-            print(f"cached {dataset.call()} for {', '.join(dataset.tasks)}", flush=True)
+    needs, missing = missing_datasets(tasks, include_paths, download=download)
     if missing or needs.unknown:
         raise MissingDatasetsError(_message(missing, needs.unknown, config_hint))
     return needs
@@ -280,6 +287,25 @@ def _config_include_paths(cfg: dict[str, Any]) -> list[Path]:
     return [Path(p) if Path(p).is_absolute() else PROJECT_ROOT / p for p in cfg["evaluation"]["include_paths"]]
 
 
+def _stamp_key(cfg: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """What a recorded pass vouches for (tasks, include paths, cache, datasets version) and its digest."""
+    key = {"version": STAMP_VERSION, "tasks": expand(cfg["evaluation"]["tasks"]),
+           "include_paths": [str(p) for p in _config_include_paths(cfg)],
+           "hf_home": str(hf_home()), "datasets": _datasets_version(),
+           "offline": os.environ.get("HF_DATASETS_OFFLINE", "")}
+    return key, hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
+def stamp_passed(cfg: dict[str, Any], stamp: Path) -> bool:
+    """Does ``stamp`` record a pass with this config's inputs? (A stat and a read: no lm-eval import.)"""
+    if not stamp.is_file():
+        return False
+    try:
+        return json.loads(stamp.read_text()).get("sha256") == _stamp_key(cfg)[1]
+    except (OSError, ValueError):
+        return False
+
+
 def workflow_preflight(cfg: dict[str, Any], stamp: Path, config_hint: str) -> None:
     """The workflow's check before any job: skipped when ``stamp`` records a pass with the same inputs."""
     include_paths = _config_include_paths(cfg)
@@ -289,16 +315,9 @@ def workflow_preflight(cfg: dict[str, Any], stamp: Path, config_hint: str) -> No
     tasks = expand(cfg["evaluation"]["tasks"])
     if not [name for name in tasks if name not in _built_names()]:
         return  # the shipped tasks only: local files, built by the workflow
-    key = {"version": STAMP_VERSION, "tasks": tasks, "include_paths": [str(p) for p in include_paths],
-           "hf_home": str(hf_home()), "datasets": _datasets_version(),
-           "offline": os.environ.get("HF_DATASETS_OFFLINE", "")}
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
-    if stamp.is_file():
-        try:
-            if json.loads(stamp.read_text()).get("sha256") == digest:
-                return
-        except (OSError, ValueError):
-            pass
+    key, digest = _stamp_key(cfg)
+    if stamp_passed(cfg, stamp):
+        return
     needs = check_datasets(tasks, include_paths, config_hint=config_hint)
     stamp.parent.mkdir(parents=True, exist_ok=True)
     tmp = stamp.with_name(stamp.name + ".tmp")

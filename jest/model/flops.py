@@ -21,8 +21,13 @@ activations, the optimizer and the loss are not counted (O(d) per token).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
+
+# No module-level torch: the formulas are plain arithmetic, read by config checks and `python -m jest
+# doctor` at every Snakemake start, where importing torch would cost seconds; the counter imports it.
 
 
 def matmul_params(shape: dict) -> int:
@@ -89,6 +94,7 @@ class FlopLedger:
 def _register_cpu_sdpa_formulas() -> None:
     """torch's FlopCounterMode knows the CUDA attention kernels but not the CPU flash kernel
     that SDPA dispatches to here; give it the same formulas so the cross-check sees attention."""
+    import torch
     from torch.utils import flop_counter as fc
     aten = torch.ops.aten
     if aten._scaled_dot_product_flash_attention_for_cpu not in fc.flop_registry:

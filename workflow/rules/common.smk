@@ -9,6 +9,7 @@ from jest.data.manifest import input_file_contents, local_input_files
 from snakemake.exceptions import WorkflowError
 
 from jest.config import PROJECT_ROOT, ConfigError, cache_root, config_hash, results_root, section_hashes
+from jest.doctor import planning_warnings
 from jest.experiment import validate_snakemake_config
 from jest.io import atomic_write_json
 from jest.policies.arms import reads_reference, spec_of
@@ -74,6 +75,13 @@ def mlflow_store_warning():
 
 if (_store_warning := mlflow_store_warning()) is not None:
     print(_store_warning, file=sys.stderr)
+
+# `python -m jest doctor`'s fast checks (jest/doctor/: data files, sources, CUDA, bf16, disk): what this
+# config needs and this machine lacks, as warnings while planning, dry runs included; a real run stops on
+# a missing one before its first job (onstart, evaluate.smk). Not in remote jobs: they re-read this file.
+if workflow.is_main_process and (_doctor := planning_warnings(CFG, str(([*workflow.overwrite_configfiles]
+                                                                      or ["config/tiny.yaml"])[0]))):
+    print(*_doctor, sep="\n", file=sys.stderr)
 
 
 def write_resolved_config():
@@ -228,6 +236,7 @@ def evaluate_trigger():
 
 
 # ---- the scale ladder (workflow/rules/ladder.smk; jest/ladder/rungs.py)
+from analysis.plots_ladder import figure_name
 from jest.ladder.lr import round_grid
 from jest.ladder.rungs import check_draws, ladder_seeds, rung_lr_choice, rung_plan, shard_set_sizes, sweep_seed
 
@@ -238,6 +247,30 @@ LADDER = rung_plan(CFG)
 # The trainer checks again before training (jest/training/repetition.py), with the real set sizes.
 if LADDER and (ROOT / "shards" / "manifest.json").is_file():
     check_draws(CFG, *shard_set_sizes(json.loads((ROOT / "shards" / "manifest.json").read_text())))
+
+
+def sweep_round_inputs(wildcards):
+    """Round k of a rung's sweep: the runs of its grid (the first grid, or the previous round's and the lr
+    that round asked for); rounds after the first wait for that round (a checkpoint: its answer decides)."""
+    plan, k = LADDER[wildcards.rung], int(wildcards.k)
+    previous = checkpoints.ladder_lr_round.get(rung=wildcards.rung, k=k - 1).output[0] if k else None
+    grid = round_grid(plan, json.loads(Path(previous).read_text()) if previous else None)
+    arm_of = {lr: arm for arm, lr in {**plan["sweep"], **plan["sweep_extra"]}.items()}
+    return {"cards": [run_dir(arm_of[lr], sweep_seed(CFG)) / "card.json" for lr in grid],
+            **({"previous": previous} if previous else {})}
+
+
+def sweep_rounds(wildcards):
+    """The rung's rounds up to its last (the first whose best is off the grid's edges, or with no lr left).
+    One rule per rung, so that every rung's sweep proceeds at once (one input function that walked every
+    rung would stop at the first unfinished round and hold the other rungs back)."""
+    files, k = [], 0
+    while True:
+        path = checkpoints.ladder_lr_round.get(rung=wildcards.rung, k=k).output[0]
+        files.append(path)
+        if not json.loads(Path(path).read_text())["next"]:
+            return files
+        k += 1
 
 
 def ladder_run_outputs():

@@ -17,15 +17,21 @@
 # than after training. A pass is recorded in tasks/datasets_checked.json and not repeated while the
 # tasks and the cache path stay the same. Both checks run, and one error naming every problem ends
 # Snakemake with its message (keep-going in profiles/default does not apply: no job has started).
+# With them, `python -m jest doctor`'s machine checks: a config asking for CUDA (or more GPUs than
+# there are, or bf16 the CPU lacks, or far more disk than is free) stops here too, in the same error.
 onstart:
     import sys
 
+    from jest.doctor import workflow_doctor
     from jest.sources.preflight import workflow_checks
 
     write_resolved_config()  # common.smk: under the lock, never on a dry run
 
     _config_hint = f"--config {([*workflow.overwrite_configfiles] or ['config/tiny.yaml'])[0]}"
-    _sources = workflow_checks(CFG, CACHE, ROOT / "tasks" / "datasets_checked.json", _config_hint)
+    # jest/doctor/: CUDA, bf16 and disk, then the preflight; one error names what both found missing
+    _datasets_stamp = ROOT / "tasks" / "datasets_checked.json"
+    _sources = workflow_doctor(CFG, _config_hint.split()[-1],
+                               lambda: workflow_checks(CFG, CACHE, _datasets_stamp, _config_hint))
     print(f"sources: {len(_sources.checks)} external artifact(s) cached or fetchable "
           f"(python -m jest preflight {_config_hint})", file=sys.stderr)
 

@@ -9,33 +9,6 @@
 #   snakemake length --cores 2 --configfile config/length.yaml   (the same target under the length axis' name)
 # Its inputs (LADDER, ladder_run_outputs, the draw check) are in common.smk.
 
-from analysis.plots_ladder import figure_name
-
-
-def sweep_round_inputs(wildcards):
-    """Round k of a rung's sweep: the runs of its grid (the first grid, or the previous round's and the lr
-    that round asked for); rounds after the first wait for that round (a checkpoint: its answer decides)."""
-    plan, k = LADDER[wildcards.rung], int(wildcards.k)
-    previous = checkpoints.ladder_lr_round.get(rung=wildcards.rung, k=k - 1).output[0] if k else None
-    grid = round_grid(plan, json.loads(Path(previous).read_text()) if previous else None)
-    arm_of = {lr: arm for arm, lr in {**plan["sweep"], **plan["sweep_extra"]}.items()}
-    return {"cards": [run_dir(arm_of[lr], sweep_seed(CFG)) / "card.json" for lr in grid],
-            **({"previous": previous} if previous else {})}
-
-
-def sweep_rounds(wildcards):
-    """The rung's rounds up to its last (the first whose best is off the grid's edges, or with no lr left).
-    One rule per rung, so that every rung's sweep proceeds at once (one input function that walked every
-    rung would stop at the first unfinished round and hold the other rungs back)."""
-    files, k = [], 0
-    while True:
-        path = checkpoints.ladder_lr_round.get(rung=wildcards.rung, k=k).output[0]
-        files.append(path)
-        if not json.loads(Path(path).read_text())["next"]:
-            return files
-        k += 1
-
-
 checkpoint ladder_lr_round:
     input:
         unpack(sweep_round_inputs),

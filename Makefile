@@ -1,5 +1,5 @@
 # The two commands of the README:
-#   make reproduce   create/update .venv, then run the main job (default config, all cores)
+#   make reproduce   create/update .venv, then run the main job (CONFIG, default config/tiny.yaml, all cores)
 #   make test        create/update .venv, then run the test suite
 # Setup is idempotent: the venv is (re)installed only when requirements.lock or
 # pyproject.toml changed since the last install (the stamp file records it).
@@ -32,7 +32,7 @@ $(STAMP): requirements.lock pyproject.toml
 	@touch $@
 
 reproduce: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES)   # profiles/default loads by itself (Snakemake's default workflow profile)
+	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG)   # profiles/default loads by itself (Snakemake's default workflow profile)
 	@$(BIN)/python -m jest verdict --config $(CONFIG)
 
 # The default suite keeps one real Snakemake run of the smoke DAG, shared by tests/test_integrity_dag.py

@@ -1,0 +1,251 @@
+"""The positive control's report (issue #27, item 6): on a pool with planted noise, the iterations multiplier
+the harness measures for each compared arm (JEST, the oracle), with its 95% interval, beside the multiplier
+the construction predicts.
+
+    python -m analysis.positive_control --config SNAPSHOT --runs results/<name>/runs \
+        --shards-manifest results/<name>/shards/manifest.json --out DIR
+
+Writes DIR/summary.json (schema SCHEMA), DIR/report.md and DIR/multiplier_vs_prediction.png.
+
+The prediction. The pool is n_text sequences of curated-domain text plus n_noise of random tokens, a share
+s = n_noise / (n_text + n_noise). A uniform step of b sequences holds (1 - s) b text sequences on average.
+If only text teaches the curated domain, an arm whose steps hold a text share p matches uniform at
+p / (1 - s) times uniform's steps:
+
+    predicted multiplier (iterations) = p / (1 - s)
+    oracle (uniform over the text, p = 1):                       1 / (1 - s)
+    JEST (at most b text per step, from a super-batch of B = b / (1 - f) candidates of which X are text,
+          X ~ Hypergeometric(n_text + n_noise, n_text, B), about Binomial(B, 1 - s)):
+          p <= E[min(X, b)] / b, so its ceiling is E[min(X, b)] / (b (1 - s)).
+The JEST arm's own logged text share (sel_share_quality_clean, mean over its steps and seeds) gives a
+second, diagnostic prediction: the multiplier its selection would earn if what it kept were worth uniform
+text (ASSUMPTIONS says what each prediction takes for granted).
+
+The measurement is the harness's own: analysis.verdicts.metric_multipliers (the uniform compute family,
+paired by seed, the t-interval over seeds of analysis.stats) on the curated-domain held-out loss. The
+verdict per arm: whether its 95% interval contains the predicted value, lies below it or above it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats as st
+
+from analysis.multiplier import family_arms
+from analysis.runs import config_runs, left_out, load_curves
+from analysis.stats import Estimate, interval
+from analysis.verdicts import family_table, metric_multipliers
+from jest.experiment import load_config
+from jest.io import atomic_write_json, atomic_write_text
+from jest.policies.registry import role_of
+from jest.tracking.metrics import MetricsError
+
+SCHEMA = "jest-positive-control-summary-v1"
+QUANTITY = "iterations"
+TEXT_SHARE = "sel_share_quality_clean"  # the trainer's share of chosen sequences labelled clean (the text)
+CONTAINS, BELOW, ABOVE, BOUND, UNMEASURED = ("contains the prediction", "below the prediction",
+                                             "above the prediction", "bound", "not measured")
+ASSUMPTIONS = [
+    "A noise step teaches the curated domain nothing and costs it nothing: the held-out loss depends on the "
+    "text sequences trained on, not on the noise beside them (no interference through shared weights or "
+    "the optimizer's state).",
+    "Learning is limited by examples, not steps: (1 - s) b text sequences per uniform step do as much per "
+    "sequence as b per oracle step (the batch is below the critical batch size), and the schedule's shape "
+    "scales with the run (every arm anneals over its own last 20% of steps).",
+    "No text is repeated: every arm draws fresh text (each run's pool_passes <= 1, checked by the trainer).",
+    "JEST: the text it keeps is worth uniform text (selection inside the text adds nothing), so only its "
+    "text share counts; a selector cannot keep more text than its super-batch holds (the ceiling).",
+]
+
+
+def text_candidates(n_total: int, n_text: int, super_batch: int, batch: int) -> dict:
+    """The super-batch's text count X ~ Hypergeometric(n_total, n_text, super_batch) against b slots:
+    E[X], P(X < b) and E[min(X, b)] / b (the largest text share a selector can train on)."""
+    dist = st.hypergeom(n_total, n_text, super_batch)
+    k = np.arange(0, super_batch + 1)
+    pmf = dist.pmf(k)
+    return {"super_batch": super_batch, "batch": batch, "expected_text": float(dist.mean()),
+            "p_fewer_than_batch": float(dist.cdf(batch - 1)),
+            "max_text_share": float((np.minimum(k, batch) * pmf).sum() / batch)}
+
+
+def predictions(planted: dict, arms: dict[str, dict], batch: int) -> dict:
+    """arm -> {predicted, text_share, basis, ...} from the construction (`planted`: the shards manifest's
+    record) for the oracle (role 'oracle') and JEST-like arms (a filter_ratio); other arms: None."""
+    n_text, n_noise = planted["text_sequences"], planted["noise_sequences"]
+    s = n_noise / (n_text + n_noise)
+    out = {}
+    for arm, settings in arms.items():
+        role = role_of(settings.get("policy"))
+        if role == "oracle":
+            out[arm] = {"predicted": 1.0 / (1.0 - s), "text_share": 1.0,
+                        "basis": "uniform over the text alone: p = 1, predicted 1 / (1 - s)"}
+        elif settings.get("filter_ratio") is not None and role == "claim":
+            f = float(settings["filter_ratio"])
+            super_batch = int(round(batch / (1.0 - f)))
+            cand = text_candidates(n_text + n_noise, n_text, super_batch, batch)
+            out[arm] = {"predicted": cand["max_text_share"] / (1.0 - s), "text_share": cand["max_text_share"],
+                        "basis": f"ceiling: at most min(X, b) text per step from a super-batch of B = b / (1 - f) = "
+                                 f"{super_batch}; E[min(X, b)] / (b (1 - s))", "super_batch": cand}
+        else:
+            out[arm] = None
+    return out
+
+
+def verdict(est: Estimate | None, predicted: float) -> tuple[str, str]:
+    """(word, reason): does the arm's interval contain the predicted multiplier?"""
+    if est is None or est.value is None:
+        return UNMEASURED, "no multiplier: the arm has no runs on the metric"
+    if est.n < 2:
+        return UNMEASURED, f"one seed ({est.value:.2f}x): no interval"
+    lo, hi = interval(est)
+    span = f"[{lo:.2f}, {'open' if math.isinf(hi) else f'{hi:.2f}'}]x"
+    if est.bound is not None and lo <= predicted <= hi:
+        return BOUND, (f"{span}: a seed lies outside the uniform family's range ({est.bound} bound), so the "
+                       f"interval is open and cannot confirm {predicted:.2f}x")
+    if hi < predicted:
+        return BELOW, f"the 95% interval {span} lies below the predicted {predicted:.2f}x"
+    if lo > predicted:
+        return ABOVE, f"the 95% interval {span} lies above the predicted {predicted:.2f}x"
+    return CONTAINS, f"the 95% interval {span} contains the predicted {predicted:.2f}x"
+
+
+def _estimate(e: Estimate | None) -> dict | None:
+    if e is None:
+        return None
+    return {"value": e.value, "ci_low": e.ci_low, "ci_high": e.ci_high, "bound": e.bound, "n": e.n,
+            "ci_level": e.ci_level, "per_seed": e.per_seed}
+
+
+def selected_text_share(curves: pd.DataFrame, arm: str) -> dict | None:
+    """The arm's logged share of chosen text per seed (mean over its steps) and over seeds; None if unlogged."""
+    d = curves[curves["arm"] == arm]
+    if TEXT_SHARE not in d or d[TEXT_SHARE].isna().all():
+        return None
+    per_seed = d.dropna(subset=[TEXT_SHARE]).groupby("seed")[TEXT_SHARE].mean()
+    return {"mean": float(per_seed.mean()), "per_seed": {str(k): float(v) for k, v in per_seed.items()}}
+
+
+def assemble(cfg: dict, curves: pd.DataFrame, planted: dict) -> dict:
+    pc = cfg["positive_control"]
+    metric, compared = pc["metric"], list(pc["arms"])
+    family = family_arms(cfg["arms"])
+    batch = int(cfg["train"]["batch_size"])
+    preds = predictions(planted, {a: cfg["arms"][a] for a in compared}, batch)
+    mults = metric_multipliers(curves, metric, family, compared)
+    s = planted["noise_sequences"] / (planted["text_sequences"] + planted["noise_sequences"])
+    arms = {}
+    for arm in compared:
+        est = mults.get(arm, {}).get("quantities", {}).get(QUANTITY)
+        pred = preds.get(arm)
+        row = {"policy": cfg["arms"][arm]["policy"], "measured": _estimate(est),
+               "range": mults.get(arm, {}).get("range", {}).get(QUANTITY), "prediction": pred,
+               "final": mults.get(arm, {}).get("final")}
+        if pred is not None:
+            row["verdict"], row["reason"] = verdict(est, pred["predicted"])
+        share = selected_text_share(curves, arm)
+        if share is not None:
+            row["selected_text_share"] = share
+            row["predicted_from_selected_share"] = share["mean"] / (1.0 - s)
+        arms[arm] = row
+    judged = [r for r in arms.values() if r.get("verdict")]
+    seen = [r for r in judged if r["measured"] and r["measured"]["ci_low"] and r["measured"]["ci_low"] > 1.0]
+    return {
+        "schema": SCHEMA, "config": cfg["name"], "metric": metric, "quantity": QUANTITY, "seeds": cfg["seeds"],
+        "construction": {**planted, "share": s, "batch_size": batch, "steps_1x": cfg["train"]["steps"]},
+        "derivation": ("With a noise share s, a uniform step holds (1 - s) b text sequences on average. If only text "
+                       "teaches the curated domain, an arm whose steps hold a text share p matches uniform at "
+                       "p / (1 - s) times uniform's steps: the oracle (p = 1) at 1 / (1 - s); JEST at most "
+                       "E[min(X, b)] / (b (1 - s)), X the text candidates of its super-batch of b / (1 - f)."),
+        "assumptions": ASSUMPTIONS,
+        "family": family_table(curves, metric, family),
+        "arms": arms,
+        "instrument": {"arms_judged": len(judged), "contain_prediction": sum(r["verdict"] == CONTAINS for r in judged),
+                       "large_effect_seen": len(seen) == len(judged) and bool(judged)},
+    }
+
+
+def _fmt(e: dict | None) -> str:
+    if not e or e["value"] is None:
+        return "-"
+    sign = {"lower": ">", "upper": "<"}.get(e["bound"], "")
+    lo = "open" if e["ci_low"] is None else f"{e['ci_low']:.2f}"
+    hi = "open" if e["ci_high"] is None else f"{e['ci_high']:.2f}"
+    return f"{sign}{e['value']:.2f}x" + (f" [{lo}, {hi}]" if e["n"] > 1 else " (1 seed)")
+
+
+def render(summary: dict) -> str:
+    c = summary["construction"]
+    lines = [f"# Positive control: {summary['config']}", "",
+             f"Pool: {c['text_sequences']:,} sequences of curated-domain text + {c['noise_sequences']:,} of planted "
+             f"noise ({c['kind']}), a noise share s = {c['share']:.4f} (declared {c['share_declared']:g}). "
+             f"Metric: final `{summary['metric']}`; multiplier in {summary['quantity']} against the uniform compute "
+             f"family (paired by seed), 95% t-interval over seeds {summary['seeds']}.", "",
+             "## Measured beside predicted", "",
+             "| arm | measured (95% CI) | predicted | verdict | text share trained | predicted from that share |",
+             "|---|---|---|---|---|---|"]
+    for arm, r in summary["arms"].items():
+        pred, share = r["prediction"], r.get("selected_text_share")
+        predicted = "-" if pred is None else f"{pred['predicted']:.2f}x"
+        trained = ("1 (by construction)" if pred and pred["text_share"] == 1.0 else
+                   "-" if share is None else f"{share['mean']:.3f}")
+        from_share = r.get("predicted_from_selected_share")
+        lines.append(f"| {arm} | {_fmt(r['measured'])} | {predicted} | {r.get('verdict', '-')} | {trained} | "
+                     f"{'-' if from_share is None else f'{from_share:.2f}x'} |")
+    lines += [""] + [f"- {arm}: {r['reason']}." for arm, r in summary["arms"].items() if r.get("reason")]
+    ins = summary["instrument"]
+    lines += ["", f"Instrument: {ins['contain_prediction']} of {ins['arms_judged']} intervals contain their "
+              f"prediction; a large effect (interval above 1x) was {'seen' if ins['large_effect_seen'] else 'NOT seen'} "
+              "for every compared arm.", "", "## Derivation", "", summary["derivation"], ""]
+    for arm, r in summary["arms"].items():
+        sb = (r["prediction"] or {}).get("super_batch")
+        if sb:
+            lines.append(f"- {arm}: super-batch B = {sb['super_batch']} for b = {sb['batch']}: E[X] = "
+                         f"{sb['expected_text']:.1f} text candidates, P(X < b) = {sb['p_fewer_than_batch']:.3f}, "
+                         f"E[min(X, b)] / b = {sb['max_text_share']:.4f}.")
+    lines += ["", "What the prediction assumes:", ""] + [f"{i}. {a}" for i, a in enumerate(summary["assumptions"], 1)]
+    lines += ["", "## The uniform compute family", "", "| arm | budget | steps | final (mean over seeds) |",
+              "|---|---|---|---|"]
+    for f in summary["family"]:
+        lines.append(f"| {f['arm']} | {f['budget']:g}x | {f['iterations']:.0f} | {f['final_mean']:.4f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", required=True)
+    p.add_argument("--runs", required=True)
+    p.add_argument("--shards-manifest", required=True)
+    p.add_argument("--out", required=True)
+    args = p.parse_args(argv)
+    cfg = load_config(args.config)
+    if not cfg.get("positive_control"):
+        raise SystemExit(f"error: {args.config} has no positive_control section")
+    planted = json.loads(Path(args.shards_manifest).read_text()).get("planted_noise")
+    if not planted:
+        raise SystemExit(f"error: {args.shards_manifest} records no planted noise: set data.planted_noise.share > 0")
+    arms = list(family_arms(cfg["arms"])) + list(cfg["positive_control"]["arms"])
+    runs = config_runs(cfg, arms)
+    try:
+        curves = load_curves(Path(args.runs), runs=runs)  # each metrics.jsonl checked against its run's sha256
+    except MetricsError as err:
+        raise SystemExit(f"error: {err}") from None
+    other = left_out(Path(args.runs), runs)
+    if other:
+        print(f"positive control: {len(other)} run folder(s) not among its arms x seeds were not read: {', '.join(other)}")
+    summary = assemble(cfg, curves, planted)
+    out = Path(args.out)
+    atomic_write_json(out / "summary.json", summary)
+    atomic_write_text(out / "report.md", render(summary))
+    from analysis.plots_positive_control import plot_positive_control
+    plot_positive_control(summary).savefig(out / "multiplier_vs_prediction.png", dpi=120)
+    print(f"positive control: {out / 'report.md'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -38,7 +38,7 @@ from scipy import stats as st
 
 from analysis.multiplier import family_arms
 from analysis.runs import config_runs, left_out, load_curves
-from analysis.stats import Estimate, interval
+from analysis.stats import Estimate, compare, interval
 from analysis.verdicts import family_table, metric_multipliers
 from jest.experiment import load_config
 from jest.io import atomic_write_json, atomic_write_text
@@ -108,6 +108,12 @@ def verdict(est: Estimate | None, predicted: float) -> tuple[str, str]:
     if est.bound is not None and lo <= predicted <= hi:
         return BOUND, (f"{span}: a seed lies outside the uniform family's range ({est.bound} bound), so the "
                        f"interval is open and cannot confirm {predicted:.2f}x")
+    return judge(lo, hi, predicted)
+
+
+def judge(lo: float, hi: float, predicted: float) -> tuple[str, str]:
+    """(word, reason) for a 95% interval [lo, hi] against a predicted value."""
+    span = f"[{lo:.2f}, {'open' if math.isinf(hi) else f'{hi:.2f}'}]x"
     if hi < predicted:
         return BELOW, f"the 95% interval {span} lies below the predicted {predicted:.2f}x"
     if lo > predicted:
@@ -129,6 +135,28 @@ def selected_text_share(curves: pd.DataFrame, arm: str) -> dict | None:
         return None
     per_seed = d.dropna(subset=[TEXT_SHARE]).groupby("seed")[TEXT_SHARE].mean()
     return {"mean": float(per_seed.mean()), "per_seed": {str(k): float(v) for k, v in per_seed.items()}}
+
+
+def jest_over_oracle(cfg: dict, compared: list[str], mults: dict, preds: dict, arms: dict) -> list[dict]:
+    """Each JEST arm's multiplier over the oracle's, paired by seed (analysis.stats.compare), beside the
+    predicted ratio: its text share (the ceiling, and the share it logged). Both arms train on b sequences
+    per step, nearly all text, so this ratio does not rest on assumption 2 (examples, not steps): only on
+    1 and 4. The iterations multipliers share the family curve, which cancels in the ratio."""
+    oracles = [a for a in compared if role_of(cfg["arms"][a]["policy"]) == "oracle" and a in mults]
+    out = []
+    for arm in compared:
+        pred = preds.get(arm)
+        if not oracles or arm not in mults or pred is None or arm in oracles:
+            continue
+        test = compare(mults[arm]["quantities"][QUANTITY], mults[oracles[0]]["quantities"][QUANTITY])
+        row = {"arm": arm, "oracle": oracles[0], "predicted": pred["text_share"],
+               "predicted_from_selected_share": (arms[arm].get("selected_text_share") or {}).get("mean"),
+               "ratio": test["ratio"], "ci_low": test["ci_low"], "ci_high": test["ci_high"], "n": test["n"],
+               "p_difference": test["p_difference"]}
+        if test["ci_low"] is not None:
+            row["verdict"], row["reason"] = judge(test["ci_low"], test["ci_high"], pred["text_share"])
+        out.append(row)
+    return out
 
 
 def assemble(cfg: dict, curves: pd.DataFrame, planted: dict) -> dict:
@@ -154,6 +182,7 @@ def assemble(cfg: dict, curves: pd.DataFrame, planted: dict) -> dict:
             row["predicted_from_selected_share"] = share["mean"] / (1.0 - s)
         arms[arm] = row
     judged = [r for r in arms.values() if r.get("verdict")]
+    relative = jest_over_oracle(cfg, compared, mults, preds, arms)
     seen = [r for r in judged if r["measured"] and r["measured"]["ci_low"] and r["measured"]["ci_low"] > 1.0]
     return {
         "schema": SCHEMA, "config": cfg["name"], "metric": metric, "quantity": QUANTITY, "seeds": cfg["seeds"],
@@ -165,6 +194,7 @@ def assemble(cfg: dict, curves: pd.DataFrame, planted: dict) -> dict:
         "assumptions": ASSUMPTIONS,
         "family": family_table(curves, metric, family),
         "arms": arms,
+        "jest_over_oracle": relative,
         "instrument": {"arms_judged": len(judged), "contain_prediction": sum(r["verdict"] == CONTAINS for r in judged),
                        "large_effect_seen": len(seen) == len(judged) and bool(judged)},
     }
@@ -198,6 +228,15 @@ def render(summary: dict) -> str:
         lines.append(f"| {arm} | {_fmt(r['measured'])} | {predicted} | {r.get('verdict', '-')} | {trained} | "
                      f"{'-' if from_share is None else f'{from_share:.2f}x'} |")
     lines += [""] + [f"- {arm}: {r['reason']}." for arm, r in summary["arms"].items() if r.get("reason")]
+    if summary["jest_over_oracle"]:
+        lines += ["", "## JEST over the oracle (paired by seed; the family cancels)", "",
+                  "| arm / oracle | measured ratio (95% CI) | predicted (its ceiling text share) | from its logged share | verdict |",
+                  "|---|---|---|---|---|"]
+        for r in summary["jest_over_oracle"]:
+            ci = "" if r["ci_low"] is None else f" [{r['ci_low']:.2f}, {r['ci_high']:.2f}]"
+            logged = r["predicted_from_selected_share"]
+            lines.append(f"| {r['arm']} / {r['oracle']} | {r['ratio']:.2f}x{ci} | {r['predicted']:.3f} | "
+                         f"{'-' if logged is None else f'{logged:.3f}'} | {r.get('verdict', '-')} |")
     ins = summary["instrument"]
     lines += ["", f"Instrument: {ins['contain_prediction']} of {ins['arms_judged']} intervals contain their "
               f"prediction; a large effect (interval above 1x) was {'seen' if ins['large_effect_seen'] else 'NOT seen'} "

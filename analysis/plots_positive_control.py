@@ -8,6 +8,7 @@ line meets the family curve is the measured multiplier.
 from __future__ import annotations
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 
 def plot_positive_control(summary: dict) -> Figure:
@@ -30,11 +31,14 @@ def plot_positive_control(summary: dict) -> Figure:
         if r["prediction"]:
             ax.hlines(r["prediction"]["predicted"], i - 0.25, i + 0.25, color="C3", lw=2.5,
                       label="predicted by the construction" if i == 0 else None)
-        if r.get("predicted_from_selected_share"):
+        if r.get("predicted_from_selected_share") and r["prediction"] and r["prediction"]["text_share"] < 1:
             ax.hlines(r["predicted_from_selected_share"], i - 0.25, i + 0.25, color="C3", lw=1.2, ls="--",
                       label="predicted from the text share it trained on")
     ax.set_xticks(range(len(arms)), arms)
     ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(ScalarFormatter())
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_yticks([0.5, 1, 2, 3, 4, 6, 8])
     ax.axhline(1.0, color="0.5", lw=0.8)
     ax.set_ylabel(f"multiplier ({summary['quantity']})")
     ax.set_title(f"noise share s = {summary['construction']['share']:.2f}: measured vs predicted")
@@ -57,6 +61,9 @@ def plot_positive_control(summary: dict) -> Figure:
         if final is not None:
             fam_ax.axhline(final, color=f"C{i + 1}", lw=1, ls=":", label=f"{arm} at {own} steps (mean final)")
     fam_ax.set_xscale("log")
+    fam_ax.xaxis.set_major_formatter(ScalarFormatter())
+    fam_ax.xaxis.set_minor_formatter(NullFormatter())
+    fam_ax.set_xticks(steps)
     fam_ax.set_xlabel("uniform steps")
     fam_ax.set_ylabel(summary["metric"])
     fam_ax.set_title("the uniform compute family")

@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,7 @@ from scipy import stats as st
 
 from analysis.multiplier import family_arms
 from analysis.runs import config_runs, left_out, load_curves
-from analysis.stats import Estimate, compare, interval
+from analysis.stats import Estimate, aggregate, compare, interval
 from analysis.verdicts import family_table, metric_multipliers
 from jest.experiment import load_config
 from jest.io import atomic_write_json, atomic_write_text
@@ -159,6 +160,43 @@ def jest_over_oracle(cfg: dict, compared: list[str], mults: dict, preds: dict, a
     return out
 
 
+@dataclass
+class _Seed:
+    seed: object
+    value: float | None
+    bound: str | None
+
+
+def assumptions_check(cfg: dict, curves: pd.DataFrame, family: dict, predicted: float) -> dict | None:
+    """Where the oracle's prediction fails, from the assumption arm A (uniform over the text, (1 - s) b per step,
+    1 / (1 - s) times the steps) and the oracle O, per seed on the family curve of that seed:
+
+        M_O = (steps_A / steps_O) x M_A x (needed_O / needed_A)
+            = the prediction     x noise x batch
+
+    noise = M_A: 1 when uniform's noise costs its text nothing (assumption 1; above 1: the noise slows it);
+    batch = needed_O / needed_A: 1 when b text sequences in one step teach what b / (1 - s) steps of (1 - s) b
+    do (assumption 2; below 1: the small batches learn more per sequence). Each a geometric mean over seeds
+    with its 95% t-interval (analysis.stats.aggregate)."""
+    pc = cfg["positive_control"]
+    arm = pc.get("assumption_arm")
+    oracles = [a for a in pc["arms"] if role_of(cfg["arms"][a]["policy"]) == "oracle"]
+    if not arm or not oracles:
+        return None
+    mults = metric_multipliers(curves, pc["metric"], family, [arm, oracles[0]])
+    if arm not in mults or oracles[0] not in mults:
+        return None
+    a, o = (mults[x]["quantities"][QUANTITY] for x in (arm, oracles[0]))
+    steps_ratio = mults[arm]["own"][QUANTITY] / mults[oracles[0]]["own"][QUANTITY]
+    pa = {p["seed"]: p for p in a.per_seed}
+    batch = [_Seed(p["seed"], p["value"] / (steps_ratio * pa[p["seed"]]["value"])
+                   if p["value"] and pa.get(p["seed"], {}).get("value") else None,
+                   p["bound"] or pa.get(p["seed"], {}).get("bound")) for p in o.per_seed]
+    return {"arm": arm, "oracle": oracles[0], "steps_ratio": steps_ratio, "predicted": predicted,
+            "noise": _estimate(a), "batch": _estimate(aggregate(batch)),
+            "identity": "M_oracle = (steps_A / steps_oracle) x noise x batch; the prediction assumes noise = batch = 1"}
+
+
 def assemble(cfg: dict, curves: pd.DataFrame, planted: dict) -> dict:
     pc = cfg["positive_control"]
     metric, compared = pc["metric"], list(pc["arms"])
@@ -195,6 +233,7 @@ def assemble(cfg: dict, curves: pd.DataFrame, planted: dict) -> dict:
         "family": family_table(curves, metric, family),
         "arms": arms,
         "jest_over_oracle": relative,
+        "assumptions_check": assumptions_check(cfg, curves, family, 1.0 / (1.0 - s)),
         "instrument": {"arms_judged": len(judged), "contain_prediction": sum(r["verdict"] == CONTAINS for r in judged),
                        "large_effect_seen": len(seen) == len(judged) and bool(judged)},
     }
@@ -237,6 +276,15 @@ def render(summary: dict) -> str:
             logged = r["predicted_from_selected_share"]
             lines.append(f"| {r['arm']} / {r['oracle']} | {r['ratio']:.2f}x{ci} | {r['predicted']:.3f} | "
                          f"{'-' if logged is None else f'{logged:.3f}'} | {r.get('verdict', '-')} |")
+    chk = summary.get("assumptions_check")
+    if chk:
+        lines += ["", "## Where the prediction fails: the assumptions measured", "",
+                  f"`{chk['arm']}` trains on the text alone at uniform's text per step for {chk['steps_ratio']:g}x the "
+                  f"oracle's steps. Per seed, {chk['identity']}.", "",
+                  "| factor | measured (95% CI) | 1 means |", "|---|---|---|",
+                  f"| noise = M_{chk['arm']} | {_fmt(chk['noise'])} | uniform's noise costs its text nothing (assumption 1) |",
+                  f"| batch = needed_oracle / needed_{chk['arm']} | {_fmt(chk['batch'])} | b text sequences in one "
+                  "step teach what the same text in smaller steps does (assumption 2) |"]
     ins = summary["instrument"]
     lines += ["", f"Instrument: {ins['contain_prediction']} of {ins['arms_judged']} intervals contain their "
               f"prediction; a large effect (interval above 1x) was {'seen' if ins['large_effect_seen'] else 'NOT seen'} "
@@ -265,10 +313,14 @@ def main(argv: list[str] | None = None) -> None:
     cfg = load_config(args.config)
     if not cfg.get("positive_control"):
         raise SystemExit(f"error: {args.config} has no positive_control section")
+    pc = cfg["positive_control"]
+    unknown = [a for a in [*pc["arms"], pc["assumption_arm"]] if a and a not in cfg["arms"]]
+    if unknown:
+        raise SystemExit(f"error: positive_control names {unknown}, which are not arms of {args.config}")
     planted = json.loads(Path(args.shards_manifest).read_text()).get("planted_noise")
     if not planted:
         raise SystemExit(f"error: {args.shards_manifest} records no planted noise: set data.planted_noise.share > 0")
-    arms = list(family_arms(cfg["arms"])) + list(cfg["positive_control"]["arms"])
+    arms = list(family_arms(cfg["arms"])) + list(pc["arms"]) + ([pc["assumption_arm"]] if pc["assumption_arm"] else [])
     runs = config_runs(cfg, arms)
     try:
         curves = load_curves(Path(args.runs), runs=runs)  # each metrics.jsonl checked against its run's sha256

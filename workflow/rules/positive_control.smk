@@ -10,7 +10,9 @@ from jest.policies.registry import role_of
 
 PC = CFG.get("positive_control")
 # The runs the analysis reads: the family (every uniform-policy arm) and the arms set against the prediction.
-PC_RUN_ARMS = ([a for a, s in CFG["arms"].items() if role_of(s["policy"]) == "family"] + list(PC["arms"])) if PC else []
+# The assumption arm (positive_control.assumption_arm), when set, is read too.
+PC_RUN_ARMS = ([a for a, s in CFG["arms"].items() if role_of(s["policy"]) == "family"] + list(PC["arms"])
+               + ([PC["assumption_arm"]] if PC["assumption_arm"] else [])) if PC else []
 
 
 rule analyze_positive_control:

@@ -19,6 +19,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/analyze.smk"
 include: "workflow/rules/ladder.smk"
+include: "workflow/rules/positive_control.smk"
 
 
 # Targets. `snakemake` (no target) runs the headline: the uniform baseline and the JEST arms
@@ -28,11 +29,12 @@ include: "workflow/rules/ladder.smk"
 # the report of every arm to results/<config>/report/ablations/; `snakemake all` builds both.
 # `snakemake ladder` (workflow/rules/ladder.smk) trains and reports the scale ladder of a config's `ladder:`.
 # A ladder config (config/ladder.yaml: every arm is a rung's) has no headline arms: its default is the ladder.
+# A positive-control config (config/positive_control.yaml, workflow/rules/positive_control.smk): its default is that.
 rule headline:
     default_target: True
     input:
-        rules.analyze.output if HEADLINE_ARMS else LADDER_OUTPUTS,
-        all_evaluations(HEADLINE_ARMS),  # so that a deleted eval/ folder is rebuilt
+        PC_OUTPUTS or (rules.analyze.output if HEADLINE_ARMS else LADDER_OUTPUTS),
+        [] if PC_OUTPUTS else all_evaluations(HEADLINE_ARMS),  # so that a deleted eval/ folder is rebuilt
 
 
 rule ablations:

@@ -78,6 +78,12 @@ def _cmd_build_shards(args) -> None:
     if _large_preset(cfg):
         from jest.data.registry_shards import build_streaming_shards as build_shards
     manifest = build_shards(Path(args.data), Path(args.tokenizer), Path(args.out), cfg["data"]["seq_len"])
+    planted = cfg["data"].get("planted_noise")  # absent unless a config plants noise (the schema's note)
+    if planted and planted["share"] > 0:  # the positive control's planted pool (jest/data/planted.py)
+        from jest.data.planted import plant_noise
+        record = plant_noise(Path(args.out), planted["share"], cfg["data"]["split_seed"], planted["kind"])
+        print(f"planted {record['noise_sequences']} noise sequences: {record['share_realised']:.4f} of the pool")
+        manifest = json.loads((Path(args.out) / "manifest.json").read_text())
     for split, info in sorted(manifest["splits"].items()):
         print(f"{split:8s} {info['sequences']:6d} sequences {info['tokens']:>10,d} tokens")
 

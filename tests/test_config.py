@@ -31,7 +31,9 @@ def test_every_schema_key_has_a_description_and_a_default():
         # default to the ladder-wide value of the same name
         ladder_only = path.startswith(("arms.*.rung", "arms.*.model", "arms.*.train", "arms.*.lr_from_sweep",
                                        "arms.*.pool_fraction", "ladder.rungs.*."))
-        required_somewhere = required_somewhere or ladder_only
+        # data.planted_noise (the positive control's, jest/data/planted.py): a default would change every
+        # config's data section, and with it every run's training hash and the data stage's trigger
+        required_somewhere = required_somewhere or ladder_only or path == "data.planted_noise"
         if "default" not in sub and not required_somewhere:
             missing.append(f"{path}: default")
     assert not missing, missing

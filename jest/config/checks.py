@@ -27,7 +27,9 @@ def split_token_ceilings(cfg: dict) -> dict[str, int | None]:
         ceiling["heldout"] = min(n, math.ceil(n * brown["heldout_fraction"]) + BROWN_GENRES) * per_doc
         ceiling["curated"] = min(n, math.ceil(n * brown["curated_fraction"]) + BROWN_GENRES) * per_doc
         # the noisy sources' documents have no known size bound: no ceiling for the pool when one is on
-        ceiling["pool"] = None if any(data["noisy_max_chars"].values()) else n * per_doc
+        # nor when noise is planted in the pool after sharding (jest/data/planted.py)
+        ceiling["pool"] = None if any(data["noisy_max_chars"].values()) or (data.get("planted_noise") or {}).get("share", 0) > 0 \
+            else n * per_doc
     for source in data["extra_sources"]:
         split = source.get("split", "pool")
         path = Path(source["path"])

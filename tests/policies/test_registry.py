@@ -40,12 +40,18 @@ register_policy(PolicySpec(name="every_other", build=EveryOther, summary="even p
 
 @pytest.fixture(autouse=True)
 def _registry_restored():
-    """Each test registers its plugin anew: the registry is left as it was found."""
+    """Each test registers its plugin anew: the registry is left as it was found, and so is the set of
+    imported plugin modules (a plugin registers when imported: a module left imported without its
+    policies would never register again, and a later test's config naming it would be refused)."""
+    import sys
     from jest.policies import registry
-    saved = dict(registry._SPECS)
+    saved, modules = dict(registry._SPECS), set(sys.modules)
     yield
     registry._SPECS.clear()
     registry._SPECS.update(saved)
+    for name in set(sys.modules) - modules:
+        if name.startswith(("jest_plugin_", "baselines.")):
+            del sys.modules[name]
 
 
 def _config(tmp_path: Path, plugin: Path, **arms) -> dict:

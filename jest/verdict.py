@@ -168,6 +168,26 @@ def _equivalence_lines(summary: dict) -> list[str]:
     return lines
 
 
+POSITIVE_CONTROL = Path("results") / "reference" / "positive_control" / "summary.json"
+
+
+def positive_control_lines(path: Path) -> list[str]:
+    """What the committed positive control (a pool with a planted share of noise) says the instrument can
+    see, so that every verdict is read beside it. Nothing when it is absent."""
+    if not path.is_file():
+        return []
+    pc = json.loads(path.read_text())
+    share = (pc.get("construction") or {}).get("share")
+    arms = [f"{arm} {format_multiplier(a['measured'])} (predicted {a['predicted_from_selected_share']:.2f}x)"
+            for arm, a in (pc.get("arms") or {}).items() if a.get("measured")]
+    seen = (pc.get("instrument") or {}).get("large_effect_seen")
+    return ["Can this instrument see a large gain? (the positive control)"] + _wrap(
+        f"On a pool with {share:.0%} planted noise ({len(pc.get('seeds') or [])} seeds): {'; '.join(arms)}. "
+        + ("A large gain is measured, below the naive prediction (the summary says why): "
+           "a 'not reproduced' above is not an instrument blind to 2.5-3x." if seen else
+           "The instrument did not measure the planted gain: read every verdict above as weak."), indent="")
+
+
 def render(summary: dict, summary_path: Path, reference: Path | None = None) -> str:
     """The whole verdict; `reference`: the committed summary of the same config to compare with (or None)."""
     cfg, metric = summary.get("config") or {}, summary.get("primary_metric") or {}
@@ -188,6 +208,10 @@ def render(summary: dict, summary_path: Path, reference: Path | None = None) -> 
             sections.append(part)
     if reference is not None:
         sections.append(reference_lines(summary, summary_path, reference))
+    from jest.config import PROJECT_ROOT
+    control = positive_control_lines(PROJECT_ROOT / POSITIVE_CONTROL)
+    if control and (summary.get("config") or {}).get("name") != "positive_control":
+        sections.append(control)
     if summary.get("notes"):
         sections.append(["Notes"] + [w for note in summary["notes"] for w in _wrap(f"- {note}", indent="")])
     report = summary_path.parent / "report.html"

@@ -119,3 +119,17 @@ def test_long_names_and_a_newer_schema_still_fit_and_are_named():
 def test_the_verdict_without_a_report_says_so(tmp_path, capsys):
     assert verdict_main(str(tmp_path / "summary.json"), None) == 1
     assert "no report yet" in capsys.readouterr().out
+
+
+def test_every_verdict_is_read_beside_the_positive_control(tmp_path):
+    """The committed positive control (a planted-noise pool) is named under the verdict with its measured
+    multipliers; without its summary the section is absent, never invented."""
+    from jest.config import PROJECT_ROOT
+    from jest.verdict import POSITIVE_CONTROL, positive_control_lines
+    lines = positive_control_lines(PROJECT_ROOT / POSITIVE_CONTROL)
+    pc = json.loads((PROJECT_ROOT / POSITIVE_CONTROL).read_text())
+    text = " ".join(lines)
+    for arm, a in pc["arms"].items():
+        assert f"{arm} {a['measured']['value']:.2f}x" in text
+    assert all(len(line) <= 100 for line in lines)
+    assert positive_control_lines(tmp_path / "absent.json") == []

@@ -5,11 +5,14 @@ fetch + verify the package -> extract documents -> count lines across pages
 (templated sources) -> strip boilerplate lines, drop short documents -> a
 cleaned temp file. Then, in catalogue order in the main process: exact
 duplicates dropped (first copy kept), each document's leakage group hashed to
-a split, the document appended to one of ``N_BUCKETS`` bucket files of its
-split by the hash of its id. Finally each split file is written bucket by
-bucket, each bucket sorted by that hash: a seeded order that mixes sources,
-built without ever holding more than one bucket in memory. Today's npm
-sources (Brown, SOTU, ...) and ``extra_sources`` join through the same buckets.
+a split (one of them ``pool_heldout``: the evaluation-only slice of every pool
+source, never trained on, never in the tokenizer's sample), the document
+appended to one of ``N_BUCKETS`` bucket files of its split by the hash of its
+id. Finally each split file is written bucket by bucket, each bucket sorted by
+that hash: a seeded order that mixes sources, built without ever holding more
+than one bucket in memory. Today's npm sources (Brown, SOTU, ...) and
+``extra_sources`` join through the same buckets, their pool held-out slice
+carved by the default preset's rule and key (``data.pool_heldout_fraction``).
 """
 
 from __future__ import annotations
@@ -37,13 +40,18 @@ from jest.data.errors import ConfigValueError, SourceFetchError
 from jest.data.extractors import RawDoc
 from jest.data.extractors.lexicon import EXTRACTORS
 from jest.data.extractors.markup import extract_files
+from jest.data.splits import carve_pool_heldout
 from jest.io import atomic_write_bytes, sha256_file
 
 log = logging.getLogger(__name__)
 
-REGISTRY_SPLITS = ("curated", "heldout", "pool", "external")
+REGISTRY_SPLITS = ("curated", "heldout", "pool", "pool_heldout", "external")
 N_BUCKETS = 64
 MANIFEST_FILE = "manifest.json"
+# registry.pool_heldout_fraction when the config has none (the schema fills it upstream). 2% of the
+# groups: the smallest registry pool source (jargon, ~5.2k sequences of 128 tokens) keeps ~100 held-out
+# sequences, above train.eval_sequences_per_set: 64, while the pool loses ~1.9M of its ~97M tokens.
+DEFAULT_POOL_HELDOUT_FRACTION = 0.02
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,7 @@ class RegistryConfig:
     sources: tuple[str, ...]
     heldout_fraction: float
     curated_fraction: float
+    pool_heldout_fraction: float
     min_words: int
     boilerplate_min_docs: int
     boilerplate_doc_fraction: float
@@ -67,6 +76,7 @@ def parse_registry_config(data_cfg: Mapping[str, Any]) -> RegistryConfig:
         sources=tuple(name for name in CATALOGUE if name in sources),  # catalogue order: deterministic dedup
         heldout_fraction=float(reg.get("heldout_fraction", 0.02)),
         curated_fraction=float(reg.get("curated_fraction", 0.6)),
+        pool_heldout_fraction=float(reg.get("pool_heldout_fraction", DEFAULT_POOL_HELDOUT_FRACTION)),
         min_words=int(reg.get("min_words", 20)),
         boilerplate_min_docs=int(reg.get("boilerplate_min_docs", 20)),
         boilerplate_doc_fraction=float(reg.get("boilerplate_doc_fraction", 0.02)),
@@ -75,6 +85,14 @@ def parse_registry_config(data_cfg: Mapping[str, Any]) -> RegistryConfig:
     if not 0 < cfg.heldout_fraction + cfg.curated_fraction < 1:
         raise ConfigValueError("data config: 'registry.heldout_fraction' + 'registry.curated_fraction' must be "
                                f"in (0, 1), got {cfg.heldout_fraction} + {cfg.curated_fraction}")
+    # assign_split cuts pool_heldout from the top of the unit interval: the pool of a curated-role source
+    # is what lies between it and the curated share, so the three must leave some of the interval.
+    if not (cfg.pool_heldout_fraction >= 0
+            and cfg.heldout_fraction + cfg.curated_fraction + cfg.pool_heldout_fraction < 1):
+        raise ConfigValueError("data config: 'registry.pool_heldout_fraction' must be >= 0 and "
+                               "'registry.heldout_fraction' + 'registry.curated_fraction' + "
+                               f"'registry.pool_heldout_fraction' < 1, got {cfg.pool_heldout_fraction} "
+                               f"(with {cfg.heldout_fraction} + {cfg.curated_fraction})")
     return cfg
 
 
@@ -188,11 +206,17 @@ def _npm_and_extra_splits(data_cfg: Mapping[str, Any], cache_dir: Path) -> tuple
                                                                            "pool": []}, [])
     for source in cfg.extra_sources:
         splits[source.split].extend(load_extra_source(source, cfg.split_seed))
+    # The default preset's slice (data.pool_heldout_fraction, per source by document, at least one):
+    # these sources' groups are strata (Brown genre, SOTU year), not leakage groups, and the default
+    # preset splits them by document. The same documents as in the default corpus's pool_heldout.
+    splits["pool"], splits["pool_heldout"] = carve_pool_heldout(splits["pool"], cfg.pool_heldout_fraction,
+                                                                cfg.split_seed)
     return splits, pins
 
 
 def prepare_registry_corpus(data_cfg: Mapping[str, Any], out_dir: Path, cache_dir: Path) -> dict[str, Any]:
-    """Write curated/heldout/pool/external jsonl and ``manifest.json``; byte-identical for the same inputs."""
+    """Write curated/heldout/pool/pool_heldout/external jsonl and ``manifest.json``; byte-identical for the
+    same inputs."""
     cfg = parse_registry_config(data_cfg)
     split_seed = int(data_cfg["split_seed"])
     out_dir, cache_dir = Path(out_dir), Path(cache_dir)
@@ -232,7 +256,8 @@ def prepare_registry_corpus(data_cfg: Mapping[str, Any], out_dir: Path, cache_di
                     duplicates += 1
                     continue
                 group = leakage_group(raw)
-                split = assign_split(entry.role, group, split_seed, cfg.heldout_fraction, cfg.curated_fraction)
+                split = assign_split(entry.role, group, split_seed, cfg.heldout_fraction, cfg.curated_fraction,
+                                     cfg.pool_heldout_fraction)
                 writer.add(split, Document(f"{name}:{raw.name}", raw.text, name, group, entry.quality))
             cleaning[name]["exact_duplicates_removed"] = duplicates
         summaries = writer.finish(out_dir)

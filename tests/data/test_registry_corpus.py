@@ -16,12 +16,15 @@ from jest.data import debfetch
 from jest.data.catalogue import CatalogueEntry
 from jest.data.cleaning import Deduplicator, assign_split, boilerplate_keys, count_line_documents, iter_clean
 from jest.data.debfetch import DebPin, deb_file_name, fetch_deb
-from jest.data.errors import SourceFetchError
+from jest.data.errors import ConfigValueError, SourceFetchError
 from jest.data.extractors import RawDoc
-from jest.data.registry_corpus import prepare_registry_corpus
+from jest.data import registry_corpus
+from jest.data.registry_corpus import parse_registry_config, prepare_registry_corpus
 from jest.data.registry_shards import build_streaming_shards, train_tokenizer_on_sample
 from jest.io import sha256_file
 from jest.data.shards import TokenShard
+from jest.config.schema import load_schema
+from jest.evaluation.heldout_sets import build_heldout_sets
 from tests.data.registry_fixtures import build_deb, dictd_files, sword_files, wordnet_line
 
 WORDS = "the quick brown fox jumps over a lazy dog while seven wise men read old books aloud".split()
@@ -99,7 +102,6 @@ def _data_cfg(**registry) -> dict:
 def fixture_catalogue(tmp_path, monkeypatch):
     entries = _fixture_catalogue(tmp_path)
     monkeypatch.setattr(catalogue_module, "CATALOGUE", entries)
-    import jest.data.registry_corpus as registry_corpus
     monkeypatch.setattr(registry_corpus, "CATALOGUE", entries)
     monkeypatch.setattr(debfetch, "APT_GET_EXECUTABLE", str(tmp_path / "no-apt-get"))
     return entries
@@ -205,16 +207,12 @@ def test_pool_heldout_takes_its_share_of_groups_from_the_pool_only():
 
 
 def test_a_pool_heldout_fraction_reaching_the_curated_share_is_refused():
-    from jest.data.errors import ConfigValueError
-    from jest.data.registry_corpus import parse_registry_config
     assert parse_registry_config(_data_cfg(pool_heldout_fraction=0.29)).pool_heldout_fraction == 0.29
     with pytest.raises(ConfigValueError, match="registry.pool_heldout_fraction"):
         parse_registry_config(_data_cfg(pool_heldout_fraction=0.3))  # 1 - 0.2 - 0.5: nothing left for the pool
 
 
 def test_schema_default_of_pool_heldout_fraction_is_the_code_default():
-    from jest.config.schema import load_schema
-    from jest.data import registry_corpus
     registry = load_schema()["properties"]["data"]["properties"]["registry"]["properties"]
     assert registry["pool_heldout_fraction"]["default"] == registry_corpus.DEFAULT_POOL_HELDOUT_FRACTION
 
@@ -228,7 +226,6 @@ def _with_web_source(tmp_path: Path, cfg: dict, fraction: float) -> dict:
 
 
 def test_pool_heldout_split_is_a_labelled_group_disjoint_slice_of_every_pool_source(tmp_path, fixture_catalogue):
-    from jest.evaluation.heldout_sets import build_heldout_sets
     carved_cfg = _with_web_source(tmp_path, _data_cfg(pool_heldout_fraction=0.25), 0.1)
     manifest = prepare_registry_corpus(carved_cfg, tmp_path / "a", tmp_path / "cache")
     prepare_registry_corpus(_with_web_source(tmp_path, _data_cfg(pool_heldout_fraction=0.0), 0.0),

@@ -77,6 +77,11 @@ def unit_interval(*parts: object) -> float:
     return int.from_bytes(hashlib.sha256(joined).digest()[:8], "big") / 2**64
 
 
+def group_position(split_seed: int, group: str) -> float:
+    """Where ``group`` falls in [0, 1): the one hash that places it in a registry split."""
+    return unit_interval(split_seed, "registry-split", group)
+
+
 def assign_split(role: str, group: str, split_seed: int, heldout_fraction: float, curated_fraction: float,
                  pool_heldout_fraction: float = 0.0) -> str:
     """The split of every document of ``group``: held-out first, then curated (curated role only), the
@@ -88,7 +93,7 @@ def assign_split(role: str, group: str, split_seed: int, heldout_fraction: float
     """
     if role == "external":
         return "external"
-    u = unit_interval(split_seed, "registry-split", group)
+    u = group_position(split_seed, group)
     if u < heldout_fraction:
         return "heldout"
     if role == "curated" and u < heldout_fraction + curated_fraction:

@@ -14,7 +14,8 @@ import pytest
 from jest.data import catalogue as catalogue_module
 from jest.data import debfetch
 from jest.data.catalogue import CatalogueEntry
-from jest.data.cleaning import Deduplicator, assign_split, boilerplate_keys, count_line_documents, iter_clean
+from jest.data.cleaning import Deduplicator, assign_split, boilerplate_keys, count_line_documents, group_position, \
+    iter_clean
 from jest.data.debfetch import DebPin, deb_file_name, fetch_deb
 from jest.data.errors import ConfigValueError, SourceFetchError
 from jest.data.extractors import RawDoc
@@ -270,3 +271,18 @@ def test_pool_heldout_split_is_a_labelled_group_disjoint_slice_of_every_pool_sou
     assert "pool_heldout" not in none["splits"]
     names = {hs.name for hs in build_heldout_sets(tmp_path / "shards_none", eval_sequences=4, per_set=3)}
     assert names == {"", "ext_bible"}
+
+
+def test_a_source_the_hash_leaves_without_a_slice_gives_its_pool_group_nearest_the_slice(tmp_path,
+                                                                                       fixture_catalogue):
+    manifest = prepare_registry_corpus(_data_cfg(pool_heldout_fraction=0.01), tmp_path / "a", tmp_path / "cache")
+    docs = {split: _read(tmp_path / "a" / f"{split}.jsonl") for split in ("pool", "pool_heldout")}
+    floor = manifest["pool_heldout_floor_groups"]
+    assert floor, "at 1% of ~40 groups a fixture source has no hashed slice: the case under test"
+    assert {d["source"] for d in docs["pool_heldout"]} == {"guide", "dict", "glosses"}
+    pool_groups = {d["group"] for d in docs["pool"]}
+    for source, group in floor.items():
+        assert group not in pool_groups and any(d["group"] == group for d in docs["pool_heldout"])
+        # the nearest: no pool group of that source lies closer to the top of the interval
+        nearest = max(group_position(3, d["group"]) for d in docs["pool"] if d["source"] == source)
+        assert group_position(3, group) > nearest

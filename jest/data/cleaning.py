@@ -77,15 +77,29 @@ def unit_interval(*parts: object) -> float:
     return int.from_bytes(hashlib.sha256(joined).digest()[:8], "big") / 2**64
 
 
-def assign_split(role: str, group: str, split_seed: int, heldout_fraction: float, curated_fraction: float) -> str:
-    """The split of every document of ``group``: held-out first, then curated (curated role only), else pool."""
+def group_position(split_seed: int, group: str) -> float:
+    """Where ``group`` falls in [0, 1): the one hash that places it in a registry split."""
+    return unit_interval(split_seed, "registry-split", group)
+
+
+def assign_split(role: str, group: str, split_seed: int, heldout_fraction: float, curated_fraction: float,
+                 pool_heldout_fraction: float = 0.0) -> str:
+    """The split of every document of ``group``: held-out first, then curated (curated role only), the
+    top ``pool_heldout_fraction`` of the interval to ``pool_heldout``, else pool.
+
+    One hash cuts [0, 1) into disjoint intervals, so a group lands in exactly one split, and the
+    held-out slice of the pool comes out of the pool's own interval: the heldout and curated splits
+    are the same with or without it.
+    """
     if role == "external":
         return "external"
-    u = unit_interval(split_seed, "registry-split", group)
+    u = group_position(split_seed, group)
     if u < heldout_fraction:
         return "heldout"
     if role == "curated" and u < heldout_fraction + curated_fraction:
         return "curated"
+    if u >= 1.0 - pool_heldout_fraction:
+        return "pool_heldout"
     return "pool"
 
 

@@ -5,11 +5,14 @@ fetch + verify the package -> extract documents -> count lines across pages
 (templated sources) -> strip boilerplate lines, drop short documents -> a
 cleaned temp file. Then, in catalogue order in the main process: exact
 duplicates dropped (first copy kept), each document's leakage group hashed to
-a split, the document appended to one of ``N_BUCKETS`` bucket files of its
-split by the hash of its id. Finally each split file is written bucket by
-bucket, each bucket sorted by that hash: a seeded order that mixes sources,
-built without ever holding more than one bucket in memory. Today's npm
-sources (Brown, SOTU, ...) and ``extra_sources`` join through the same buckets.
+a split (one of them ``pool_heldout``: the evaluation-only slice of every pool
+source, never trained on, never in the tokenizer's sample), the document
+appended to one of ``N_BUCKETS`` bucket files of its split by the hash of its
+id. Finally each split file is written bucket by bucket, each bucket sorted by
+that hash: a seeded order that mixes sources, built without ever holding more
+than one bucket in memory. Today's npm sources (Brown, SOTU, ...) and
+``extra_sources`` join through the same buckets, their pool held-out slice
+carved by the default preset's rule and key (``data.pool_heldout_fraction``).
 """
 
 from __future__ import annotations
@@ -29,21 +32,26 @@ from typing import Any
 from tqdm import tqdm
 
 from jest.data.catalogue import CATALOGUE, CatalogueEntry
-from jest.data.cleaning import Deduplicator, assign_split, boilerplate_keys, count_line_documents, iter_clean, \
-    leakage_group
+from jest.data.cleaning import Deduplicator, assign_split, boilerplate_keys, count_line_documents, group_position, \
+    iter_clean, leakage_group
 from jest.data.debfetch import fetch_deb, iter_deb_members
 from jest.data.documents import Document
 from jest.data.errors import ConfigValueError, SourceFetchError
 from jest.data.extractors import RawDoc
 from jest.data.extractors.lexicon import EXTRACTORS
 from jest.data.extractors.markup import extract_files
+from jest.data.splits import carve_pool_heldout
 from jest.io import atomic_write_bytes, sha256_file
 
 log = logging.getLogger(__name__)
 
-REGISTRY_SPLITS = ("curated", "heldout", "pool", "external")
+REGISTRY_SPLITS = ("curated", "heldout", "pool", "pool_heldout", "external")
 N_BUCKETS = 64
 MANIFEST_FILE = "manifest.json"
+# registry.pool_heldout_fraction when the config has none (the schema fills it upstream). 2% of the
+# groups: measured on config/large.yaml, every pool source's slice holds at least 64 sequences of 128
+# tokens (train.eval_sequences_per_set; fewest: jargon 75, manpages 80) and the pool keeps 94.8M of 97.1M.
+DEFAULT_POOL_HELDOUT_FRACTION = 0.02
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,7 @@ class RegistryConfig:
     sources: tuple[str, ...]
     heldout_fraction: float
     curated_fraction: float
+    pool_heldout_fraction: float
     min_words: int
     boilerplate_min_docs: int
     boilerplate_doc_fraction: float
@@ -67,6 +76,7 @@ def parse_registry_config(data_cfg: Mapping[str, Any]) -> RegistryConfig:
         sources=tuple(name for name in CATALOGUE if name in sources),  # catalogue order: deterministic dedup
         heldout_fraction=float(reg.get("heldout_fraction", 0.02)),
         curated_fraction=float(reg.get("curated_fraction", 0.6)),
+        pool_heldout_fraction=float(reg.get("pool_heldout_fraction", DEFAULT_POOL_HELDOUT_FRACTION)),
         min_words=int(reg.get("min_words", 20)),
         boilerplate_min_docs=int(reg.get("boilerplate_min_docs", 20)),
         boilerplate_doc_fraction=float(reg.get("boilerplate_doc_fraction", 0.02)),
@@ -75,6 +85,14 @@ def parse_registry_config(data_cfg: Mapping[str, Any]) -> RegistryConfig:
     if not 0 < cfg.heldout_fraction + cfg.curated_fraction < 1:
         raise ConfigValueError("data config: 'registry.heldout_fraction' + 'registry.curated_fraction' must be "
                                f"in (0, 1), got {cfg.heldout_fraction} + {cfg.curated_fraction}")
+    # assign_split cuts pool_heldout from the top of the unit interval: the pool of a curated-role source
+    # is what lies between it and the curated share, so the three must leave some of the interval.
+    if not (cfg.pool_heldout_fraction >= 0
+            and cfg.heldout_fraction + cfg.curated_fraction + cfg.pool_heldout_fraction < 1):
+        raise ConfigValueError("data config: 'registry.pool_heldout_fraction' must be >= 0 and "
+                               "'registry.heldout_fraction' + 'registry.curated_fraction' + "
+                               f"'registry.pool_heldout_fraction' < 1, got {cfg.pool_heldout_fraction} "
+                               f"(with {cfg.heldout_fraction} + {cfg.curated_fraction})")
     return cfg
 
 
@@ -188,11 +206,46 @@ def _npm_and_extra_splits(data_cfg: Mapping[str, Any], cache_dir: Path) -> tuple
                                                                            "pool": []}, [])
     for source in cfg.extra_sources:
         splits[source.split].extend(load_extra_source(source, cfg.split_seed))
+    # The default preset's slice (data.pool_heldout_fraction, per source by document, at least one):
+    # these sources' groups are strata (Brown genre, SOTU year), not leakage groups, and the default
+    # preset splits them by document. The same documents as in the default corpus's pool_heldout.
+    splits["pool"], splits["pool_heldout"] = carve_pool_heldout(splits["pool"], cfg.pool_heldout_fraction,
+                                                                cfg.split_seed)
     return splits, pins
 
 
+def slice_floor_groups(cfg: RegistryConfig, work: Path, split_seed: int) -> dict[str, str]:
+    """Groups moved from the pool to ``pool_heldout`` so that every registry source with pool groups has a
+    held-out slice, by source: for a source none of whose groups falls in the hash's top
+    ``pool_heldout_fraction``, its pool group nearest that slice (the largest position).
+
+    A source of few, long documents needs it: the jargon file has 73 documents in the pool, and the 2%
+    hashed share left it none at split seed 1234 (one seed in four would, 0.98^73). The choice is per
+    group, so a group shared by two sources (GCIDE and WordNet) still lands in one split.
+    """
+    if cfg.pool_heldout_fraction <= 0:
+        return {}
+    chosen: dict[str, str] = {}
+    for name in cfg.sources:
+        role = CATALOGUE[name].role
+        nearest: tuple[float, str] | None = None
+        for raw in _read_jsonl(work / f"{name}.clean.jsonl"):
+            group = leakage_group(raw)
+            split = assign_split(role, group, split_seed, cfg.heldout_fraction, cfg.curated_fraction,
+                                 cfg.pool_heldout_fraction)
+            if split == "pool_heldout" or (split == "pool" and group in chosen.values()):
+                break  # the source has a slice already
+            if split == "pool" and (nearest is None or group_position(split_seed, group) > nearest[0]):
+                nearest = (group_position(split_seed, group), group)
+        else:
+            if nearest is not None:
+                chosen[name] = nearest[1]
+    return chosen
+
+
 def prepare_registry_corpus(data_cfg: Mapping[str, Any], out_dir: Path, cache_dir: Path) -> dict[str, Any]:
-    """Write curated/heldout/pool/external jsonl and ``manifest.json``; byte-identical for the same inputs."""
+    """Write curated/heldout/pool/pool_heldout/external jsonl and ``manifest.json``; byte-identical for the
+    same inputs."""
     cfg = parse_registry_config(data_cfg)
     split_seed = int(data_cfg["split_seed"])
     out_dir, cache_dir = Path(out_dir), Path(cache_dir)
@@ -217,6 +270,8 @@ def prepare_registry_corpus(data_cfg: Mapping[str, Any], out_dir: Path, cache_di
                 cleaning[stats["source"]] = stats
                 log.info("extracted %s", stats)
 
+        floor = slice_floor_groups(cfg, work, split_seed)
+        floor_groups = set(floor.values())
         writer = BucketWriter(work, split_seed)
         dedup = Deduplicator()
         npm_splits, npm_pins = _npm_and_extra_splits(data_cfg, cache_dir)
@@ -232,7 +287,10 @@ def prepare_registry_corpus(data_cfg: Mapping[str, Any], out_dir: Path, cache_di
                     duplicates += 1
                     continue
                 group = leakage_group(raw)
-                split = assign_split(entry.role, group, split_seed, cfg.heldout_fraction, cfg.curated_fraction)
+                split = assign_split(entry.role, group, split_seed, cfg.heldout_fraction, cfg.curated_fraction,
+                                     cfg.pool_heldout_fraction)
+                if split == "pool" and group in floor_groups:
+                    split = "pool_heldout"
                 writer.add(split, Document(f"{name}:{raw.name}", raw.text, name, group, entry.quality))
             cleaning[name]["exact_duplicates_removed"] = duplicates
         summaries = writer.finish(out_dir)
@@ -246,6 +304,7 @@ def prepare_registry_corpus(data_cfg: Mapping[str, Any], out_dir: Path, cache_di
                     for pin in sorted(npm_pins, key=lambda pin: pin.name)]
         + [_source_record(CATALOGUE[name], fetched[name]) for name in cfg.sources],
         "cleaning": {name: {k: v for k, v in cleaning[name].items() if k != "seconds"} for name in cfg.sources},
+        "pool_heldout_floor_groups": dict(sorted(floor.items())),
         "data_cfg": json.loads(json.dumps(data_cfg, sort_keys=True, default=str)),
     }
     atomic_write_bytes(out_dir / MANIFEST_FILE,

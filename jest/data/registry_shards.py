@@ -7,7 +7,10 @@ the same layout (``<split>.tokens.npy``, ``<split>.index.npy``,
 :class:`jest.data.shards.TokenShard`): documents are read in batches, packed per
 provenance label into per-label temp files of full sequences, and the labels'
 files are concatenated in sorted label order into a memory-mapped ``.npy``.
-The tokenizer trains on a seeded sample of curated + pool documents.
+The tokenizer trains on a seeded sample of curated + pool documents (never
+``pool_heldout``, the evaluation-only slice of the pool). As in the default
+shards, an evaluation-only split (``OPTIONAL_SPLITS``) whose file is missing or
+too short for one sequence is left out: it gives no held-out set.
 """
 
 from __future__ import annotations
@@ -24,11 +27,11 @@ from tqdm import tqdm
 
 from jest.data.cleaning import unit_interval
 from jest.io import atomic_write_json, sha256_file
-from jest.data.shards import INDEX_DTYPE, LABEL_FIELDS, ShardError, record_file_hashes
+from jest.data.shards import INDEX_DTYPE, LABEL_FIELDS, OPTIONAL_SPLITS, ShardError, record_file_hashes
 from jest.data.tokenizer import load_tokenizer, token_byte_lengths, train_tokenizer
 
 BATCH_DOCS = 256
-SPLITS = ("curated", "heldout", "pool", "external")
+SPLITS = ("curated", "heldout", "pool", "pool_heldout", "external")
 
 
 def train_tokenizer_on_sample(data_dir: Path, vocab_size: int, out_dir: Path, split_seed: int,
@@ -102,6 +105,8 @@ def build_streaming_shards(data_dir: Path, tokenizer_dir: Path, out_dir: Path, s
                                 "splits": {}}
     for split in splits:
         path = data_dir / f"{split}.jsonl"
+        if split in OPTIONAL_SPLITS and not path.is_file():  # a corpus built before the split existed
+            continue
         streams: dict[tuple, _LabelStream] = {}
         with tempfile.TemporaryDirectory(dir=out_dir) as tmp, open(path, encoding="utf-8") as f:
             progress = tqdm(total=path.stat().st_size, desc=f"tokenize {split}", unit="B", unit_scale=True)
@@ -122,6 +127,8 @@ def build_streaming_shards(data_dir: Path, tokenizer_dir: Path, out_dir: Path, s
             progress.close()
             dropped = sum(stream.close() for stream in streams.values())
             total = sum(stream.sequences for stream in streams.values())
+            if total == 0 and split in OPTIONAL_SPLITS:  # e.g. registry.pool_heldout_fraction: 0
+                continue
             if total == 0:
                 raise ShardError(f"split '{split}' has no full sequence of {seq_len} tokens: {path} holds "
                                  "too little text; re-run the prepare_data stage or lower 'data.seq_len'")

@@ -1,5 +1,6 @@
 """The large preset end to end on fixture packages: cleaning, leakage groups, splits, byte-identical rebuilds,
-the missing-pinned-Debian-version path, streamed tokenizer and shards. Offline, no apt."""
+the missing-pinned-Debian-version path, streamed tokenizer and shards, the pool_heldout slice and the
+held-out sets built from it. Offline, no apt."""
 
 from __future__ import annotations
 
@@ -13,14 +14,18 @@ import pytest
 from jest.data import catalogue as catalogue_module
 from jest.data import debfetch
 from jest.data.catalogue import CatalogueEntry
-from jest.data.cleaning import Deduplicator, assign_split, boilerplate_keys, count_line_documents, iter_clean
+from jest.data.cleaning import Deduplicator, assign_split, boilerplate_keys, count_line_documents, group_position, \
+    iter_clean
 from jest.data.debfetch import DebPin, deb_file_name, fetch_deb
-from jest.data.errors import SourceFetchError
+from jest.data.errors import ConfigValueError, SourceFetchError
 from jest.data.extractors import RawDoc
-from jest.data.registry_corpus import prepare_registry_corpus
+from jest.data import registry_corpus
+from jest.data.registry_corpus import parse_registry_config, prepare_registry_corpus
 from jest.data.registry_shards import build_streaming_shards, train_tokenizer_on_sample
 from jest.io import sha256_file
 from jest.data.shards import TokenShard
+from jest.config.schema import load_schema
+from jest.evaluation.heldout_sets import build_heldout_sets
 from tests.data.registry_fixtures import build_deb, dictd_files, sword_files, wordnet_line
 
 WORDS = "the quick brown fox jumps over a lazy dog while seven wise men read old books aloud".split()
@@ -98,7 +103,6 @@ def _data_cfg(**registry) -> dict:
 def fixture_catalogue(tmp_path, monkeypatch):
     entries = _fixture_catalogue(tmp_path)
     monkeypatch.setattr(catalogue_module, "CATALOGUE", entries)
-    import jest.data.registry_corpus as registry_corpus
     monkeypatch.setattr(registry_corpus, "CATALOGUE", entries)
     monkeypatch.setattr(debfetch, "APT_GET_EXECUTABLE", str(tmp_path / "no-apt-get"))
     return entries
@@ -185,3 +189,100 @@ def test_a_build_without_apt_lists_every_missing_package_file(tmp_path, fixture_
     message = str(err.value)
     assert message.startswith("4 registry package(s) missing")
     assert all(entry.pin.file_name in message for entry in fixture_catalogue.values())
+
+
+# --- pool_heldout: the pool's evaluation-only slice (src_<source> and pool_mix held-out sets) ---
+
+
+def test_pool_heldout_takes_its_share_of_groups_from_the_pool_only():
+    groups = [f"head:{i}" for i in range(20000)]
+    for role in ("curated", "pool"):
+        without = {g: assign_split(role, g, 7, 0.1, 0.5) for g in groups}
+        carved = {g: assign_split(role, g, 7, 0.1, 0.5, pool_heldout_fraction=0.05) for g in groups}
+        # heldout and curated are the same with or without the slice; it comes out of the pool alone
+        assert {g for g, s in carved.items() if s != without[g]} == {g for g, s in carved.items()
+                                                                      if s == "pool_heldout"}
+        assert all(without[g] == "pool" for g, s in carved.items() if s == "pool_heldout")
+        assert abs(sum(s == "pool_heldout" for s in carved.values()) / len(groups) - 0.05) < 0.006
+    assert {assign_split("external", g, 7, 0.1, 0.5, 0.05) for g in groups[:100]} == {"external"}
+
+
+def test_a_pool_heldout_fraction_reaching_the_curated_share_is_refused():
+    assert parse_registry_config(_data_cfg(pool_heldout_fraction=0.29)).pool_heldout_fraction == 0.29
+    with pytest.raises(ConfigValueError, match="registry.pool_heldout_fraction"):
+        parse_registry_config(_data_cfg(pool_heldout_fraction=0.3))  # 1 - 0.2 - 0.5: nothing left for the pool
+
+
+def test_schema_default_of_pool_heldout_fraction_is_the_code_default():
+    registry = load_schema()["properties"]["data"]["properties"]["registry"]["properties"]
+    assert registry["pool_heldout_fraction"]["default"] == registry_corpus.DEFAULT_POOL_HELDOUT_FRACTION
+
+
+def _with_web_source(tmp_path: Path, cfg: dict, fraction: float) -> dict:
+    """A jsonl extra pool source (20 one-document rows): the npm/extra path, carved by data.pool_heldout_fraction."""
+    path = tmp_path / "web.jsonl"
+    path.write_text("".join(json.dumps({"text": _prose(900 + i, 40)}) + "\n" for i in range(20)))
+    return cfg | {"pool_heldout_fraction": fraction, "extra_sources": [
+        {"kind": "jsonl", "name": "web", "split": "pool", "quality": "raw", "path": str(path)}]}
+
+
+def test_pool_heldout_split_is_a_labelled_group_disjoint_slice_of_every_pool_source(tmp_path, fixture_catalogue):
+    carved_cfg = _with_web_source(tmp_path, _data_cfg(pool_heldout_fraction=0.25), 0.1)
+    manifest = prepare_registry_corpus(carved_cfg, tmp_path / "a", tmp_path / "cache")
+    prepare_registry_corpus(_with_web_source(tmp_path, _data_cfg(pool_heldout_fraction=0.0), 0.0),
+                            tmp_path / "none", tmp_path / "cache")
+    docs = {split: _read(tmp_path / "a" / f"{split}.jsonl") for split in ("pool", "pool_heldout")}
+    uncarved = _read(tmp_path / "none" / "pool.jsonl")
+    for name in ("curated.jsonl", "heldout.jsonl", "external.jsonl"):  # the slice comes out of the pool alone
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "none" / name).read_bytes(), name
+    assert (tmp_path / "none" / "pool_heldout.jsonl").read_bytes() == b""
+    assert sorted(d["id"] for d in docs["pool"] + docs["pool_heldout"]) == sorted(d["id"] for d in uncarved)
+
+    quality = {name: entry.quality for name, entry in fixture_catalogue.items()} | {"web": "raw"}
+    carved = docs["pool_heldout"]
+    assert {d["source"] for d in carved} == {"guide", "dict", "glosses", "web"}  # every pool source, no bible
+    assert all(d["quality"] == quality[d["source"]] for d in carved)
+    summary = manifest["splits"]["pool_heldout"]
+    assert summary["documents"] == len(carved) and set(summary["by_quality"]) == {"curated", "reference", "raw"}
+    # Registry sources: by leakage group, none on both sides, about the declared share of the groups.
+    registry = {split: {d["group"] for d in rows if d["source"] != "web"} for split, rows in docs.items()}
+    assert not registry["pool"] & registry["pool_heldout"]
+    all_groups = {d["group"] for split in ("curated", "heldout", "pool", "pool_heldout")
+                  for d in _read(tmp_path / "a" / f"{split}.jsonl") if d["source"] != "web"}
+    assert 0.15 < len(registry["pool_heldout"]) / len(all_groups) < 0.35  # 0.25 of ~80 groups
+    # The extra source: the default preset's rule, round(0.1 x 20) documents by id.
+    assert sum(d["source"] == "web" for d in carved) == 2
+
+    train_tokenizer_on_sample(tmp_path / "a", 300, tmp_path / "tok", 3, sample_chars=5_000)
+    shards = build_streaming_shards(tmp_path / "a", tmp_path / "tok", tmp_path / "shards", seq_len=16)
+    split = shards["splits"]["pool_heldout"]
+    assert set(split["by_source"]) == {"guide", "dict", "glosses", "web"} and split["sequences"] > 0
+    assert set(split["by_quality"]) == {"curated", "reference", "raw"}
+    sets = {hs.name: hs for hs in build_heldout_sets(tmp_path / "shards", eval_sequences=4, per_set=3)}
+    assert set(sets) == {"", "src_dict", "src_glosses", "src_guide", "src_web", "pool_mix", "ext_bible"}
+    for name in ("src_dict", "src_glosses", "src_guide", "src_web"):
+        shard = sets[name].shard
+        assert shard.split == "pool_heldout" and 0 < len(sets[name].indices) <= 3
+        assert {shard.labels[shard.index["label"][i]]["source"] for i in sets[name].indices} == {name[4:]}
+    assert sets["pool_mix"].shard.split == "pool_heldout" and len(sets["pool_mix"].indices) == 3
+
+    # Without a slice (both fractions 0) the shards hold no pool_heldout split and give no such sets.
+    none = build_streaming_shards(tmp_path / "none", tmp_path / "tok", tmp_path / "shards_none", seq_len=16)
+    assert "pool_heldout" not in none["splits"]
+    names = {hs.name for hs in build_heldout_sets(tmp_path / "shards_none", eval_sequences=4, per_set=3)}
+    assert names == {"", "ext_bible"}
+
+
+def test_a_source_the_hash_leaves_without_a_slice_gives_its_pool_group_nearest_the_slice(tmp_path,
+                                                                                       fixture_catalogue):
+    manifest = prepare_registry_corpus(_data_cfg(pool_heldout_fraction=0.01), tmp_path / "a", tmp_path / "cache")
+    docs = {split: _read(tmp_path / "a" / f"{split}.jsonl") for split in ("pool", "pool_heldout")}
+    floor = manifest["pool_heldout_floor_groups"]
+    assert floor, "at 1% of ~40 groups a fixture source has no hashed slice: the case under test"
+    assert {d["source"] for d in docs["pool_heldout"]} == {"guide", "dict", "glosses"}
+    pool_groups = {d["group"] for d in docs["pool"]}
+    for source, group in floor.items():
+        assert group not in pool_groups and any(d["group"] == group for d in docs["pool_heldout"])
+        # the nearest: no pool group of that source lies closer to the top of the interval
+        nearest = max(group_position(3, d["group"]) for d in docs["pool"] if d["source"] == source)
+        assert group_position(3, group) > nearest

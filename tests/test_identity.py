@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jest.config import deep_merge
+from jest.config import PROJECT_ROOT, deep_merge
 
 from jest.experiment import validate_config
 from jest.io import atomic_write_json, sha256_file
@@ -253,3 +253,20 @@ def test_the_preflight_reports_a_bring_your_own_file_changed_since_prepare_data(
     check = _local_file_since_prepare(cfg, a, tmp_path / "cache")
     assert check.status == "warning" and "changed since prepare_data" in check.detail
     assert "--forcerun prepare_data" in check.detail
+
+
+def test_the_committed_tiny_runs_keep_their_training_identity_under_todays_config():
+    """Every committed tiny run (results/reference/tiny/, ablations included) has the training hash today's
+    config/tiny.yaml gives its arm: a schema default added to a section every config has (data, model,
+    train, device) would change them all, so that nobody's checkpoint resumes and the committed runs no
+    longer describe what `make reproduce` trains."""
+    import glob
+    from jest.experiment import load_config
+    from jest.training.runspec import training_hash
+    cfg = load_config(PROJECT_ROOT / "config" / "tiny.yaml")
+    cards = [json.loads(Path(p).read_text()) for p in glob.glob(str(PROJECT_ROOT / "results" / "reference" / "tiny" /
+                                                                     "**" / "runs" / "*" / "card.json"), recursive=True)]
+    checked = [c for c in cards if c.get("arm") in cfg["arms"] and (c.get("identity_parts") or {}).get("config")]
+    assert len(checked) >= 90, len(checked)
+    changed = sorted({c["arm"] for c in checked if c["identity_parts"]["config"] != training_hash(cfg, c["arm"])})
+    assert not changed, f"today's config gives these committed arms another training hash: {changed}"

@@ -67,9 +67,30 @@ def _claims(s: dict) -> dict:
         "image-text result. Measured: the iso-loss compute multiplier against the uniform compute family "
         f"(uniform runs at budgets {', '.join(f'{b:g}x' for b in s['family']['budgets']) or 'none'} of the headline "
         f"steps, each annealed to its own end), {100 * st['ci_level']:.0f}% t-interval over seeds on the log "
-        "multiplier; 'reproduced' needs an arm above the factor after Holm's correction over the arms."],
+        "multiplier; 'reproduced' needs an arm above the factor after Holm's correction over the arms.",
+        *_set_size_sentence(s)],
         "header": ["claim", "paper's setting", "setting here", "measured here (best arm)", "verdict", "why"],
         "rows": rows}
+
+
+NOT_LOGGED = "not logged"
+
+
+def logged(x, spec: str = ".4g") -> str:
+    """A number of the held-out sets' table, or 'not logged' (runs from before it was logged)."""
+    return NOT_LOGGED if x is None else format(x, spec)
+
+
+def _set_size_sentence(s: dict) -> list[str]:
+    """The caveat beside the verdicts: how large the curated-domain held-out set is, and its noise."""
+    row = next((r for r in s.get("heldout_sets", []) if r["set"] == "default"), None)
+    if row is None:
+        return []
+    return [f"The curated-domain held-out set is {logged(row['sequences'], ',d')} sequences "
+            f"({logged(row['tokens'], ',d')} tokens); the uniform 1x arm's final loss on it has a standard error "
+            f"over those sequences of {logged(row['se'], '.3g')} nats, a seed-to-seed sd of "
+            f"{logged(row['seed_sd'], '.3g')}, and a {row['margin']:g}x multiplier at that budget is a loss "
+            f"difference of {fmt(row['margin_gap'], '.3g')} (table 'Held-out sets: size and noise')."]
 
 
 def _general_claims(s: dict) -> list[dict]:
@@ -126,6 +147,27 @@ def _per_set(s: dict) -> list[dict]:
         "uniform there."], "header": ["set", "arm", "iterations", "FLOPs train+score", "pairing"],
         "rows": [[r["set"], r["arm"], est(r["iterations"]), est(r["flops"].get("train+score")), fmt(r["pairing"])]
                  for r in s["per_set"]]}]
+
+
+def _heldout_sets(s: dict) -> list[dict]:
+    rows = s.get("heldout_sets") or []
+    if not rows:
+        return []
+    m = rows[0]["margin"]
+    return [{"title": "Held-out sets: size and noise", "paragraphs": [
+        "Each set's loss is a mean over a fixed sample of sequences. SE: how far another sample of the same "
+        "size would move the uniform 1x arm's final loss (sd of the per-sequence losses / sqrt(sequences), "
+        f"mean over its seeds; '{NOT_LOGGED}': runs from before the trainer logged it). Every arm is scored on "
+        "the same sequences, so this error is shared by the arms and cancels in large part from their paired "
+        "comparisons; the seed-to-seed sd is the noise the intervals carry. Last column: the loss difference "
+        f"that a {m:g}x multiplier (the equivalence margin) stands for at the 1x budget on the uniform "
+        "family's curve, the smallest difference the verdicts call a difference ('n/a': beyond the family)."],
+        "header": ["set", "sequences", "tokens", "SE of the final loss (nats)", "seed-to-seed sd (nats)",
+                   f"loss gap of {m:g}x (nats)"],
+        "rows": [[r["set"], logged(r["sequences"], ",d"), logged(r["tokens"], ",d"),
+                  logged(r["se"], ".3g") + (f" ({r['se_seeds']} seeds)" if r["se"] is not None else ""),
+                  fmt(r["seed_sd"], ".3g") + f" ({r['seeds']} seeds)", fmt(r["margin_gap"], ".3g")]
+                 for r in rows]}]
 
 
 def _controls(s: dict) -> list[dict]:
@@ -257,7 +299,7 @@ def sections(s: dict) -> list[dict]:
     out = [{"title": f"JEST report: config `{s['config']['name']}`", "level": 1}, _claims(s), *_general_claims(s)]
     if s["notes"]:
         out.append({"title": "Notes", "bullets": s["notes"]})
-    out += _headline(s) + _per_set(s) + _controls(s) + _ablations(s)
+    out += _headline(s) + _per_set(s) + _heldout_sets(s) + _controls(s) + _ablations(s)
     if s["figures"]:
         out.append({"title": "Figures", "figures": s["figures"]})
     return out + _parity(s) + _lmeval(s) + _tables_tail(s)

@@ -196,7 +196,7 @@ def notes_for(*, headline: list[dict], ablations: list[dict], cards: list[dict],
         if r["repeats"]:
             notes.append(f"{r['arm']} repeats data: {r['pool_passes']:.2f} passes over the pool.")
     if controls.get("arms") and not controls.get("oracle_ceiling"):
-        notes.append("No oracle_clean arm: the speedup plots draw no ceiling.")
+        notes.append("No oracle_clean arm: the speedup plots draw no oracle reference line.")
     return list(dict.fromkeys(notes))
 
 

@@ -225,6 +225,14 @@ def _above_oracle(s: dict, oracle: dict) -> str:
     return f": here {', '.join(above)} {'has a higher point estimate' if len(above) == 1 else 'have higher point estimates'} (no test)" if above else ""
 
 
+def _inside_margin(s: dict, m: float) -> str:
+    """The uncorrected 'different' verdicts whose ratio lies inside the margin, by name."""
+    arms = [f"{a['arm']} {a['equivalence']['ratio']:.2f}x" for a in s["ablations"] if (a.get("equivalence") or {})
+            .get("verdict_uncorrected", (a.get("equivalence") or {}).get("verdict")) == "different"
+            and a["equivalence"].get("ratio") and 1 / m <= a["equivalence"]["ratio"] <= m]
+    return f"here {', '.join(arms)}" if arms else "none here"
+
+
 def _ablations(s: dict) -> list[dict]:
     if not s["ablation_arms"]:
         return []
@@ -248,7 +256,9 @@ def _ablations(s: dict) -> list[dict]:
         "rejects no difference and the ratio lies outside that margin; 'undecided': neither. The ablations "
         f"are one family of comparisons: the verdict uses p-values corrected with Holm's method ({n or 'no test'}), "
         "separately for the difference and the equivalence tests; each p column gives raw / Holm-adjusted, and "
-        "the last column the verdict before correction. MDE: the ratio a paired test at 5% would detect with 80% "
+        "the last column the verdict before correction, where 'different' needs only the raw t-test and no "
+        "shown equivalence: its ratio can lie inside the margin (a difference smaller than the margin, "
+        f"{_inside_margin(s, m)}). MDE: the ratio a paired test at 5% would detect with 80% "
         "power at these seeds, uncorrected. Seeds to settle: how many paired seeds would give a verdict either way "
         "(equivalent or different) with 80% power if the observed ratio and spread were the truth (a simulation; "
         "'n/a': not within 400 seeds, a ratio at the margin's edge). Not part of the claim verdicts."],

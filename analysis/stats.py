@@ -276,7 +276,12 @@ def compare(a: Estimate, b: Estimate, margin: float = DEFAULT_MARGIN, alpha: flo
         out["reason"] = f"TOST p = {out['p_equivalence']:.3g} < {alpha:g}: the ratio is {inside}"
     elif out["p_difference"] < alpha:
         out["verdict"] = DIFFERENT
-        out["reason"] = f"paired t-test p = {out['p_difference']:.3g} < {alpha:g}, not {inside}"
+        # "different" from 1x, not shown equivalent; the point ratio itself can lie inside the margin (a
+        # difference smaller than the margin), and the sentence must not say it lies outside
+        where = "inside" if 1 / margin <= out["ratio"] <= margin else "outside"
+        out["reason"] = (f"paired t-test p = {out['p_difference']:.3g} < {alpha:g}; the ratio {out['ratio']:.2f}x lies "
+                         f"{where} 1/{margin:g}..{margin:g}x" + (f" (a difference smaller than the margin; not shown "
+                         f"{inside}: TOST p = {out['p_equivalence']:.3g})" if where == "inside" else ""))
     else:
         out["reason"] = (f"neither equivalent (TOST p = {out['p_equivalence']:.3g}) nor different "
                          f"(p = {out['p_difference']:.3g}); detectable at {n} seeds: a ratio of "

@@ -6,7 +6,7 @@ Reads results/<config>/runs/*/{card.json, metrics.jsonl, eval/step_<N>.json}
 (analysis.runs, analysis.evals, analysis.lmeval_table). The headline is the iso-loss compute
 multiplier of every arm against the uniform compute family (analysis.multiplier), on every
 held-out set, with the statistics of analysis.stats (analysis.verdicts: claims, equivalence
-tests of the ablations, the controls' ceiling and decomposition); first-crossing parity against
+tests of the ablations, the oracle's reference line and the controls' decomposition); first-crossing parity against
 the headline-budget uniform arm stays as a second view (analysis.parity, rule "sustained" by
 default). Figures: analysis.figures. Writes
 

@@ -202,10 +202,12 @@ def _controls(s: dict) -> list[dict]:
     rows += [[r["arm"], r["matched"], est(r["jest"]), est(r["mixture"]), share(r),
               ratio(r["jest_over_matched"]), f"**{r['jest_over_matched']['verdict']}**", r["jest_over_matched"]["reason"]]
              for r in c.get("mixture_matched", [])]
-    return [{"title": "Controls: the oracle, the offline filter and the mixture-matched control", "paragraphs": paras + [
+    title = "Controls: the oracle, the offline filter and the mixture-matched control"
+    return [{"title": title, "paragraphs": paras + [
         "Share = log(control's multiplier) / log(JEST's): the part of JEST's gain in log compute that the control "
         "already gives, with Fieller's 95% interval for a ratio of paired means ('unbounded': JEST's own log gain is "
-        "not clearly above 0); at a few seeds it is wide, and a point share alone says little. Against the offline filter (the reference scores the pool once): what online learnability "
+        "not clearly above 0); at a few seeds it is wide, and a point share alone says little. "
+        "Against the offline filter (the reference scores the pool once): what online learnability "
         "adds. Against the mixture-matched control (JEST's mixture of (source, quality) cells step by step, uniform "
         "within each cell): what selection adds beyond re-weighting. Paired by seed, each with its equivalence "
         "test (uncorrected: one planned comparison per control)."],
@@ -222,7 +224,10 @@ def _above_oracle(s: dict, oracle: dict) -> str:
              for r in s["headline"] + s.get("control_arms", []) + s.get("ablations", [])
              if r["arm"] != oracle["arm"] and (r.get("iterations") or {}).get("value") is not None
              and r["iterations"].get("bound") in (None, "lower") and r["iterations"]["value"] > value]
-    return f": here {', '.join(above)} {'has a higher point estimate' if len(above) == 1 else 'have higher point estimates'} (no test)" if above else ""
+    if not above:
+        return ""
+    verb = "has a higher point estimate" if len(above) == 1 else "have higher point estimates"
+    return f": here {', '.join(above)} {verb} (no test)"
 
 
 def _inside_margin(s: dict, m: float) -> str:

@@ -350,6 +350,6 @@ def best_arm(estimates: dict[str, Estimate], alpha: float = ALPHA) -> dict:
 
 
 __all__ = ["ALPHA", "CI_LEVEL", "DEFAULT_MARGIN", "DIFFERENT", "EQUIVALENT", "Estimate", "NOT_REPRODUCED",
-           "REPRODUCED", "SINGLE_SEED", "UNDECIDED", "aggregate", "best_arm", "claim_over_arms", "compare", "fieller_share",
-           "holm_family",
+           "REPRODUCED", "SINGLE_SEED", "UNDECIDED", "aggregate", "best_arm", "claim_over_arms", "compare",
+           "fieller_share", "holm_family",
            "interval", "mde_ratio", "p_greater", "seeds_to_settle", "settle_probability", "verdict"]

@@ -1,5 +1,5 @@
 """From run tables to decisions: multipliers of every arm on every held-out set, the claims'
-verdicts, the equivalence tests of the ablations, the controls' ceiling and decomposition.
+verdicts, the equivalence tests of the ablations, the oracle's reference line and the controls' decomposition.
 
 Pure functions over the tables of analysis.runs / analysis.evals; the statistics live in
 analysis.stats, the placement on the family curve in analysis.multiplier.
@@ -161,9 +161,9 @@ def _share(jest: Estimate, control: Estimate) -> dict:
 
 
 def controls(mults: dict, settings: dict[str, dict], jest_arms: list[str], margin: float = DEFAULT_MARGIN) -> dict:
-    """The control arms (DESIGN.md, "Where a gain comes from"): the oracle's ceiling and, per JEST
-    arm, how much of its multiplier the offline filter (same filter ratio if there is one) and its
-    mixture-matched control (re-weighting alone) reach, each with the paired comparison."""
+    """The control arms (DESIGN.md, "Where a gain comes from"): the oracle (a reference line, not a
+    ceiling) and, per JEST arm, how much of its multiplier the offline filter (same filter ratio if there
+    is one) and its mixture-matched control (re-weighting alone) reach, each with the paired comparison."""
     controls_ = [a for a in mults if group_of(settings.get(a, {}).get("policy")) == "control"]
     by_policy = {}
     for a in controls_:

@@ -120,7 +120,8 @@ def test_every_evaluation_scores_each_heldout_set(smoke_workspace, tmp_path):
         rows_of_set = [r for r in rows if f"heldout_loss{suffix}" in r]
         assert rows_of_set == [r for r in rows if f"heldout_sequences{suffix}" in r]
         for r in rows_of_set:
-            assert r[f"heldout_sequences{suffix}"] == info["sequences"] and r[f"heldout_tokens{suffix}"] == info["tokens"]
+            assert r[f"heldout_sequences{suffix}"] == info["sequences"]
+            assert r[f"heldout_tokens{suffix}"] == info["tokens"]
             assert info["tokens"] == info["sequences"] * (ws["cfg"]["data"]["seq_len"] - 1)
             if info["sequences"] >= 2:
                 assert 0 < r[f"heldout_se_loss{suffix}"] < r[f"heldout_loss{suffix}"] / math.sqrt(info["sequences"])

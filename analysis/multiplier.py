@@ -139,27 +139,43 @@ def needed_compute(compute: np.ndarray, values: np.ndarray, target: float,
 
     Returns (C, bound): bound None (inside the range), "lower" (needs more than C = the largest
     budget's compute), "upper" (needs less than C = the smallest budget's)."""
+    c, logc, fit, sign = _monotone(compute, values, higher_is_better)
+    t = sign * float(target)
+    if t < fit[-1]:
+        return float(c[-1]), "lower"
+    if t > fit[0]:
+        return float(c[0]), "upper"
+    i = int(np.argmax(fit <= t))
+    if i == 0:
+        return float(c[0]), None
+    v0, v1 = fit[i - 1], fit[i]
+    frac = 1.0 if v0 == v1 else (v0 - t) / (v0 - v1)
+    return float(np.exp(logc[i - 1] + frac * (logc[i] - logc[i - 1]))), None
+
+
+def _monotone(compute: np.ndarray, values: np.ndarray, higher_is_better: bool
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """The family curve as both directions read it: (compute sorted, its log, the isotonic fit of
+    sign * value in that order, sign), sign -1 for a metric where higher is better."""
     ok = np.isfinite(compute) & np.isfinite(values) & (compute > 0)
     c, v = compute[ok], values[ok]
     if len(c) < 2:
         raise ValueError("the uniform family needs >= 2 budgets with finite values and compute")
     order = np.argsort(c, kind="stable")
-    logc = np.log(c[order])
     sign = -1.0 if higher_is_better else 1.0            # work in "lower is better"
     fit = sign * v[order]
     if np.any(np.diff(fit) > 0):            # the isotonic fit only where noise broke monotonicity
         fit = isotonic_regression(fit, increasing=False).x
-    t = sign * float(target)
-    if t < fit[-1]:
-        return float(c[order][-1]), "lower"
-    if t > fit[0]:
-        return float(c[order][0]), "upper"
-    i = int(np.argmax(fit <= t))
-    if i == 0:
-        return float(c[order][0]), None
-    v0, v1 = fit[i - 1], fit[i]
-    frac = 1.0 if v0 == v1 else (v0 - t) / (v0 - v1)
-    return float(np.exp(logc[i - 1] + frac * (logc[i] - logc[i - 1]))), None
+    return c[order], np.log(c[order]), fit, sign
+
+
+def family_value(compute: np.ndarray, values: np.ndarray, at: float, higher_is_better: bool = False) -> float | None:
+    """The monotone family curve's value at compute `at` (needed_compute's inverse: the same fit,
+    linear in log C between budgets); None outside the family's range (no extrapolation)."""
+    c, logc, fit, sign = _monotone(compute, values, higher_is_better)
+    if not c[0] <= at <= c[-1]:
+        return None
+    return float(sign * np.interp(np.log(at), logc, fit))
 
 
 # ---------------------------------------------------------------- per run of an arm
@@ -213,5 +229,5 @@ def multiplier_range(curves: dict[object, FamilyCurve], own: float, q: str) -> t
 
 
 __all__ = ["FLOP_QUANTITIES", "FamilyCurve", "PAIRED", "POOLED", "QUANTITIES", "SeedMultiplier",
-           "arm_seed_multipliers", "budget_of", "family_arms", "family_curves", "multiplier_range",
+           "arm_seed_multipliers", "budget_of", "family_arms", "family_curves", "family_value", "multiplier_range",
            "needed_compute", "run_finals"]

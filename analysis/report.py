@@ -6,7 +6,7 @@ Reads results/<config>/runs/*/{card.json, metrics.jsonl, eval/step_<N>.json}
 (analysis.runs, analysis.evals, analysis.lmeval_table). The headline is the iso-loss compute
 multiplier of every arm against the uniform compute family (analysis.multiplier), on every
 held-out set, with the statistics of analysis.stats (analysis.verdicts: claims, equivalence
-tests of the ablations, the controls' ceiling and decomposition); first-crossing parity against
+tests of the ablations, the oracle's reference line and the controls' decomposition); first-crossing parity against
 the headline-budget uniform arm stays as a second view (analysis.parity, rule "sustained" by
 default). Figures: analysis.figures. Writes
 
@@ -33,6 +33,7 @@ from analysis import composition as comp
 from analysis import verdicts as vd
 from analysis.evals import AGGREGATE_METRIC, MARGIN_METRIC, load_evals, wide
 from analysis.figures import make_figures
+from analysis.heldout_table import heldout_set_table
 from analysis.lmeval_table import FIELDS as LM_FIELDS
 from analysis.lmeval_table import load_task_table, per_task_table
 from analysis.multiplier import family_arms
@@ -255,6 +256,7 @@ def build_report(results_dir: Path, config_name: str, out_dir: Path, *, metric: 
                            "claims": vd.claims(mults.get(f"heldout_loss_{vd.GENERAL}", {}), jest_arms, ci_level)
                            if general_used else []},
         "equivalence": equivalence, "controls": controls, "per_set": per_set,
+        "heldout_sets": heldout_set_table(curves, cards, baseline, family, margin),
         "multipliers": {name: {a: {**m, "quantities": vd.nest(m["quantities"])} for a, m in ms.items()}
                         for name, ms in mults.items()},
         "parity": results, "parity_settings": pkw,

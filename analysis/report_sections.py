@@ -57,6 +57,18 @@ def ratio(c: dict | None) -> str:
     return f"{c['ratio']:.2f}x [{c['ci_low']:.2f}, {c['ci_high']:.2f}]"
 
 
+def share(r: dict) -> str:
+    """A control's share of JEST's log gain with its Fieller interval: '0.72 [-0.73, 1.90]', '0.72 [unbounded]'."""
+    if r.get("share_of_log_gain") is None:
+        return "n/a"
+    ci = r.get("share_ci")
+    if not ci:
+        return f"{r['share_of_log_gain']:.2f} (no interval)"
+    if ci["ci_low"] is None:
+        return f"{r['share_of_log_gain']:.2f} [unbounded]"
+    return f"{r['share_of_log_gain']:.2f} [{ci['ci_low']:.2f}, {ci['ci_high']:.2f}]"
+
+
 def _claims(s: dict) -> dict:
     rows = [[c["claim"] + (f" (FLOPs: {c['accounting']})" if c.get("accounting") else ""), c["paper_setting"],
              c["setting_here"], est(c.get("measured")) + (f" ({c['best_arm']})" if c.get("best_arm") else ""),
@@ -67,9 +79,34 @@ def _claims(s: dict) -> dict:
         "image-text result. Measured: the iso-loss compute multiplier against the uniform compute family "
         f"(uniform runs at budgets {', '.join(f'{b:g}x' for b in s['family']['budgets']) or 'none'} of the headline "
         f"steps, each annealed to its own end), {100 * st['ci_level']:.0f}% t-interval over seeds on the log "
-        "multiplier; 'reproduced' needs an arm above the factor after Holm's correction over the arms."],
+        "multiplier; 'reproduced' needs an arm above the factor after Holm's correction over the arms.",
+        *_set_size_sentence(s)],
         "header": ["claim", "paper's setting", "setting here", "measured here (best arm)", "verdict", "why"],
         "rows": rows}
+
+
+NOT_LOGGED = "not logged"
+
+
+def logged(x, spec: str = ".4g") -> str:
+    """A number of the held-out sets' table, or 'not logged' (runs from before it was logged)."""
+    return NOT_LOGGED if x is None else format(x, spec)
+
+
+def _set_size_sentence(s: dict) -> list[str]:
+    """The caveat beside the verdicts: how large the curated-domain held-out set is, and its noise."""
+    row = next((r for r in s.get("heldout_sets", []) if r["set"] == "default"), None)
+    if row is None:
+        return []
+    size = f"{logged(row['sequences'], ',d')} sequences" if row["sequences"] is not None else \
+        f"a number of sequences {NOT_LOGGED}"
+    size += f" ({row['tokens']:,d} tokens)" if row["tokens"] is not None else ""
+    se = (f"has a standard error over those sequences of {row['se']:.3g} nats" if row["se"] is not None else
+          f"has a standard error over its sequences that these runs did not log (they predate it)")
+    return [f"The curated-domain held-out set is {size}; the uniform 1x arm's final loss on it {se}, a "
+            f"seed-to-seed sd of {fmt(row['seed_sd'], '.3g')} nats, and a {row['margin']:g}x multiplier at that "
+            f"budget is a loss difference of {fmt(row['margin_gap'], '.3g')} nats (table 'Held-out sets: size "
+            "and noise')."]
 
 
 def _general_claims(s: dict) -> list[dict]:
@@ -128,28 +165,77 @@ def _per_set(s: dict) -> list[dict]:
                  for r in s["per_set"]]}]
 
 
+def _heldout_sets(s: dict) -> list[dict]:
+    rows = s.get("heldout_sets") or []
+    if not rows:
+        return []
+    m = rows[0]["margin"]
+    return [{"title": "Held-out sets: size and noise", "paragraphs": [
+        "Each set's loss is a mean over a fixed sample of sequences. SE: how far another sample of the same "
+        "size would move the uniform 1x arm's final loss (sd of the per-sequence losses / sqrt(sequences), "
+        f"mean over its seeds; '{NOT_LOGGED}': runs from before the trainer logged it). Every arm is scored on "
+        "the same sequences, so this error is shared by the arms and cancels in large part from their paired "
+        "comparisons; the seed-to-seed sd is the noise the intervals carry. Last column: the loss difference "
+        f"that a {m:g}x multiplier (the equivalence margin) stands for at the 1x budget on the uniform "
+        "family's curve, the smallest difference the verdicts call a difference ('n/a': beyond the family)."],
+        "header": ["set", "sequences", "tokens", "SE of the final loss (nats)", "seed-to-seed sd (nats)",
+                   f"loss gap of {m:g}x (nats)"],
+        "rows": [[r["set"], logged(r["sequences"], ",d"), logged(r["tokens"], ",d"),
+                  logged(r["se"], ".3g") + (f" ({r['se_seeds']} seeds)" if r["se"] is not None else ""),
+                  fmt(r["seed_sd"], ".3g") + f" ({r['seeds']} seeds)", fmt(r["margin_gap"], ".3g")]
+                 for r in rows]}]
+
+
 def _controls(s: dict) -> list[dict]:
     c = s["controls"]
     if not c.get("arms"):
         return []
     paras = []
-    if c.get("oracle_ceiling"):
-        paras.append(f"Oracle ceiling ({c['oracle_ceiling']['arm']}: uniform over the pool's clean-labelled "
-                     f"sequences): {est(c['oracle_ceiling']['iterations'])} in iterations.")
-    rows = [[r["arm"], r["offline_filter"], est(r["jest"]), est(r["offline"]), fmt(r["share_of_log_gain"], ".2f"),
+    oracle = c.get("oracle_ceiling")   # the summary's key; the arm is a reference line, not a ceiling
+    if oracle:
+        paras.append(f"Oracle ({oracle['arm']}: uniform over the pool's clean-labelled sequences, re-weighting by "
+                     f"labels selection never sees): {est(oracle['iterations'])} in iterations. It is not an upper "
+                     "bound on re-weighting or selection" + _above_oracle(s, oracle) + ".")
+    rows = [[r["arm"], r["offline_filter"], est(r["jest"]), est(r["offline"]), share(r),
              ratio(r["jest_over_offline"]), f"**{r['jest_over_offline']['verdict']}**", r["jest_over_offline"]["reason"]]
             for r in c["offline_share"]]
-    rows += [[r["arm"], r["matched"], est(r["jest"]), est(r["mixture"]), fmt(r["share_of_log_gain"], ".2f"),
+    rows += [[r["arm"], r["matched"], est(r["jest"]), est(r["mixture"]), share(r),
               ratio(r["jest_over_matched"]), f"**{r['jest_over_matched']['verdict']}**", r["jest_over_matched"]["reason"]]
              for r in c.get("mixture_matched", [])]
-    return [{"title": "Controls: the ceiling, the offline filter and re-weighting alone", "paragraphs": paras + [
+    title = "Controls: the oracle, the offline filter and the mixture-matched control"
+    return [{"title": title, "paragraphs": paras + [
         "Share = log(control's multiplier) / log(JEST's): the part of JEST's gain in log compute that the control "
-        "already gives. Against the offline filter (the reference scores the pool once): what online learnability "
+        "already gives, with Fieller's 95% interval for a ratio of paired means ('unbounded': JEST's own log gain is "
+        "not clearly above 0); at a few seeds it is wide, and a point share alone says little. "
+        "Against the offline filter (the reference scores the pool once): what online learnability "
         "adds. Against the mixture-matched control (JEST's mixture of (source, quality) cells step by step, uniform "
         "within each cell): what selection adds beyond re-weighting. Paired by seed, each with its equivalence "
         "test (uncorrected: one planned comparison per control)."],
-        "header": ["JEST arm", "control arm", "JEST", "control", "share of JEST's gain",
+        "header": ["JEST arm", "control arm", "JEST", "control", "share of JEST's gain [95%]",
                    "JEST / control", "verdict", "why"], "rows": rows}]
+
+
+def _above_oracle(s: dict, oracle: dict) -> str:
+    """': here <arm> 1.27x ... have higher point estimates (no test)', from the rows of this report."""
+    value = (oracle.get("iterations") or {}).get("value")
+    if value is None:
+        return ""
+    above = [f"{r['arm']} {r['iterations']['value']:.2f}x"
+             for r in s["headline"] + s.get("control_arms", []) + s.get("ablations", [])
+             if r["arm"] != oracle["arm"] and (r.get("iterations") or {}).get("value") is not None
+             and r["iterations"].get("bound") in (None, "lower") and r["iterations"]["value"] > value]
+    if not above:
+        return ""
+    verb = "has a higher point estimate" if len(above) == 1 else "have higher point estimates"
+    return f": here {', '.join(above)} {verb} (no test)"
+
+
+def _inside_margin(s: dict, m: float) -> str:
+    """The uncorrected 'different' verdicts whose ratio lies inside the margin, by name."""
+    arms = [f"{a['arm']} {a['equivalence']['ratio']:.2f}x" for a in s["ablations"] if (a.get("equivalence") or {})
+            .get("verdict_uncorrected", (a.get("equivalence") or {}).get("verdict")) == "different"
+            and a["equivalence"].get("ratio") and 1 / m <= a["equivalence"]["ratio"] <= m]
+    return f"here {', '.join(arms)}" if arms else "none here"
 
 
 def _ablations(s: dict) -> list[dict]:
@@ -175,7 +261,9 @@ def _ablations(s: dict) -> list[dict]:
         "rejects no difference and the ratio lies outside that margin; 'undecided': neither. The ablations "
         f"are one family of comparisons: the verdict uses p-values corrected with Holm's method ({n or 'no test'}), "
         "separately for the difference and the equivalence tests; each p column gives raw / Holm-adjusted, and "
-        "the last column the verdict before correction. MDE: the ratio a paired test at 5% would detect with 80% "
+        "the last column the verdict before correction, where 'different' needs only the raw t-test and no "
+        "shown equivalence: its ratio can lie inside the margin (a difference smaller than the margin, "
+        f"{_inside_margin(s, m)}). MDE: the ratio a paired test at 5% would detect with 80% "
         "power at these seeds, uncorrected. Seeds to settle: how many paired seeds would give a verdict either way "
         "(equivalent or different) with 80% power if the observed ratio and spread were the truth (a simulation; "
         "'n/a': not within 400 seeds, a ratio at the margin's edge). Not part of the claim verdicts."],
@@ -257,7 +345,7 @@ def sections(s: dict) -> list[dict]:
     out = [{"title": f"JEST report: config `{s['config']['name']}`", "level": 1}, _claims(s), *_general_claims(s)]
     if s["notes"]:
         out.append({"title": "Notes", "bullets": s["notes"]})
-    out += _headline(s) + _per_set(s) + _controls(s) + _ablations(s)
+    out += _headline(s) + _per_set(s) + _heldout_sets(s) + _controls(s) + _ablations(s)
     if s["figures"]:
         out.append({"title": "Figures", "figures": s["figures"]})
     return out + _parity(s) + _lmeval(s) + _tables_tail(s)

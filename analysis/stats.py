@@ -175,6 +175,29 @@ def _paired_logs(a: Estimate, b: Estimate) -> tuple[list, np.ndarray, np.ndarray
     return keep, np.log([pa[s]["value"] for s in keep]), np.log([pb[s]["value"] for s in keep]), censored
 
 
+def fieller_share(control: Estimate, jest: Estimate, ci_level: float = CI_LEVEL) -> dict | None:
+    """Fieller's interval for a ratio of two paired means: mean(log M_control) / mean(log M_JEST) over the
+    seeds both measured (the share of JEST's gain in log compute, analysis.verdicts.share_of_log_gain).
+    A ratio of two noisy means has no t-interval of its own; Fieller's is the set of ratios r for which
+    mean(x) - r mean(y) = 0 is not rejected by a t-test with the paired covariance (Fieller 1954). When
+    JEST's own mean log gain is not significantly above 0 at that level, the set is unbounded: ci_low and
+    ci_high are then None. None below 2 paired seeds."""
+    keep, x, y, _ = _paired_logs(control, jest)
+    n = len(keep)
+    if n < 2:
+        return None
+    cov = np.cov(x, y, ddof=1) / n                                         # (2, 2) of the two means
+    a, b, t2 = float(x.mean()), float(y.mean()), float(st.t.ppf(0.5 + ci_level / 2, n - 1)) ** 2
+    qa, qb, qc = b * b - t2 * cov[1, 1], -2 * (a * b - t2 * cov[0, 1]), a * a - t2 * cov[0, 0]
+    disc = qb * qb - 4 * qa * qc
+    out = {"ratio": a / b if b else None, "ci_low": None, "ci_high": None, "n": n, "ci_level": ci_level,
+           "method": "Fieller, paired by seed"}
+    if qa > 0 and disc >= 0:
+        root = math.sqrt(disc)
+        out.update(ci_low=(-qb - root) / (2 * qa), ci_high=(-qb + root) / (2 * qa))
+    return out
+
+
 def mde_ratio(sd: float, n: int, alpha: float = ALPHA, power: float = POWER) -> float | None:
     """The smallest ratio of multipliers a paired t-test at alpha detects with `power` at n seeds."""
     if n < 2 or not np.isfinite(sd):
@@ -253,7 +276,12 @@ def compare(a: Estimate, b: Estimate, margin: float = DEFAULT_MARGIN, alpha: flo
         out["reason"] = f"TOST p = {out['p_equivalence']:.3g} < {alpha:g}: the ratio is {inside}"
     elif out["p_difference"] < alpha:
         out["verdict"] = DIFFERENT
-        out["reason"] = f"paired t-test p = {out['p_difference']:.3g} < {alpha:g}, not {inside}"
+        # "different" from 1x, not shown equivalent; the point ratio itself can lie inside the margin (a
+        # difference smaller than the margin), and the sentence must not say it lies outside
+        where = "inside" if 1 / margin <= out["ratio"] <= margin else "outside"
+        out["reason"] = (f"paired t-test p = {out['p_difference']:.3g} < {alpha:g}; the ratio {out['ratio']:.2f}x lies "
+                         f"{where} 1/{margin:g}..{margin:g}x" + (f" (a difference smaller than the margin; not shown "
+                         f"{inside}: TOST p = {out['p_equivalence']:.3g})" if where == "inside" else ""))
     else:
         out["reason"] = (f"neither equivalent (TOST p = {out['p_equivalence']:.3g}) nor different "
                          f"(p = {out['p_difference']:.3g}); detectable at {n} seeds: a ratio of "
@@ -322,5 +350,6 @@ def best_arm(estimates: dict[str, Estimate], alpha: float = ALPHA) -> dict:
 
 
 __all__ = ["ALPHA", "CI_LEVEL", "DEFAULT_MARGIN", "DIFFERENT", "EQUIVALENT", "Estimate", "NOT_REPRODUCED",
-           "REPRODUCED", "SINGLE_SEED", "UNDECIDED", "aggregate", "best_arm", "claim_over_arms", "compare", "holm_family",
+           "REPRODUCED", "SINGLE_SEED", "UNDECIDED", "aggregate", "best_arm", "claim_over_arms", "compare",
+           "fieller_share", "holm_family",
            "interval", "mde_ratio", "p_greater", "seeds_to_settle", "settle_probability", "verdict"]

@@ -135,13 +135,24 @@ def provenance(cards: list[dict]) -> dict:
             "n_runs": len(cards)}
 
 
-def setting_here(config: dict, cards: list[dict], metric: str, T_u: float | None) -> str:
+def setting_here(config: dict, cards: list[dict], metric: str, T_u: float | None,
+                 references: list[dict] = ()) -> str:
+    """The scale a verdict is about, in words: the learner's size, its steps and tokens per parameter
+    (the claim's setting trains on 20+), and the reference's size relative to the learner's (the paper's
+    reference is smaller than its learner)."""
     n_params = next((c.get("n_params") for c in cards if c.get("n_params")), None)
     model = config.get("model", {})
     shape = ", ".join(f"{k}={model[k]}" for k in ("n_layer", "n_embd") if k in model)
+    batch, seq_len = config.get("train", {}).get("batch_size"), config.get("data", {}).get("seq_len")
+    per_param = T_u * batch * seq_len / n_params if T_u and batch and seq_len and n_params else None
+    ref_sizes = sorted({r["n_params"] for r in references if r.get("n_params")})
     return (f"causal LM, config '{config.get('name', '?')}'"
             + (f", {n_params:,} parameters" if n_params else "") + (f" ({shape})" if shape else "")
-            + (f", {T_u:.0f} steps" if T_u else "") + f", metric {metric}")
+            + (f", {T_u:.0f} steps" if T_u else "")
+            + (f", {per_param:.2g} training tokens per parameter" if per_param else "")
+            + (f", reference / learner parameters {'/'.join(f'{r / n_params:.2g}' for r in ref_sizes)}x"
+               if ref_sizes and n_params else "")
+            + f", metric {metric}")
 
 
 def notes_for(*, headline: list[dict], ablations: list[dict], cards: list[dict], baseline: str | None,
@@ -185,7 +196,7 @@ def notes_for(*, headline: list[dict], ablations: list[dict], cards: list[dict],
         if r["repeats"]:
             notes.append(f"{r['arm']} repeats data: {r['pool_passes']:.2f} passes over the pool.")
     if controls.get("arms") and not controls.get("oracle_ceiling"):
-        notes.append("No oracle_clean arm: the speedup plots draw no ceiling.")
+        notes.append("No oracle_clean arm: the speedup plots draw no oracle reference line.")
     return list(dict.fromkeys(notes))
 
 
@@ -195,7 +206,7 @@ def assemble(*, config_name: str, config: dict, cards: list[dict], baseline: str
     """The summary document (docs/summary.md); estimates stay objects until `to_json`.
 
     sections: statistics, family, headline, ablations, control_rows, claims, best_arm, equivalence,
-    controls, per_set, multipliers, parity, parity_settings, lmeval, repetition, composition, runs,
+    controls, per_set, heldout_sets, multipliers, parity, parity_settings, lmeval, repetition, composition, runs,
     references, figures."""
     s = sections
     extra = []
@@ -207,7 +218,7 @@ def assemble(*, config_name: str, config: dict, cards: list[dict], baseline: str
         if missing:
             extra.append(f"Ablation arms without finished runs (not in the ablation table): {', '.join(missing)}.")
     T_u = next((h["T_u"] for h in s["headline"] if h.get("T_u")), None)
-    here = setting_here(config, cards, primary.name, T_u)
+    here = setting_here(config, cards, primary.name, T_u, s["references"])
     return {
         "schema_version": SUMMARY_SCHEMA_VERSION,
         "config": {"name": config_name, "config_hash": sorted({c["config_hash"] for c in cards
@@ -230,6 +241,7 @@ def assemble(*, config_name: str, config: dict, cards: list[dict], baseline: str
         "equivalence": s["equivalence"],
         "controls": s["controls"],
         "per_set": s["per_set"],
+        "heldout_sets": s.get("heldout_sets", []),
         "multipliers": s["multipliers"],
         "parity_settings": {**s["parity_settings"], "flop_accountings": dict(ACCOUNTINGS)},
         "parity": {m: [r.to_dict() for r in rs] for m, rs in s["parity"].items()},

@@ -1,5 +1,5 @@
 """From run tables to decisions: multipliers of every arm on every held-out set, the claims'
-verdicts, the equivalence tests of the ablations, the controls' ceiling and decomposition.
+verdicts, the equivalence tests of the ablations, the oracle's reference line and the controls' decomposition.
 
 Pure functions over the tables of analysis.runs / analysis.evals; the statistics live in
 analysis.stats, the placement on the family curve in analysis.multiplier.
@@ -21,7 +21,16 @@ from analysis.multiplier import (
     run_finals,
 )
 from jest.policies.registry import group_of, role_of
-from analysis.stats import DEFAULT_MARGIN, Estimate, aggregate, best_arm, claim_over_arms, compare, holm_family
+from analysis.stats import (
+    DEFAULT_MARGIN,
+    Estimate,
+    aggregate,
+    best_arm,
+    claim_over_arms,
+    compare,
+    fieller_share,
+    holm_family,
+)
 
 HELDOUT = re.compile(r"^heldout_(loss|bpb)(?:_(.+))?$")
 
@@ -145,10 +154,16 @@ def share_of_log_gain(jest: Estimate, control: Estimate) -> float | None:
     return None
 
 
+def _share(jest: Estimate, control: Estimate) -> dict:
+    """The control's share of JEST's log gain with its Fieller interval (None where the share is)."""
+    share = share_of_log_gain(jest, control)
+    return {"share_of_log_gain": share, "share_ci": fieller_share(control, jest) if share is not None else None}
+
+
 def controls(mults: dict, settings: dict[str, dict], jest_arms: list[str], margin: float = DEFAULT_MARGIN) -> dict:
-    """The control arms (DESIGN.md, "Where a gain comes from"): the oracle's ceiling and, per JEST
-    arm, how much of its multiplier the offline filter (same filter ratio if there is one) and its
-    mixture-matched control (re-weighting alone) reach, each with the paired comparison."""
+    """The control arms (DESIGN.md, "Where a gain comes from"): the oracle (a reference line, not a
+    ceiling) and, per JEST arm, how much of its multiplier the offline filter (same filter ratio if there
+    is one) and its mixture-matched control (re-weighting alone) reach, each with the paired comparison."""
     controls_ = [a for a in mults if group_of(settings.get(a, {}).get("policy")) == "control"]
     by_policy = {}
     for a in controls_:
@@ -166,7 +181,7 @@ def controls(mults: dict, settings: dict[str, dict], jest_arms: list[str], margi
         off = (same or filters)[0]
         j, o = mults[arm]["quantities"]["iterations"], mults[off]["quantities"]["iterations"]
         out["offline_share"].append({"arm": arm, "offline_filter": off, "jest": j, "offline": o,
-                                     "share_of_log_gain": share_of_log_gain(j, o),
+                                     **_share(j, o),
                                      "jest_over_offline": compare(j, o, margin)})
     # JEST against its mixture-matched control (baselines/mixture.py): the same mixture step by step, uniform
     # within each (source, quality) cell; the ratio is what selection adds beyond re-weighting
@@ -177,7 +192,7 @@ def controls(mults: dict, settings: dict[str, dict], jest_arms: list[str], margi
             continue
         j, m = mults[arm]["quantities"]["iterations"], mults[mine[0]]["quantities"]["iterations"]
         out["mixture_matched"].append({"arm": arm, "matched": mine[0], "jest": j, "mixture": m,
-                                       "share_of_log_gain": share_of_log_gain(j, m),
+                                       **_share(j, m),
                                        "jest_over_matched": compare(j, m, margin)})
     return out
 

@@ -13,7 +13,9 @@ scores:
 - ``ext_<source>``: external domains in neither the curated split nor the pool
   (split ``external``, e.g. Shakespeare).
 
-Their metrics are ``heldout_loss_<set>`` and ``heldout_bpb_<set>``. Sequences are
+Their metrics are ``heldout_loss_<set>`` and ``heldout_bpb_<set>``, with the standard error of
+the loss over the set's sequences (``heldout_se_loss_<set>``) and the set's size
+(``heldout_sequences_<set>``, ``heldout_tokens_<set>``): jest.evaluation.heldout.METRIC_KEYS. Sequences are
 fixed (evenly spaced over the set's rows), so every evaluation of every arm
 scores the same text. A shard's rows are grouped by provenance label, so even
 spacing over ``pool_heldout`` keeps each source's share.
@@ -78,7 +80,8 @@ def build_heldout_sets(shards_dir: Path, eval_sequences: int, per_set: int | Non
 
 
 def evaluate_sets(sets: list[HeldoutSet], evaluate: Callable[[TokenShard, np.ndarray], dict]) -> dict:
-    """`evaluate(shard, indices)` -> {"heldout_loss", "heldout_bpb"} per set, renamed with the set's suffix."""
+    """`evaluate(shard, indices)` -> its keys (jest.evaluation.heldout.METRIC_KEYS) per set, renamed with the
+    set's suffix."""
     out = {}
     for hs in sets:
         for key, value in evaluate(hs.shard, hs.indices).items():
@@ -87,5 +90,7 @@ def evaluate_sets(sets: list[HeldoutSet], evaluate: Callable[[TokenShard, np.nda
 
 
 def describe(sets: list[HeldoutSet]) -> dict:
-    """For the card: which sets were scored, from which split, with how many sequences."""
-    return {hs.name or "curated": {"split": hs.shard.split, "sequences": int(len(hs.indices))} for hs in sets}
+    """For the card: which sets were scored, from which split, with how many sequences and target tokens
+    (seq_len - 1 per sequence: every row of a shard has seq_len tokens)."""
+    return {hs.name or "curated": {"split": hs.shard.split, "sequences": int(len(hs.indices)),
+                                   "tokens": int(len(hs.indices)) * (hs.shard.seq_len - 1)} for hs in sets}

@@ -27,6 +27,7 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
+from jest.evaluation.heldout import METRIC_KEYS
 from jest.training.checkpoint import checkpoint_dir, drop_derived_outputs, latest_checkpoint
 from jest.io import atomic_write_json
 from jest.training.identity import identity_hash, run_identity
@@ -35,8 +36,9 @@ from jest.training.schedule import StepPlan, arm_train_config, stable_steps
 from jest.tracking.records import read_metrics
 
 BRANCH_POINTS, BRANCH_SNAPSHOTS = "branch_points", "branch_snapshots"
-# heldout_sets.evaluate_sets names the curated-domain set's metrics without a suffix
-CURATED_METRICS = ("heldout_loss", "heldout_bpb")
+# heldout_sets.evaluate_sets names the curated-domain set's metrics without a suffix, and the other
+# sets' with one: every held-out key starts with one of these
+HELDOUT_KEYS = METRIC_KEYS
 
 
 def branches_of(cfg: dict, trunk: str) -> list[str]:
@@ -74,8 +76,8 @@ def branch_rows(rows: list[dict], plan: StepPlan, at: int) -> list[dict]:
         step = row["step"]
         if step > at or not plan.logs(step):
             continue
-        keep = lambda key: not key.startswith(CURATED_METRICS) or (  # noqa: E731
-            plan.evaluates(step) and (key in CURATED_METRICS or plan.evaluates_all_sets(step)))
+        keep = lambda key: not key.startswith(HELDOUT_KEYS) or (  # noqa: E731
+            plan.evaluates(step) and (key in HELDOUT_KEYS or plan.evaluates_all_sets(step)))
         out.append({k: v for k, v in row.items() if keep(k)})
     return out
 

@@ -1,4 +1,4 @@
-"""Control arms in the report: the oracle's ceiling and the share of JEST's gain the offline filter reaches."""
+"""Control arms in the report: the oracle's reference line and the share of JEST's gain the offline filter reaches."""
 import math
 
 import pytest

@@ -114,6 +114,17 @@ def test_every_evaluation_scores_each_heldout_set(smoke_workspace, tmp_path):
             assert math.isfinite(r[f"heldout_loss_{name}"]) and 0 < r[f"heldout_bpb_{name}"] < 20
     per_set = ws["cfg"]["train"]["eval_sequences_per_set"] or ws["cfg"]["train"]["eval_sequences"]
     assert all(info["sequences"] <= per_set for name, info in card["heldout_sets"].items() if name != "curated")
+    # each set's loss comes with its standard error over sequences and the set's size, as the card says
+    for name, info in card["heldout_sets"].items():
+        suffix = "" if name == "curated" else f"_{name}"
+        rows_of_set = [r for r in rows if f"heldout_loss{suffix}" in r]
+        assert rows_of_set == [r for r in rows if f"heldout_sequences{suffix}" in r]
+        for r in rows_of_set:
+            assert r[f"heldout_sequences{suffix}"] == info["sequences"]
+            assert r[f"heldout_tokens{suffix}"] == info["tokens"]
+            assert info["tokens"] == info["sequences"] * (ws["cfg"]["data"]["seq_len"] - 1)
+            if info["sequences"] >= 2:
+                assert 0 < r[f"heldout_se_loss{suffix}"] < r[f"heldout_loss{suffix}"] / math.sqrt(info["sequences"])
     # Shakespeare is not what a model trained on Brown + e-mail + chat predicts best
     assert evals[-1]["heldout_loss_ext_shakespeare"] != evals[-1]["heldout_loss"]
 

@@ -120,7 +120,9 @@ def slopes(rungs: dict, axis: str, metric: str | None = None) -> dict:
                     log_x.append(math.log(axis_value(r, axis)))
                     log_m.append(list(np.log(vals)))
             fit = fit_slope(log_x, log_m)
-            out[arm][q] = {**fit, "trend": trend_word(fit), "bounded_points": bounded,
+            # a bound is not a measurement: a slope through bounds names no trend, whatever its interval
+            trend = trend_word(fit) if not bounded or fit["slope"] is None else "undecided (some points are bounds)"
+            out[arm][q] = {**fit, "trend": trend, "bounded_points": bounded,
                            "note": ("some per-seed multipliers are bounds (outside their rung's family): the slope "
                                     "uses the bound values, so it says little") if bounded else None}
     return out

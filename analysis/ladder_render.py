@@ -51,7 +51,7 @@ def render(summary: dict) -> str:
                   "", "| arm | quantity | slope | 95% interval | rungs | trend |", "|---|---|---|---|---|---|"]
         for arm, per_q in fits.items():
             for q, f in per_q.items():
-                note = " (some points are bounds)" if f.get("bounded_points") else ""
+                note = " (some points are bounds)" if f.get("bounded_points") and "bounds" not in f["trend"] else ""
                 lines.append(f"| {arm} | {q} | {_num(f['slope'])} | {_ci(f.get('ci_t'))} | {f.get('n_rungs', '-')} | "
                              f"{f['trend']}{note} |")
     da = summary["decision_agreement"]

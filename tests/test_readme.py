@@ -17,6 +17,9 @@ from jest.config import PROJECT_ROOT
 from jest.experiment import load_config
 
 README = (PROJECT_ROOT / "README.md").read_text()
+# The README is the first screen; the depth it links to lives in docs/, which these checks read too.
+DOC_FILES = [PROJECT_ROOT / "README.md", *sorted((PROJECT_ROOT / "docs").glob("*.md"))]
+ALL_DOCS = "\n".join(p.read_text() for p in DOC_FILES)
 
 
 def _commands(prefix: str) -> list[str]:
@@ -33,19 +36,19 @@ def _rules() -> set[str]:
 
 def test_the_schema_versions_named_are_the_ones_the_code_writes():
     from analysis.summary import SUMMARY_SCHEMA_VERSION
-    named = set(re.findall(r"jest-summary-v\d+", README))
+    named = set(re.findall(r"jest-summary-v\d+", ALL_DOCS))
     assert named == {SUMMARY_SCHEMA_VERSION}, f"README names {named}; analysis/summary.py writes {SUMMARY_SCHEMA_VERSION}"
-    for name in set(re.findall(r"jest-agg-v\d+", README)):
+    for name in set(re.findall(r"jest-agg-v\d+", ALL_DOCS)):
         assert any(name in p.read_text() for p in (PROJECT_ROOT / "jest" / "evaluation").glob("*.py")), name
 
 
-def test_every_relative_link_points_to_a_file_inside_the_repository():
-    links = [t for t in re.findall(r"\]\(([^)#\s]+)", README) if "://" not in t]
-    assert links
+@pytest.mark.parametrize("doc", DOC_FILES, ids=lambda p: p.name)
+def test_every_relative_link_points_to_a_file_inside_the_repository(doc):
+    links = [t for t in re.findall(r"\]\(([^)#\s]+)", doc.read_text()) if "://" not in t]
     for target in links:
-        path = (PROJECT_ROOT / target).resolve()
-        assert path.is_relative_to(PROJECT_ROOT.resolve()), f"{target} is outside the repository"
-        assert path.exists(), f"README links {target}, which does not exist"
+        path = (doc.parent / target).resolve()
+        assert path.is_relative_to(PROJECT_ROOT.resolve()), f"{doc.name}: {target} is outside the repository"
+        assert path.exists(), f"{doc.name} links {target}, which does not exist"
 
 
 def test_every_snakemake_command_parses_and_names_real_targets_and_files():
@@ -76,8 +79,8 @@ def test_every_make_command_is_a_target_of_the_makefile(tmp_path):
 
 def test_every_python_m_jest_command_is_a_real_subcommand():
     from jest.__main__ import main
-    commands = {c.split()[3] for c in re.findall(r"python -m jest [a-z-]+", README)}
-    assert {"verdict", "sync-mlflow"} <= commands
+    commands = {c.split()[3] for c in re.findall(r"python -m jest [a-z-]+", ALL_DOCS)}
+    assert {"verdict", "sync-mlflow", "doctor"} <= commands
     for sub in sorted(commands):
         with pytest.raises(SystemExit) as info:
             main([sub, "--help"])
@@ -106,3 +109,50 @@ def test_items_per_task_quoted_for_the_default_config_match_it():
         context = README[max(0, match.start() - 300):match.end() + 200]
         if "evaluation.limit" not in context:        # another number must say which setting it used
             assert int(match.group(1)) == tiny["evaluation"]["limit"], context
+
+
+def _answer_rows() -> dict[str, str]:
+    """The README's answer table: first cell -> the 'measured' cell."""
+    section = README.split("## The answer so far", 1)[1].split("\n## ", 1)[0]
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in section.splitlines()
+            if line.startswith("| ") and not line.startswith("| question")]
+    return {r[0]: r[1] for r in rows}
+
+
+def _ci(e: dict) -> str:
+    return f"{e['value']:.2f}x [{e['ci_low']:.2f}, {e['ci_high']:.2f}]"
+
+
+def test_the_answer_table_is_the_committed_results():
+    """Every number of the README's first table, read from the committed summaries it stands for."""
+    import json
+    ref = PROJECT_ROOT / "results" / "reference"
+    tiny = json.loads((ref / "tiny" / "summary.json").read_text())
+    ablations = json.loads((ref / "tiny" / "ablations" / "summary.json").read_text())
+    ladder = json.loads((ref / "ladder" / "summary.json").read_text())
+    control = json.loads((ref / "positive_control" / "summary.json").read_text())
+    claims = {c["factor"]: c for c in tiny["claims"]}
+    ratio = lambda r: {"value": r["ratio"], "ci_low": r["ci_low"], "ci_high": r["ci_high"]}  # noqa: E731
+    expected = {
+        "13x fewer iterations?": _ci(claims[13.0]["measured"]),
+        "10x less compute?": _ci(claims[10.0]["measured"]),
+        "either claim on the general domain": f"at most {tiny['general_domain']['claims'][0]['measured']['value']:.2f}x",
+        "JEST vs re-weighting alone": _ci(ratio(tiny["controls"]["mixture_matched"][0]["jest_over_matched"])),
+        "JEST vs the offline filter": _ci(ratio(tiny["controls"]["offline_share"][0]["jest_over_offline"])),
+        "the oracle": _ci(tiny["multipliers"]["heldout_loss"]["oracle_clean"]["quantities"]["iterations"]),
+        "RHO-1": _ci(ablations["multipliers"]["heldout_loss"]["abl_rho1_k0.6"]["quantities"]["iterations"]),
+        "larger learners": _ci(ladder["rungs"][list(ladder["rungs"])[-1]]["arms"]["jest_f0.8"]["multiplier"]["iterations"]),
+        "can the instrument see a large gain?": " ".join(_ci(a["measured"]) for a in control["arms"].values()),
+    }
+    rows = _answer_rows()
+    assert len(rows) == len(expected), sorted(rows)
+    for prefix, value in expected.items():
+        cell = next((measured for first, measured in rows.items() if first.startswith(prefix)), None)
+        assert cell is not None, f"no row of the answer table starts with {prefix!r}"
+        if prefix.startswith("can the"):
+            for a in control["arms"].values():
+                assert _ci(a["measured"]) in cell, (prefix, cell)
+        else:
+            assert value in cell, (prefix, value, cell)
+    # the table sits on the first screen
+    assert README.index("## The answer so far") < README.index("13x fewer iterations?") < len("\n".join(README.splitlines()[:40]))

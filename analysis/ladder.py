@@ -75,7 +75,8 @@ def _estimate(e) -> dict:
 def arm_estimates(table: pd.DataFrame, metric: str, plan: dict, rung: str) -> dict:
     """arm (without the rung prefix) -> its pairing, multipliers (every quantity), range and finals on `metric`."""
     mults = metric_multipliers(table, metric, plan["family"], plan["jest"] + plan["controls"])
-    return {base_name(a, rung): {"pairing": m["pairing"], "multiplier": {q: _estimate(e) for q, e in m["quantities"].items()},
+    return {base_name(a, rung): {"pairing": m["pairing"],
+                                 "multiplier": {q: _estimate(e) for q, e in m["quantities"].items()},
                                  "range": m["range"], "final": m["final"]} for a, m in mults.items()}
 
 

@@ -3,6 +3,8 @@ Every sentence here is a reading of a number beside it (a trend only where its i
 "excluded" only where an interval's closed upper end lies below the claim)."""
 from __future__ import annotations
 
+from analysis.stats import format_estimate
+
 AXIS_WORDS = {"compute": ("Scale ladder", "log learner compute"),
               "tokens_per_param": ("Length axis", "log tokens per parameter")}
 
@@ -13,7 +15,8 @@ def render(summary: dict) -> str:
     tpp = summary.get("tokens_per_param")
     length = f"tokens per matmul parameter {tpp:g}; " if tpp else ""
     lines = [f"# {title}: {summary['config']}", "",
-             f"Primary metric: final `{summary['metric']}`; also {', '.join(f'`{m}`' for m in summary['metrics'][1:]) or 'none'}. "
+             f"Primary metric: final `{summary['metric']}`; also "
+             f"{', '.join(f'`{m}`' for m in summary['metrics'][1:]) or 'none'}. "
              f"Multipliers against each rung's own uniform compute family; seeds {summary['seeds']}; {length}"
              f"reference: {summary['reference_choice']} (`{summary['reference']}`).", ""]
     cov = summary["covered"]
@@ -33,18 +36,20 @@ def render(summary: dict) -> str:
         lines.append(f"| {r} | {res['matmul_params']:,} | {res.get('tokens_per_param', 0):.3g} | {res['steps']} | "
                      f"{res['tokens']:,} | {res['batch_size']} | {lr.get('lr', '-')}{edge} ({sweep}{rounds}) |")
     if summary.get("lr_at_grid_edge"):
-        lines += ["", f"The lr sweep of {', '.join(summary['lr_at_grid_edge'])} chose a value on its grid's edge: the "
-                  "best lr may lie outside the grid, and that rung's multipliers may be biased (an under-tuned family)."]
+        lines += ["", f"The lr sweep of {', '.join(summary['lr_at_grid_edge'])} chose a value on its grid's edge: "
+                  "the best lr may lie outside the grid, and that rung's multipliers may be biased (an under-tuned "
+                  "family)."]
     for metric in summary["metrics"]:
         lines += ["", f"## Multiplier per rung on `{metric}` (95% t-interval over seeds)", "",
                   "| rung | arm | iterations | train+score FLOPs | total FLOPs |", "|---|---|---|---|---|"]
         for r, res in summary["rungs"].items():
             for arm, m in (res.get("by_metric") or {summary["metric"]: res["arms"]}).get(metric, {}).items():
                 q = m["multiplier"]
-                lines.append(f"| {r} | {arm} | {_fmt(q.get('iterations'))} | {_fmt(q.get('train+score'))} | "
-                             f"{_fmt(q.get('total'))} |")
+                cells = [format_estimate(q.get(k)) for k in ("iterations", "train+score", "total")]
+                lines.append(f"| {r} | {arm} | " + " | ".join(cells) + " |")
     for metric in summary["metrics"]:
-        fits = (summary.get("slopes_by_metric") or {}).get(metric) or (summary["slopes"] if metric == summary["metric"] else {})
+        fits = (summary.get("slopes_by_metric") or {}).get(metric) or \
+            (summary["slopes"] if metric == summary["metric"] else {})
         lines += ["", f"## Slope of log multiplier vs {x_words} on `{metric}`", "",
                   "The rung is the unit of replication: least squares on the rung means, t-interval with rungs - 2 "
                   "degrees of freedom (analysis/ladder_stats.py). A trend is named only where the interval excludes 0.",
@@ -77,15 +82,6 @@ def _num(x) -> str:
 
 def _ci(ci) -> str:
     return "- (needs 3 rungs)" if not ci else f"[{ci[0]:+.3f}, {ci[1]:+.3f}]"
-
-
-def _fmt(e: dict | None) -> str:
-    if not e or e["value"] is None:
-        return "-"
-    sign = {"lower": ">", "upper": "<"}.get(e["bound"], "")
-    lo = "open" if e["ci_low"] is None else f"{e['ci_low']:.2f}"
-    hi = "open" if e["ci_high"] is None else f"{e['ci_high']:.2f}"
-    return f"{sign}{e['value']:.2f}x" + (f" [{lo}, {hi}]" if e["n"] > 1 else " (1 seed)")
 
 
 __all__ = ["render"]

@@ -1,6 +1,6 @@
 """The ladder's figures. `plot_ladder`: multiplier vs the ladder's axis (learner compute, or tokens per
-parameter on the length axis), log-log, one panel per claim quantity (iterations, train+score FLOPs). Every rung is drawn with each arm's geometric mean and its 95%
-t-interval; the 13x / 10x lines; the shaded band is what the rungs' uniform families can measure
+parameter on the length axis), log-log, one panel per claim quantity (iterations, train+score FLOPs).
+Every rung is drawn with each arm's geometric mean and its 95% t-interval; the 13x / 10x lines; the shaded band is what the rungs' uniform families can measure
 for an arm of a 1x uniform run's cost (the budgets' span), and the x axis ends at the measured
 rungs: no line is drawn beyond the covered compute (nothing is extrapolated). Bounds are open
 triangles (> at least, < at most).

@@ -39,7 +39,7 @@ from scipy import stats as st
 
 from analysis.multiplier import family_arms
 from analysis.runs import config_runs, left_out, load_curves
-from analysis.stats import Estimate, aggregate, compare, interval
+from analysis.stats import Estimate, aggregate, compare, format_estimate, interval
 from analysis.verdicts import family_table, metric_multipliers
 from jest.experiment import load_config
 from jest.io import atomic_write_json, atomic_write_text
@@ -239,15 +239,6 @@ def assemble(cfg: dict, curves: pd.DataFrame, planted: dict) -> dict:
     }
 
 
-def _fmt(e: dict | None) -> str:
-    if not e or e["value"] is None:
-        return "-"
-    sign = {"lower": ">", "upper": "<"}.get(e["bound"], "")
-    lo = "open" if e["ci_low"] is None else f"{e['ci_low']:.2f}"
-    hi = "open" if e["ci_high"] is None else f"{e['ci_high']:.2f}"
-    return f"{sign}{e['value']:.2f}x" + (f" [{lo}, {hi}]" if e["n"] > 1 else " (1 seed)")
-
-
 def render(summary: dict) -> str:
     c = summary["construction"]
     lines = [f"# Positive control: {summary['config']}", "",
@@ -264,7 +255,7 @@ def render(summary: dict) -> str:
         trained = ("1 (by construction)" if pred and pred["text_share"] == 1.0 else
                    "-" if share is None else f"{share['mean']:.3f}")
         from_share = r.get("predicted_from_selected_share")
-        lines.append(f"| {arm} | {_fmt(r['measured'])} | {predicted} | {r.get('verdict', '-')} | {trained} | "
+        lines.append(f"| {arm} | {format_estimate(r['measured'])} | {predicted} | {r.get('verdict', '-')} | {trained} | "
                      f"{'-' if from_share is None else f'{from_share:.2f}x'} |")
     lines += [""] + [f"- {arm}: {r['reason']}." for arm, r in summary["arms"].items() if r.get("reason")]
     if summary["jest_over_oracle"]:
@@ -282,8 +273,8 @@ def render(summary: dict) -> str:
                   f"`{chk['arm']}` trains on the text alone at uniform's text per step for {chk['steps_ratio']:g}x the "
                   f"oracle's steps. Per seed, {chk['identity']}.", "",
                   "| factor | measured (95% CI) | 1 means |", "|---|---|---|",
-                  f"| noise = M_{chk['arm']} | {_fmt(chk['noise'])} | uniform's noise costs its text nothing (assumption 1) |",
-                  f"| batch = needed_oracle / needed_{chk['arm']} | {_fmt(chk['batch'])} | b text sequences in one "
+                  f"| noise = M_{chk['arm']} | {format_estimate(chk['noise'])} | uniform's noise costs its text nothing (assumption 1) |",
+                  f"| batch = needed_oracle / needed_{chk['arm']} | {format_estimate(chk['batch'])} | b text sequences in one "
                   "step teach what the same text in smaller steps does (assumption 2) |"]
     ins = summary["instrument"]
     lines += ["", f"Instrument: {ins['contain_prediction']} of {ins['arms_judged']} intervals contain their "

@@ -349,7 +349,19 @@ def best_arm(estimates: dict[str, Estimate], alpha: float = ALPHA) -> dict:
     return {"arm": top, "significant": significant, "alpha": alpha, "comparisons": comps}
 
 
-__all__ = ["ALPHA", "CI_LEVEL", "DEFAULT_MARGIN", "DIFFERENT", "EQUIVALENT", "Estimate", "NOT_REPRODUCED",
+def format_estimate(e: dict | None) -> str:
+    """A summary's estimate as the reports print it: '1.21x [1.05, 1.39]', '<0.49x [open, 0.49]' for a
+    bound, '1.02x (1 seed)', '-' when not measured (one format for every report's tables)."""
+    if not e or e.get("value") is None:
+        return "-"
+    sign = {"lower": ">", "upper": "<"}.get(e["bound"], "")
+    lo = "open" if e["ci_low"] is None else f"{e['ci_low']:.2f}"
+    hi = "open" if e["ci_high"] is None else f"{e['ci_high']:.2f}"
+    value = f"{e['value']:.2f}" if e["value"] >= 0.1 else f"{e['value']:.2g}"
+    return f"{sign}{value}x" + (f" [{lo}, {hi}]" if e["n"] > 1 else " (1 seed)")
+
+
+__all__ = ["ALPHA", "CI_LEVEL", "DEFAULT_MARGIN", "DIFFERENT", "EQUIVALENT", "Estimate", "format_estimate", "NOT_REPRODUCED",
            "REPRODUCED", "SINGLE_SEED", "UNDECIDED", "aggregate", "best_arm", "claim_over_arms", "compare",
            "fieller_share", "holm_family",
            "interval", "mde_ratio", "p_greater", "seeds_to_settle", "settle_probability", "verdict"]

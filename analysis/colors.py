@@ -19,19 +19,19 @@ import matplotlib
 BASELINE_COLOR = "0.15"
 # tab10 without C3 (red: the claimed 13x / 10x lines) and C7 (grey: the uniform family)
 PALETTE = ("C0", "C1", "C2", "C4", "C5", "C6", "C8", "C9")
-# beyond 8 arms (the all-arms report: about 15): tab20 without its reds (6, 7) and greys (14, 15)
-_WIDE = tuple(i for i in range(20) if i not in (6, 7, 14, 15))
+# beyond 8 arms (the all-arms report: about 15): the same 8 first (an arm keeps its colour between the
+# headline report and the all-arms one), then tab20's light shades of them
+_LIGHT = (1, 3, 5, 9, 11, 13, 17, 19)
 
 
 def arm_colors(arms: Iterable[str], family: Iterable[str] = ()) -> dict[str, str]:
     """arm -> matplotlib colour: family arms grey, the others the palette in order."""
     family = set(family)
     others = [a for a in dict.fromkeys(arms) if a not in family]
-    if len(others) <= len(PALETTE):
-        colours = list(PALETTE)
-    else:
+    colours = [matplotlib.colors.to_hex(c) for c in PALETTE]
+    if len(others) > len(PALETTE):
         cmap = matplotlib.colormaps["tab20"]
-        colours = [matplotlib.colors.to_hex(cmap(i)) for i in _WIDE]
+        colours += [matplotlib.colors.to_hex(cmap(i)) for i in _LIGHT]
     out = {a: BASELINE_COLOR for a in dict.fromkeys(arms) if a in family}
     out.update({a: colours[i % len(colours)] for i, a in enumerate(others)})
     return out

@@ -21,14 +21,30 @@ def _add(figures: dict, fig, out_dir: Path, name: str, section: str, caption: st
                      "section": section}
 
 
+def _ratio_series(rows: list[dict], settings: dict[str, dict]) -> list[dict]:
+    """The rows with "series": the arms' settings other than filter_ratio and allow_repeats, so that
+    jest_f0.5 / jest_f0.8 / jest_f0.9 are one series even when they come from different tables (the
+    headline's and the ablations' series names are computed per table and never match)."""
+    def key(arm):
+        return repr(sorted((k, repr(v)) for k, v in settings.get(arm, {}).items()
+                           if k not in ("filter_ratio", "allow_repeats")))
+    names: dict[str, str] = {}
+    for r in rows:
+        names.setdefault(key(r["arm"]), r["arm"])       # a series is named after its first arm
+    return [{**r, "series": f"as {names[key(r['arm'])]}"} for r in rows]
+
+
 def make_figures(out_dir: Path, *, curves_of, results, tables, baseline, references, primary_name, primary,
                  headline, ablations, controls, control_rows, family, mults, per_set, lm_rows, over,
-                 arm_order) -> tuple[dict, dict]:
+                 arm_order, settings) -> tuple[dict, dict]:
     """(figures, absent): name -> {png, svg, caption, section}; name -> {section, reason} of each
-    figure the report could draw but left out."""
+    figure the report could draw but left out. settings: arm -> its config (the filter-ratio series)."""
     figures: dict = {}
     absent: dict = {}
-    colors = arm_colors([a for a in arm_order if a], [f["arm"] for f in family] + [baseline])
+    # colours in the order of the report's tables (headline, controls, ablations): the headline arms get
+    # the same colours in the headline report and in the all-arms one
+    shown = [baseline] + [r["arm"] for r in headline + control_rows + ablations] + [a for a in arm_order if a]
+    colors = arm_colors([a for a in shown if a], [f["arm"] for f in family] + [baseline])
     ceiling = controls.get("oracle_ceiling")
     rows = [r for r in headline + control_rows + ablations if r.get("iterations") is not None]
     oracle = ceiling["arm"] if ceiling else None
@@ -44,12 +60,16 @@ def make_figures(out_dir: Path, *, curves_of, results, tables, baseline, referen
              "(iterations) and 10x (FLOPs, train+score)"
              + (f"; the line in {oracle}'s colour: its multiplier (re-weighting by the labels toward clean text; a "
                 "reference line, not an upper bound)." if ceiling else "."))
-    jest_rows = [h for h in headline + ablations if role_of(h["policy"]) == "claim" and h.get("iterations") is not None
-                 and h.get("filter_ratio") is not None]
+    jest_rows = _ratio_series([h for h in headline + ablations if role_of(h["policy"]) == "claim"
+                               and h.get("iterations") is not None and h.get("filter_ratio") is not None], settings)
     if jest_rows and plots.filter_ratios_to_show(jest_rows):
-        _add(figures, plots.plot_speedup_vs_filter_ratio(jest_rows, ceiling=ceiling, arm_colors=colors), out_dir,
+        # only the series with two ratios or more: the f = 0.8 ablations alone would pile up on one x
+        multi = [r for r in jest_rows if plots.filter_ratios_to_show([q for q in jest_rows if q["series"] == r["series"]])]
+        _add(figures, plots.plot_speedup_vs_filter_ratio(multi, ceiling=ceiling, arm_colors=colors), out_dir,
              "multiplier_vs_filter_ratio", "headline", "Iso-loss multiplier vs filter ratio (95% t-interval), "
-             "against the claimed 13x iterations and 10x FLOPs (train+score); log y.")
+             "against the claimed 13x iterations and 10x FLOPs (train+score); log y. A grey line joins the JEST "
+             "arms that differ only in the ratio (and in allow_repeats, which a high ratio needs on a small pool); "
+             "arms that differ in more (the other ablations) are in the per-arm figure.")
     elif jest_rows:
         ratios = sorted({h["filter_ratio"] for h in jest_rows})
         absent["multiplier_vs_filter_ratio"] = {"section": "headline", "reason": (

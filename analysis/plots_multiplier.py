@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from analysis.colors import BASELINE_COLOR, color_of
-from analysis.plots import CLAIMED, _log_flops_axis
+from analysis.plots import CLAIMED, _log_flops_axis, multiplier_x_axis
 from analysis.stats import Estimate
 
 QUANTITY_LABEL = {"iterations": "training steps", "examples": "sequences trained on",
@@ -141,9 +141,7 @@ def plot_per_set(per_set: list[dict], arms: list[str], arm_colors: dict[str, str
                 _draw(ax, y + 0.35 - (k + 0.5) * width, row["iterations"], colors[arm],
                       arm if name == sets[0] else None)
     ax.axvline(1.0, color="0.4", lw=0.8)
-    ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
-    ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}x" if f"{v:g}"[0] in "2358" else ""))
+    multiplier_x_axis(ax)
     ax.set_yticks(ys, sets)
     ax.set_xlabel("iso-loss multiplier in iterations, per held-out set (log; < 1: worse than uniform)")
     ax.grid(alpha=0.3, which="both", axis="x")

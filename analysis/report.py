@@ -241,7 +241,7 @@ def build_report(results_dir: Path, config_name: str, out_dir: Path, *, metric: 
                            references=references, primary_name=primary_name, primary=primary,
                            headline=headline, ablations=abl, controls=controls, control_rows=control_rows,
                            family=family_rows, mults=prim, per_set=per_set, lm_rows=lm_rows, over=over,
-                           arm_order=[baseline, *compared])
+                           arm_order=[baseline, *compared], settings=settings)
 
     base_c = curves_of.get(primary_name, {}).get(baseline)
     sections = {

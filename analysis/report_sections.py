@@ -30,10 +30,11 @@ def est(e: dict | None) -> str:
     # A bound's interval is one-sided (analysis.stats: the open end is None): say so, never '[0, x]'.
     if lo is None and hi is None:
         return head
+    level = f"{100 * (e.get('ci_level') or 0.95):.0f}%"
     if lo is None:
-        return f"{head} (one-sided 95%: at most {hi:.2f}x)"
+        return f"{head} (one-sided {level}: at most {hi:.2f}x)"
     if hi is None:
-        return f"{head} (one-sided 95%: at least {lo:.2f}x)"
+        return f"{head} (one-sided {level}: at least {lo:.2f}x)"
     return f"{head} [{lo:.2f}, {hi:.2f}]"
 
 

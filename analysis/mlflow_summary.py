@@ -5,9 +5,12 @@ jest.tracking.records: `mlflow.tracking_uri`, else $MLFLOW_TRACKING_URI, else
 sqlite:///<results>/mlflow.db), one run tagged kind=summary (and method=summary,
 so `tags.method = 'jest'` / `'uniform'` still select only training runs) with
 
-- metrics (one log_batch, step 0): per compared arm, `speedup_iterations.<arm>`,
-  `speedup_flops_<accounting>.<arm>` (accounting: train, train_score, total), each
-  with `..._ci_low` / `..._ci_high`, `reached.<arm>` (1 / 0) and `T_j.<arm>`;
+- metrics (one log_batch, step 0): per compared arm (JEST, the controls, the ablations of an
+  all-arms report), its iso-loss compute multiplier `multiplier_iterations.<arm>`,
+  `multiplier_examples.<arm>`, `multiplier_flops_<accounting>.<arm>` (accounting: train,
+  train_score, total), each with `..._ci_low` / `..._ci_high` (a bound's open end is left out),
+  and from the first-crossing view `reached.<arm>` (1 / 0) and `T_j.<arm>`. (Before issue #29 these
+  were `speedup_*`, for the JEST arms and ablations only: the controls were missing.)
 - tags: config, arm scope, `group` (headline, or ablation for the all-arms report), baseline arm,
   primary metric, the claim verdicts, the git commits (and MLflow's source tags when there is one);
 - artifacts: summary.json, report.md, report.html and figures/.
@@ -45,7 +48,7 @@ def store_of(summary: dict, results_dir: Path) -> tuple[str, str]:
 
 
 def summary_metrics(summary: dict) -> dict[str, float]:
-    """The headline and ablation speedups as flat MLflow metrics (non-finite values left out)."""
+    """Every compared arm's multipliers as flat MLflow metrics (non-finite values left out)."""
     out: dict[str, float] = {}
 
     def put(key: str, value) -> None:
@@ -54,17 +57,18 @@ def summary_metrics(summary: dict) -> dict[str, float]:
         if isinstance(value, (int, float)) and math.isfinite(value):
             out[key] = float(value)
 
-    for row in list(summary.get("headline", [])) + list(summary.get("ablations", [])):
+    rows = [*summary.get("headline", []), *summary.get("control_arms", []), *summary.get("ablations", [])]
+    for row in rows:
         arm = row["arm"]
-        speedups = {"iterations": row.get("iterations")}
-        speedups.update({f"flops_{ACCOUNTINGS[a].removeprefix('flops_')}": sp
-                         for a, sp in (row.get("flops") or {}).items() if a in ACCOUNTINGS})
-        for name, sp in speedups.items():
-            if not sp:
+        multipliers = {"iterations": row.get("iterations"), "examples": row.get("examples")}
+        multipliers.update({f"flops_{ACCOUNTINGS[a].removeprefix('flops_')}": m
+                            for a, m in (row.get("flops") or {}).items() if a in ACCOUNTINGS})
+        for name, m in multipliers.items():
+            if not m:
                 continue
-            put(f"speedup_{name}.{arm}", sp.get("value"))
-            put(f"speedup_{name}_ci_low.{arm}", sp.get("ci_low"))
-            put(f"speedup_{name}_ci_high.{arm}", sp.get("ci_high"))
+            put(f"multiplier_{name}.{arm}", m.get("value"))
+            put(f"multiplier_{name}_ci_low.{arm}", m.get("ci_low"))
+            put(f"multiplier_{name}_ci_high.{arm}", m.get("ci_high"))
         put(f"reached.{arm}", bool(row.get("reached")))
         put(f"T_j.{arm}", row.get("T_j"))
     return out
@@ -77,6 +81,7 @@ def summary_tags(summary: dict) -> dict[str, str]:
             "schema_version": summary.get("schema_version"),
             "git_commits": ",".join(summary.get("provenance", {}).get("git_commits", [])),
             "headline_arms": ",".join(r["arm"] for r in summary.get("headline", [])),
+            "control_arms": ",".join(r["arm"] for r in summary.get("control_arms", [])),
             "ablation_arms": ",".join(summary.get("ablation_arms", []))}
     # the UI's headline filter (tags.group = 'headline') lists the report next to its runs
     tags["group"] = "headline" if tags["arm_scope"] == "headline" else "ablation"

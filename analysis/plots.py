@@ -18,17 +18,20 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter
 
+from analysis.colors import BASELINE_COLOR, color_of
 from analysis.parity import ACCOUNTINGS, Metric, ParityResult, SeedCurves, Speedup
 
 CLAIMED = {"iterations": 13.0, "flops": 10.0}  # the article's "13x fewer iterations, 10x less compute"
-BASELINE_COLOR = "0.15"
 DPI = 120
 
 
 def _colors(names: list[str]) -> dict[str, str]:
-    """Distinct colours: matplotlib's default cycle up to 10 names, tab20 beyond (headline + ablation arms)."""
-    if len(names) <= 10:
-        return {n: f"C{i}" for i, n in enumerate(names)}
+    """Distinct colours for labels that are not arms (the composition's sources and qualities):
+    Dark2 up to 8 names, tab20 beyond; not the arms' palette (analysis.colors), so that a source is
+    never read as an arm."""
+    if len(names) <= 8:
+        cmap = matplotlib.colormaps["Dark2"]
+        return {n: matplotlib.colors.to_hex(cmap(i)) for i, n in enumerate(names)}
     cmap = matplotlib.colormaps["tab20"]
     return {n: matplotlib.colors.to_hex(cmap(i % 20)) for i, n in enumerate(names)}
 
@@ -85,15 +88,16 @@ def _fmt_speedup(sp: Speedup) -> str:
 
 
 def plot_metric_vs_steps(curves: dict[str, SeedCurves], results: list[ParityResult], metric: Metric,
-                         baseline_arm: str, references: dict[str, float] | None = None) -> Figure:
+                         baseline_arm: str, references: dict[str, float] | None = None,
+                         arm_colors: dict[str, str] | None = None) -> Figure:
     """(a) The metric over training steps: baseline and arms, the target and each parity point.
 
     references: name -> the reference model's own final value of the metric (dotted lines):
-    how close selection lets the learner come to its teacher."""
+    how close selection lets the learner come to its teacher. arm_colors: analysis.colors.arm_colors."""
     fig = Figure(figsize=(7.5, 4.8), layout="constrained")
     ax = fig.add_subplot()
     arms = [a for a in curves if a != baseline_arm]
-    colors = _colors(arms)
+    colors = {a: color_of(arm_colors, a, arms) for a in arms}
     base = curves[baseline_arm]
     _band(ax, base.steps, base, BASELINE_COLOR, f"{baseline_arm} (baseline)")
     by_arm = {r.arm: r for r in results}
@@ -126,13 +130,14 @@ def _flops_at(curves: SeedCurves, acc: str) -> np.ndarray:
 
 
 def plot_metric_vs_flops(curves: dict[str, SeedCurves], results: list[ParityResult], metric: Metric,
-                         baseline_arm: str, accountings: tuple[str, ...] = tuple(ACCOUNTINGS)) -> Figure:
+                         baseline_arm: str, accountings: tuple[str, ...] = tuple(ACCOUNTINGS),
+                         arm_colors: dict[str, str] | None = None) -> Figure:
     """(b) The metric against cumulative FLOPs, one panel per accounting (log x)."""
     accs = [a for a in accountings if all(a in c.flops for c in curves.values())]
     fig = Figure(figsize=(5.0 * max(1, len(accs)), 4.6), layout="constrained")
     axes = fig.subplots(1, max(1, len(accs)), sharey=True, squeeze=False)[0]
     arms = [a for a in curves if a != baseline_arm]
-    colors = _colors(arms)
+    colors = {a: color_of(arm_colors, a, arms) for a in arms}
     by_arm = {r.arm: r for r in results}
     for ax, acc in zip(axes, accs):
         for arm in [baseline_arm, *arms]:
@@ -180,42 +185,61 @@ def _log_ylim(ax, values):
         ax.set_ylim(min(min(vals), 0.5) / 1.5, max(max(vals), 20.0) * 1.5)
 
 
+def filter_ratios_to_show(rows: list[dict]) -> bool:
+    """Whether a multiplier-vs-filter-ratio figure has something to show: a series of JEST arms
+    at two or more filter ratios (one ratio is one point on an axis of its own: the per-arm
+    figure shows it already)."""
+    by_series: dict[str, set] = {}
+    for r in rows:
+        by_series.setdefault(r["series"], set()).add(r["filter_ratio"])
+    return any(len(ratios) >= 2 for ratios in by_series.values())
+
+
 def plot_speedup_vs_filter_ratio(rows: list[dict], flop_accounting: str = "train+score",
-                                 what: str = "iso-loss multiplier", ceiling: dict | None = None) -> Figure:
-    """(c) Speedup vs filter ratio with CIs against the claimed 13x (iterations) and 10x (FLOPs).
+                                 what: str = "iso-loss multiplier", ceiling: dict | None = None,
+                                 arm_colors: dict[str, str] | None = None) -> Figure:
+    """(c) Multiplier vs filter ratio with CIs against the claimed 13x (iterations) and 10x (FLOPs).
 
     rows: {"arm", "filter_ratio", "series" (arms that differ in more than the ratio),
-    "iterations": Speedup, "flops": {accounting: Speedup}}.
+    "iterations": Speedup, "flops": {accounting: Speedup}}. Each point in its arm's colour; a thin
+    grey line joins the ratios of one series. ceiling: the oracle arm's estimates ("arm" names it),
+    drawn as a line in that arm's colour.
     """
     fig = Figure(figsize=(10, 4.6), layout="constrained")
     ax_i, ax_f = fig.subplots(1, 2)
-    series = sorted({r["series"] for r in rows})
-    colors = _colors(series)
+    arms = [r["arm"] for r in rows]
+    colors = {a: color_of(arm_colors, a, arms) for a in arms}
     ys_i, ys_f = [], []
-    for s in series:
+    for s in sorted({r["series"] for r in rows}):
         pts = sorted([r for r in rows if r["series"] == s], key=lambda r: r["filter_ratio"])
         xs = [r["filter_ratio"] for r in pts]
-        vi = [r["iterations"].value for r in pts]
-        vf = [r["flops"].get(flop_accounting, Speedup(None, None, None)).value for r in pts]
-        ax_i.plot(xs, vi, color=colors[s], lw=1, alpha=0.6)
-        ax_f.plot(xs, vf, color=colors[s], lw=1, alpha=0.6)
-        for k, r in enumerate(pts):
-            _errorbar(ax_i, r["filter_ratio"], r["iterations"], colors[s], s if k == 0 else None)
+        ax_i.plot(xs, [r["iterations"].value for r in pts], color="0.6", lw=0.8, zorder=1)
+        ax_f.plot(xs, [r["flops"].get(flop_accounting, Speedup(None, None, None)).value for r in pts], color="0.6",
+                  lw=0.8, zorder=1)
+        for r in pts:
+            _errorbar(ax_i, r["filter_ratio"], r["iterations"], colors[r["arm"]], r["arm"])
             fl = r["flops"].get(flop_accounting)
             if fl is not None:
-                _errorbar(ax_f, r["filter_ratio"], fl, colors[s], s if k == 0 else None)
+                _errorbar(ax_f, r["filter_ratio"], fl, colors[r["arm"]], r["arm"])
                 ys_f += [fl.value, fl.ci_low, fl.ci_high]
             ys_i += [r["iterations"].value, r["iterations"].ci_low, r["iterations"].ci_high]
+    oracle = (ceiling or {}).get("arm", "oracle_clean")
     for ax, claim, name, ys in ((ax_i, CLAIMED["iterations"], "iterations", ys_i),
                                 (ax_f, CLAIMED["flops"], f"FLOPs ({flop_accounting})", ys_f)):
         ax.axhline(claim, color="crimson", ls="--", lw=1.2, label=f"claimed {claim:g}x (paper: image-text)")
         ax.axhline(1.0, color="0.4", ls="-", lw=0.8, label="1x = uniform baseline")
         c = (ceiling or {}).get("iterations") if ax is ax_i else ((ceiling or {}).get("flops") or {}).get(flop_accounting)
         if c is not None and c.value is not None:
-            ax.axhline(c.value, color="seagreen", lw=2, label=f"oracle_clean {c.value:.2f}x")
+            ax.axhline(c.value, color=color_of(arm_colors, oracle, [*arms, oracle]), lw=2,
+                       label=f"{oracle} {c.value:.2f}x")
             ys.append(c.value)
         _log_speedup_axis(ax)
         _log_ylim(ax, ys)
+        ratios = sorted({r["filter_ratio"] for r in rows})
+        if ratios:
+            ax.set_xticks(ratios, [f"{f:g}" for f in ratios])
+            pad = max(0.05, 0.1 * (ratios[-1] - ratios[0]))
+            ax.set_xlim(ratios[0] - pad, ratios[-1] + pad)
         ax.set_xlabel("filter ratio f (fraction of each super-batch discarded)")
         ax.set_ylabel(f"{what} in {name} (x)")
         ax.grid(alpha=0.3, which="both")
@@ -227,33 +251,54 @@ def plot_speedup_vs_filter_ratio(rows: list[dict], flop_accounting: str = "train
     return fig
 
 
-def plot_ablation(rows: list[dict], flop_accounting: str = "train+score") -> Figure:
-    """(d) Speedup per arm (any arm names) with CIs: iterations and FLOPs side by side."""
-    fig = Figure(figsize=(max(6.0, 1.1 * len(rows) + 3), 4.6), layout="constrained")
-    ax = fig.add_subplot()
-    x = np.arange(len(rows))
-    w = 0.38
-    for off, key, color, name in ((-w / 2, "iterations", "C0", "iterations"),
-                                  (w / 2, "flops", "C1", f"FLOPs ({flop_accounting})")):
-        for i, r in enumerate(rows):
+def plot_parity(rows: list[dict], flop_accounting: str = "train+score",
+                arm_colors: dict[str, str] | None = None) -> Figure:
+    """(d) First-crossing multiplier to parity per arm with its bootstrap CI: iterations and FLOPs
+    (train+score) side by side, one row per arm in its colour (log x, as the multiplier figures)."""
+    fig = Figure(figsize=(11, 1.6 + 0.5 * max(3, len(rows))), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
+    arms = [r["arm"] for r in rows]
+    ys = np.arange(len(rows))[::-1]
+    values = []
+    for ax, key, name in ((axes[0], "iterations", "iterations"),
+                          (axes[1], "flops", f"FLOPs ({flop_accounting})")):
+        for y, r in zip(ys, rows):
             sp = r["iterations"] if key == "iterations" else r["flops"].get(flop_accounting)
             if sp is None or sp.value is None:
                 continue
-            hatch = "//" if sp.bound else None
-            ax.bar(x[i] + off, sp.value, width=w, color=color, alpha=0.8, hatch=hatch, edgecolor="black", lw=0.5,
-                   label=name if i == 0 else None)
+            m = {"upper": "<", "lower": ">"}.get(sp.bound, "o")
             lo = sp.ci_low if sp.ci_low is not None else sp.value
             hi = sp.ci_high if sp.ci_high is not None else sp.value
-            ax.errorbar([x[i] + off], [sp.value], yerr=[[max(sp.value - lo, 0)], [max(hi - sp.value, 0)]],
-                        fmt="none", color="black", capsize=3, lw=1)
-    ax.axhline(1.0, color="0.3", lw=0.8, label="1x = uniform baseline")
-    ax.set_xticks(x, [r["arm"] for r in rows], rotation=20, ha="right")
-    ax.set_ylabel("speedup to parity (x)")
-    ax.set_title("Speedup to parity per arm, 95% bootstrap CI\nhatched: a bound (parity not reached: at most; "
-                 "reached at the first eval: at least)", fontsize=10)
-    ax.grid(alpha=0.3, axis="y")
-    ax.legend(fontsize=8)
+            color = color_of(arm_colors, r["arm"], arms)
+            ax.errorbar([sp.value], [y], xerr=[[max(sp.value - lo, 0)], [max(hi - sp.value, 0)]], fmt=m, color=color,
+                        ms=8, capsize=4, lw=1.5, mfc="white" if sp.bound else color)
+            values += [sp.value, lo, hi]
+        ax.axvline(1.0, color="0.4", lw=0.8)
+        multiplier_x_axis(ax)
+        ax.set_xlabel(f"first-crossing multiplier, {name} (log)")
+        ax.grid(alpha=0.3, which="both", axis="x")
+    good = [v for v in values if v and np.isfinite(v) and v > 0]
+    if good:
+        for ax in axes:
+            ax.set_xlim(min(min(good), 0.8) / 1.3, max(max(good), 1.25) * 1.3)
+    axes[0].set_yticks(ys, arms)
+    fig.suptitle(_wrap_title("First-crossing multiplier to parity per arm, 95% percentile bootstrap over seeds; "
+                             "open triangles: bounds (<: parity not reached, at most; >: reached at the first "
+                             "evaluation, at least)"), fontsize=9)
     return fig
+
+
+def multiplier_x_axis(ax) -> None:
+    """Log x labelled '0.5x', '1x', '1.5x', ...: multipliers often span 0.3x..3x, where labels at the
+    decades alone show only '1x' (and a minor-tick rule keyed on the first digit skips '0.5x')."""
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(FixedLocator([m * 10.0 ** k for k in (-2, -1, 0, 1) for m in (1, 1.5, 2, 3, 5, 7)]))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _wrap_title(text: str, width: int = 110) -> str:
+    return textwrap.fill(text, width)
 
 
 def plot_composition(over_training: pd.DataFrame, pool: pd.Series, kind: str = "source",
@@ -267,6 +312,9 @@ def plot_composition(over_training: pd.DataFrame, pool: pd.Series, kind: str = "
     fig = Figure(figsize=(4.4 * cols, 3.4 * nrows + 0.6), layout="constrained")
     axes = fig.subplots(nrows, cols, squeeze=False, sharey=True).ravel()
     labels = sorted(set(over_training["label"]) | set(pool.index)) if not over_training.empty else list(pool.index)
+    # a label neither in the pool nor ever selected (a held-out-only domain) is a flat line at 0%
+    selected = set(over_training.loc[over_training["share"] > 0, "label"]) if not over_training.empty else set()
+    labels = [lb for lb in labels if lb in selected or pool.get(lb, 0.0) > 0]
     colors = _colors(labels)
     for ax, arm in zip(axes, arms):
         d = over_training[over_training["arm"] == arm]

@@ -14,7 +14,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from analysis.plots import BASELINE_COLOR, CLAIMED, _colors, _log_flops_axis
+from analysis.colors import BASELINE_COLOR, color_of
+from analysis.plots import CLAIMED, _log_flops_axis, multiplier_x_axis
 from analysis.stats import Estimate
 
 QUANTITY_LABEL = {"iterations": "training steps", "examples": "sequences trained on",
@@ -25,12 +26,13 @@ def _wrap(text: str, width: int = 70) -> str:
     return "\n".join(textwrap.wrap(text, width))
 
 
-def plot_family(family: list[dict], arms: dict, metric_label: str, quantities=("iterations", "train+score")) -> Figure:
+def plot_family(family: list[dict], arms: dict, metric_label: str, quantities=("iterations", "train+score"),
+                arm_colors: dict[str, str] | None = None) -> Figure:
     """The family's final metric vs compute (log x; per seed dots, mean line), each arm's mean final
     at its own compute (marker) with an arrow to where the family reaches the same value."""
     fig = Figure(figsize=(5.4 * len(quantities), 4.6), layout="constrained")
     axes = fig.subplots(1, len(quantities), sharey=True, squeeze=False)[0]
-    colors = _colors(list(arms))
+    colors = {a: color_of(arm_colors, a, list(arms)) for a in arms}
     for ax, q in zip(axes, quantities):
         xs = [f[q] for f in family]
         ax.plot(xs, [f["final_mean"] for f in family], color=BASELINE_COLOR, lw=1.8, marker="s", ms=6,
@@ -83,46 +85,53 @@ def _draw(ax, y, e: Estimate, color, label=None):
                 ms=8, capsize=4, lw=1.5, mfc="white" if e.bound else color, label=label)
 
 
-def plot_multipliers(rows: list[dict], ceiling: dict | None = None) -> Figure:
+def plot_multipliers(rows: list[dict], ceiling: dict | None = None, arm_colors: dict[str, str] | None = None) -> Figure:
     """The multiplier per arm (iterations; FLOPs train+score) with its interval, against the claimed
-    13x / 10x, 1x, and the oracle_clean multiplier as a reference line (shaded: its interval)."""
+    13x / 10x, 1x, and the oracle arm's multiplier as a reference line in that arm's colour (shaded:
+    its interval). One legend for both panels, below them, where the layout keeps it clear of the
+    axis labels (a legend anchored under each axis was drawn over its x label)."""
     panels = (("iterations", "iterations", CLAIMED["iterations"]), ("train+score", "FLOPs (train+score)",
                                                                      CLAIMED["flops"]))
-    fig = Figure(figsize=(11, 1.2 + 0.55 * max(3, len(rows))), layout="constrained")
+    fig = Figure(figsize=(11, 1.8 + 0.55 * max(3, len(rows))), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
-    colors = _colors([r["arm"] for r in rows])
+    arms = [r["arm"] for r in rows]
+    oracle = (ceiling or {}).get("arm", "oracle_clean")
+    colors = {a: color_of(arm_colors, a, [*arms, oracle]) for a in [*arms, oracle]}
     ys = np.arange(len(rows))[::-1]
     for ax, (q, name, claim) in zip(axes, panels):
         for y, r in zip(ys, rows):
             e = r["iterations"] if q == "iterations" else r["flops"].get(q)
             _draw(ax, y, e, colors[r["arm"]])
-        ax.axvline(claim, color="crimson", ls="--", lw=1.2, label=f"claimed {claim:g}x (paper: image-text)")
-        ax.axvline(1.0, color="0.4", lw=0.8, label="1x = uniform")
+        ax.axvline(claim, color="crimson", ls="--", lw=1.2, label=f"claimed {claim:g}x / {CLAIMED['flops']:g}x "
+                   "(iterations / FLOPs; paper: image-text)" if q == "iterations" else None)
+        ax.axvline(1.0, color="0.4", lw=0.8, label="1x = uniform" if q == "iterations" else None)
         c = (ceiling or {}).get("iterations") if q == "iterations" else ((ceiling or {}).get("flops") or {}).get(q)
         if c is not None and c.value is not None:
-            ax.axvline(c.value, color="seagreen", lw=2, label=f"oracle_clean {fmt_estimate(c)}")
+            ax.axvline(c.value, color=colors[oracle], lw=2, alpha=0.7,
+                       label=f"{oracle} (reference line): {fmt_estimate(c)}" if q == "iterations" else None)
             if c.ci_low is not None and c.ci_high is not None:
-                ax.axvspan(c.ci_low, c.ci_high, color="seagreen", alpha=0.12)
+                ax.axvspan(c.ci_low, c.ci_high, color=colors[oracle], alpha=0.10)
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
         ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}x" if f"{v:g}"[0] in "25" else ""))
         ax.set_xlabel(f"iso-loss compute multiplier in {name} (log)")
         ax.grid(alpha=0.3, which="both", axis="x")
-        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
         ax.set_xlim(0.1, 40)
-    axes[0].set_yticks(ys, [r["arm"] for r in rows])
+    axes[0].set_yticks(ys, arms)
+    if rows:
+        fig.legend(loc="outside lower center", ncol=3, fontsize=8, frameon=False)
     fig.suptitle(_wrap("Uniform compute needed for the arm's final value / the arm's compute; bars: 95% "
                        "t-interval over seeds; open triangles: bounds outside the family's range", 120), fontsize=9)
     return fig
 
 
-def plot_per_set(per_set: list[dict], arms: list[str]) -> Figure:
+def plot_per_set(per_set: list[dict], arms: list[str], arm_colors: dict[str, str] | None = None) -> Figure:
     """Iterations multiplier per held-out set and arm: what an arm gains on the curated domain and
     gives up elsewhere (left of 1x: uniform gets there with less)."""
     sets = list(dict.fromkeys(r["set"] for r in per_set))
     fig = Figure(figsize=(8, 1.4 + 0.5 * max(3, len(sets)) * max(1, len(arms)) ** 0.5), layout="constrained")
     ax = fig.add_subplot()
-    colors = _colors(arms)
+    colors = {a: color_of(arm_colors, a, arms) for a in arms}
     ys = np.arange(len(sets))[::-1]
     width = 0.7 / max(1, len(arms))
     for k, arm in enumerate(arms):
@@ -132,9 +141,7 @@ def plot_per_set(per_set: list[dict], arms: list[str]) -> Figure:
                 _draw(ax, y + 0.35 - (k + 0.5) * width, row["iterations"], colors[arm],
                       arm if name == sets[0] else None)
     ax.axvline(1.0, color="0.4", lw=0.8)
-    ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
-    ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}x" if f"{v:g}"[0] in "2358" else ""))
+    multiplier_x_axis(ax)
     ax.set_yticks(ys, sets)
     ax.set_xlabel("iso-loss multiplier in iterations, per held-out set (log; < 1: worse than uniform)")
     ax.grid(alpha=0.3, which="both", axis="x")
@@ -143,16 +150,21 @@ def plot_per_set(per_set: list[dict], arms: list[str]) -> Figure:
     return fig
 
 
-def plot_lmeval(rows: list[dict], value: str = "margin", arms: list[str] | None = None) -> Figure:
+def plot_lmeval(rows: list[dict], value: str = "margin", arms: list[str] | None = None,
+                arm_colors: dict[str, str] | None = None) -> Figure:
     """Per task, the metric at each evaluated snapshot per arm with +-1 SE (item sampling); the
-    snapshots are joined by thin lines only to guide the eye: nothing is read between them."""
+    snapshots are joined by thin lines only to guide the eye: nothing is read between them.
+
+    The reference line: for accuracy, the task's chance (its metadata.chance, carried in the rows'
+    "chance"); for the margin, 0, where the correct choice ties the best wrong one (margin > 0 is
+    acc_norm = 1: jest.evaluation.margins), since a margin has no chance level of its own."""
     tasks = list(dict.fromkeys(r["task"] for r in rows if r.get(value) is not None))
     arms = arms or list(dict.fromkeys(r["arm"] for r in rows))
     n = max(1, len(tasks))
     cols = min(3, n)
-    fig = Figure(figsize=(4.6 * cols, 3.4 * int(np.ceil(n / cols)) + 0.6), layout="constrained")
+    fig = Figure(figsize=(4.6 * cols, 3.4 * int(np.ceil(n / cols)) + 0.9), layout="constrained")
     axes = fig.subplots(int(np.ceil(n / cols)), cols, squeeze=False).ravel()
-    colors = _colors(arms)
+    colors = {a: color_of(arm_colors, a, arms) for a in arms}
     for ax, task in zip(axes, tasks):
         for arm in arms:
             pts = sorted((r for r in rows if r["task"] == task and r["arm"] == arm and r.get(value) is not None),
@@ -161,16 +173,24 @@ def plot_lmeval(rows: list[dict], value: str = "margin", arms: list[str] | None 
                 continue
             se = [r.get(f"{value}_se") or 0.0 for r in pts]
             ax.errorbar([r["step"] for r in pts], [r[value] for r in pts], yerr=se, color=colors[arm], marker="o",
-                        ms=4, lw=0.6, capsize=3, label=arm)
-        ax.set_title(_wrap(task, 40), fontsize=9)
+                        ms=4, lw=0.8, capsize=3, label=arm)
+        chance = [r["chance"] for r in rows if r["task"] == task and r.get("chance") is not None]
+        line = 0.0 if value == "margin" else (float(np.mean(chance)) if chance else None)
+        if line is not None:
+            ax.axhline(line, color="crimson", ls=":", lw=1.2,
+                       label="0: correct ties the best wrong choice" if value == "margin" else "chance")
+        ax.set_title(_wrap(task + (f" (chance {line:g})" if line is not None and value != "margin" else ""), 50),
+                     fontsize=9)
         ax.set_xlabel("training step (snapshot)")
         ax.grid(alpha=0.3)
     for ax in axes[len(tasks):]:
         ax.set_axis_off()
-    axes[0].set_ylabel("log-likelihood margin (nats)" if value == "margin" else "accuracy")
+    axes[0].set_ylabel("log-likelihood margin (nats/char)" if value == "margin" else "accuracy")
     if tasks:
         axes[0].legend(fontsize=7)
-    fig.suptitle(_wrap(f"lm-eval {value} per task at each evaluated snapshot, +-1 standard error", 100), fontsize=9)
+    fig.suptitle(_wrap(f"lm-eval {value} per task at each evaluated snapshot, +-1 standard error; dotted red: "
+                       + ("0 (the correct choice ties the best wrong one)" if value == "margin"
+                          else "the task's chance accuracy"), 110), fontsize=9)
     return fig
 
 

@@ -1,7 +1,8 @@
 """report.md and a self-contained report.html from the summary (analysis.summary, as JSON).
 
 Both come from one list of sections (`sections`): a title, a paragraph, a table (header + rows of
-plain strings), so the two formats cannot drift apart. The HTML embeds every figure as a base64
+plain strings), the figures that go with it, so the two formats cannot drift apart. Both open with
+a table of contents of the level-2 sections (GitHub's heading anchors, which the HTML repeats as ids). The HTML embeds every figure as a base64
 PNG (it opens anywhere, from e-mail or CI artifacts); the Markdown links the PNGs next to it.
 """
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 from pathlib import Path
 
 from analysis.report_sections import sections
@@ -18,11 +20,36 @@ def _md_cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def slug(title: str) -> str:
+    """GitHub's heading anchor: lower case, punctuation other than '-' and '_' dropped, spaces to '-'."""
+    return re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-")
+
+
+def _contents(secs: list[dict]) -> list[tuple[str, str]]:
+    """(title, anchor) of each level-2 section, anchors made unique as GitHub does (-1, -2, ...)."""
+    seen: dict[str, int] = {}
+    out = []
+    for sec in secs:
+        if not sec.get("title"):
+            continue
+        base = slug(sec["title"])
+        n = seen.get(base, 0)
+        seen[base] = n + 1
+        sec["anchor"] = base if n == 0 else f"{base}-{n}"
+        if sec.get("level", 2) == 2:
+            out.append((sec["title"], sec["anchor"]))
+    return out
+
+
 def render_markdown(summary: dict) -> str:
     out = []
-    for sec in sections(summary):
+    secs = sections(summary)
+    toc = _contents(secs)
+    for i, sec in enumerate(secs):
         if sec.get("title"):
             out.append(f"{'#' * sec.get('level', 2)} {sec['title']}\n")
+        if i == 0 and toc:  # the page is long: the contents under the title
+            out.append("\n".join(f"- [{t.replace('`', '')}](#{a})" for t, a in toc) + "\n")
         for p in sec.get("paragraphs", []):
             out.append(p + "\n")
         if sec.get("bullets"):
@@ -45,7 +72,7 @@ th { background: #f3f3f3; }
 .v-reproduced { background: #d9f2d9; } .v-not-reproduced-at-this-scale { background: #f9d6d5; }
 .v-undecided, .v-single-seed-no-verdict { background: #fff2cc; }
 figure { margin: 1.5em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
-figcaption { font-size: 0.9em; color: #555; } pre { background: #f7f7f7; padding: 1em; overflow: auto; }"""
+figcaption { font-size: 0.9em; color: #555; } .toc { columns: 2; } pre { background: #f7f7f7; padding: 1em; overflow: auto; }"""
 
 VERDICTS = ("reproduced", "not reproduced at this scale", "undecided", "single seed: no verdict")
 
@@ -63,10 +90,15 @@ def render_html(summary: dict, report_dir: Path) -> str:
     title = html.escape(f"JEST report: {summary['config']['name']}")
     out = [f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
            f"<style>\n{CSS}\n</style></head><body>"]
-    for sec in sections(summary):
+    secs = sections(summary)
+    toc = _contents(secs)
+    for i, sec in enumerate(secs):
         if sec.get("title"):
             lvl = sec.get("level", 2)
-            out.append(f"<h{lvl}>{html.escape(sec['title'])}</h{lvl}>")
+            out.append(f'<h{lvl} id="{html.escape(sec["anchor"])}">{html.escape(sec["title"])}</h{lvl}>')
+        if i == 0 and toc:
+            out.append('<nav><ul class="toc">' + "".join(f'<li><a href="#{html.escape(a)}">{html.escape(t)}</a></li>'
+                                                          for t, a in toc) + "</ul></nav>")
         out += [f"<p>{html.escape(p)}</p>" for p in sec.get("paragraphs", [])]
         if sec.get("bullets"):
             out.append("<ul>" + "".join(f"<li>{html.escape(b)}</li>" for b in sec["bullets"]) + "</ul>")

@@ -238,11 +238,11 @@ def build_report(results_dir: Path, config_name: str, out_dir: Path, *, metric: 
     lm_rows = per_task_table(load_task_table(runs_dir, sorted(in_scope), runs=wanted), [baseline, *compared])
     used_refs = {s.get("reference", "ref") for a, s in settings.items() if role_of(s.get("policy")) == "claim"}
     references = load_references(results_dir, config_name, used_refs or None)
-    figures = {} if not figures else make_figures(out_dir, curves_of=curves_of, results=results, tables=tables, baseline=baseline,
+    figures, figures_absent = ({}, {}) if not figures else make_figures(out_dir, curves_of=curves_of, results=results, tables=tables, baseline=baseline,
                            references=references, primary_name=primary_name, primary=primary,
                            headline=headline, ablations=abl, controls=controls, control_rows=control_rows,
                            family=family_rows, mults=prim, per_set=per_set, lm_rows=lm_rows, over=over,
-                           arm_order=[baseline, *compared])
+                           arm_order=[baseline, *compared], settings=settings)
 
     base_c = curves_of.get(primary_name, {}).get(baseline)
     sections = {
@@ -265,6 +265,7 @@ def build_report(results_dir: Path, config_name: str, out_dir: Path, *, metric: 
         "runs": run_rows(cards, last_rows), "references": references, "figures": figures}
     summary = assemble(config_name=config_name, config=config, cards=cards, baseline=baseline, primary=primary,
                        sections=sections, arm_scope=arms, ablation_arms=ablations, extra_notes=notes)
+    summary["figures_absent"] = figures_absent   # figure name -> {section, reason}: why it is not drawn
     summary = to_json(summary)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n")
     (out_dir / "report.md").write_text(render_markdown(summary))

@@ -27,7 +27,15 @@ def est(e: dict | None) -> str:
     if e.get("n", 0) < 2:
         return f"{head} (1 seed)"
     lo, hi = e.get("ci_low"), e.get("ci_high")
-    return f"{head} [{fmt(lo, '.2f') if lo is not None else '0'}, {fmt(hi, '.2f') if hi is not None else 'open'}]"
+    # A bound's interval is one-sided (analysis.stats: the open end is None): say so, never '[0, x]'.
+    if lo is None and hi is None:
+        return head
+    level = f"{100 * (e.get('ci_level') or 0.95):.0f}%"
+    if lo is None:
+        return f"{head} (one-sided {level}: at most {hi:.2f}x)"
+    if hi is None:
+        return f"{head} (one-sided {level}: at least {lo:.2f}x)"
+    return f"{head} [{lo:.2f}, {hi:.2f}]"
 
 
 def speedup(sp: dict | None) -> str:
@@ -74,7 +82,7 @@ def _claims(s: dict) -> dict:
              c["setting_here"], est(c.get("measured")) + (f" ({c['best_arm']})" if c.get("best_arm") else ""),
              f"**{c['verdict']}**", c["reason"]] for c in s["claims"]]
     st = s["statistics"]
-    return {"title": "Claims", "paragraphs": [
+    return {"title": "Claims", "key": "claims", "paragraphs": [
         "A verdict is about the setting here (causal language models at this scale), not about the paper's "
         "image-text result. Measured: the iso-loss compute multiplier against the uniform compute family "
         f"(uniform runs at budgets {', '.join(f'{b:g}x' for b in s['family']['budgets']) or 'none'} of the headline "
@@ -127,24 +135,28 @@ def _general_claims(s: dict) -> list[dict]:
 
 
 def _headline(s: dict) -> list[dict]:
-    rows = [[h["arm"], fmt(h["filter_ratio"], "g"), str(len(h["seeds"])), fmt(h.get("pairing")),
+    rows = [[h["arm"], "-" if h.get("filter_ratio") is None else fmt(h["filter_ratio"], "g"), str(len(h["seeds"])),
+             fmt(h.get("pairing")),
              est(h["iterations"]), est(h.get("examples")), est(h["flops"].get("train")),
              est(h["flops"].get("train+score")), est(h["flops"].get("total")),
              "-".join(fmt(x, ".2f") for x in (h.get("range") or {}).get("iterations", [])) or "n/a"]
             for h in s["headline"] + s.get("control_arms", [])]
-    out = [{"title": f"Headline: compute multiplier on {s['primary_metric']['name']}", "paragraphs": [
+    out = [{"title": f"Headline: compute multiplier on {s['primary_metric']['name']}", "key": "headline", "paragraphs": [
         "Multiplier = the compute uniform needs to reach the arm's final value / the arm's compute. "
         "'> x': the arm beats the family's largest budget (at least x); '< x': worse than its smallest "
         "(at most x); the last column is the range the family can measure for the arm."],
         "header": ["arm", "filter ratio", "seeds", "pairing", "iterations", "examples", "FLOPs train",
                    "FLOPs train+score", "FLOPs total", "measurable (iterations)"], "rows": rows}]
     b = s.get("best_arm") or {}
-    if b.get("arm"):
+    if b.get("arm") and not b.get("comparisons"):
+        # one JEST arm: there is no other to be better than, and no test was run
+        out[0]["paragraphs"].append(f"One JEST arm in this report ({b['arm']}): no comparison between JEST arms.")
+    elif b.get("arm"):
         comps = "; ".join(f"vs {c['against']}: Holm p = {fmt(c['p_holm'], '.3g')}" for c in b["comparisons"])
         out[0]["paragraphs"].append(
             f"Highest iterations multiplier: {b['arm']}; " + ("better than every other JEST arm (paired one-sided "
             "t-tests, Holm)" if b["significant"] else "not shown better than every other JEST arm") +
-            (f" ({comps})." if comps else "."))
+            f" ({comps}).")
     fam = s["family"]["arms"]
     if fam:
         out.append({"title": "The uniform compute family", "level": 3, "header": [
@@ -157,7 +169,7 @@ def _headline(s: dict) -> list[dict]:
 def _per_set(s: dict) -> list[dict]:
     if not s["per_set"]:
         return []
-    return [{"title": "Per held-out set: where the gain comes from", "paragraphs": [
+    return [{"title": "Per held-out set: where the gain comes from", "key": "per_set", "paragraphs": [
         "The same multiplier on each held-out set: the curated domain (default), each pool source (src_*), "
         "the pool's own mixture (pool_mix) and external domains (ext_*). Below 1x the arm is worse than "
         "uniform there."], "header": ["set", "arm", "iterations", "FLOPs train+score", "pairing"],
@@ -279,7 +291,7 @@ def _parity(s: dict) -> list[dict]:
             for m, rs in s["parity"].items() for r in rs]
     if not rows:
         return []
-    return [{"title": "Second view: first-crossing parity", "paragraphs": [
+    return [{"title": "Second view: first-crossing parity", "key": "parity", "paragraphs": [
         "The step where the arm's mean curve reaches the headline-budget uniform arm's final value "
         f"('{s['parity_settings']['rule']}' rule; 'sustained': stays reached for the rest of the run). Under a "
         "shared schedule this compares an annealed baseline with an arm in mid-schedule; percentile bootstrap "
@@ -299,7 +311,7 @@ def _lmeval(s: dict) -> list[dict]:
         sd = r.get(f"{k}_seed_sd")
         return (f"{r[k]:.3f} ± {fmt(r.get(f'{k}_se'), '.3f')}" + (f" (seeds sd {sd:.3f})" if sd is not None else ""))
 
-    return [{"title": "lm-eval per task", "paragraphs": [
+    return [{"title": "lm-eval per task", "key": "lmeval", "paragraphs": [
         "Per arm at each evaluated snapshot (no value between snapshots): accuracy and the log-likelihood "
         "margin of the correct choice (nats), mean over seeds ± the item-sampling standard error."],
         "header": ["task", "arm", "step", "seeds", "items", "chance", "accuracy", "margin"],
@@ -316,10 +328,14 @@ def _tables_tail(s: dict) -> list[dict]:
     for kind, comp in s["composition"].items():
         if kind == "pool_shares_agree" or not comp["selected"]:
             continue
-        out.append({"title": f"What the arms trained on, by {kind}", "header": [
+        # a label no arm drew and the pool lacks (a held-out-only domain) would fill a row per arm with zeros
+        drawn = {r["label"] for r in comp["selected"] if (r.get("pool_share") or 0) > 0 or (r.get("selected_share") or 0) > 0}
+        empty = sorted({r["label"] for r in comp["selected"]} - drawn)
+        out.append({"title": f"What the arms trained on, by {kind}", "key": f"composition_{kind}", "paragraphs": [
+            f"Not in the pool and never selected, left out: {', '.join(empty)}."] if empty else [], "header": [
             "arm", "label", "pool share", "selected share", "enrichment"], "rows": [
             [r["arm"], r["label"], fmt(r["pool_share"], ".3f"), fmt(r["selected_share"], ".3f"),
-             fmt(r["enrichment"], ".2f")] for r in comp["selected"]]})
+             fmt(r["enrichment"], ".2f")] for r in comp["selected"] if r["label"] in drawn]})
     out.append({"title": "Runs", "header": ["run", "arm", "seed", "status", "steps", "held-out loss", "bits/byte",
                                             "FLOPs total", "pool passes", "wall (s)", "error"],
                 "rows": [[r["run"], r["arm"], str(r["seed"]), fmt(r["status"]), fmt(r["steps"]),
@@ -341,14 +357,34 @@ def _tables_tail(s: dict) -> list[dict]:
     return out
 
 
+def _place_figures(out: list[dict], s: dict) -> list[dict]:
+    """Each figure after the table it illustrates (its `section`, analysis.figures), and each absent
+    figure's reason there; figures whose section has no table here go in a last "Figures" section."""
+    by_key = {}
+    for sec in out:
+        by_key.setdefault(sec.get("key"), sec)
+    rest = {}
+    for name, f in s["figures"].items():
+        sec = by_key.get(f.get("section"))
+        if sec is None:
+            rest[name] = f
+        else:
+            sec.setdefault("figures", {})[name] = f
+    for a in (s.get("figures_absent") or {}).values():
+        sec = by_key.get(a.get("section"))
+        if sec is not None:
+            sec.setdefault("paragraphs", []).append(a["reason"])
+    if rest:
+        out.append({"title": "Figures", "figures": rest})
+    return out
+
+
 def sections(s: dict) -> list[dict]:
     out = [{"title": f"JEST report: config `{s['config']['name']}`", "level": 1}, _claims(s), *_general_claims(s)]
     if s["notes"]:
         out.append({"title": "Notes", "bullets": s["notes"]})
     out += _headline(s) + _per_set(s) + _heldout_sets(s) + _controls(s) + _ablations(s)
-    if s["figures"]:
-        out.append({"title": "Figures", "figures": s["figures"]})
-    return out + _parity(s) + _lmeval(s) + _tables_tail(s)
+    return _place_figures(out + _parity(s) + _lmeval(s) + _tables_tail(s), s)
 
 
 __all__ = ["differs", "est", "fmt", "sections", "speedup"]

@@ -96,6 +96,15 @@ def interval(e: Estimate) -> tuple[float, float]:
     return (0.0 if e.ci_low is None else e.ci_low), (math.inf if e.ci_high is None else e.ci_high)
 
 
+def _span(lo: float, hi: float) -> str:
+    """An interval as words: a bound's is one-sided ('[0.00, 0.68]x' read as if 0 were measured)."""
+    if math.isinf(hi):
+        return f"(one-sided: at least {lo:.2f}x)"
+    if lo <= 0.0:
+        return f"(one-sided: at most {hi:.2f}x)"
+    return f"[{lo:.2f}, {hi:.2f}]x"
+
+
 def verdict(e: Estimate | None, factor: float) -> tuple[str, str]:
     """(verdict word, reason) for one arm against a claimed factor."""
     if e is None or e.value is None:
@@ -103,7 +112,7 @@ def verdict(e: Estimate | None, factor: float) -> tuple[str, str]:
     if e.n < 2:
         return SINGLE_SEED, f"one seed ({e.value:.2f}x): no interval, no verdict"
     lo, hi = interval(e)
-    span = f"[{lo:.2f}, {'open' if math.isinf(hi) else f'{hi:.2f}'}]x"
+    span = _span(lo, hi)
     if lo >= factor:
         return REPRODUCED, f"the {100 * e.ci_level:.0f}% interval {span} lies at or above {factor:g}x"
     if hi < factor:

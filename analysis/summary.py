@@ -28,8 +28,11 @@ def arm_settings(cards: list[dict]) -> dict[str, dict]:
     return out
 
 
-def filter_ratio(settings: dict) -> float:
-    return float(settings.get("filter_ratio", 0.0)) if settings.get("policy") != "uniform" else 0.0
+def filter_ratio(settings: dict) -> float | None:
+    """The arm's filter ratio; None for a policy that has none (uniform, oracle_clean: a 0 there
+    read as "filters nothing", which is not what such an arm does)."""
+    f = settings.get("filter_ratio")
+    return float(f) if f is not None and settings.get("policy") != "uniform" else None
 
 
 def series_names(settings: dict[str, dict], arms: list[str]) -> dict[str, str]:

@@ -57,6 +57,8 @@ def test_a_run_not_mirrored_live_gets_its_params_tags_and_points_from_the_later_
     assert run.data.params["arm"] == "uniform" and run.data.params["seed"] == "0"
     assert run.data.params["train.steps"] == "6"
     assert run.data.tags["kind"] == "learner" and run.data.tags["arm"] == "uniform"
+    # issue #29: a uniform run has no filter ratio (it was tagged 0.0) and shows its family budget
+    assert "filter_ratio" not in run.data.tags and run.data.tags["budget"] == "1x"
     rows = read_metrics(run_dir / "metrics.jsonl")
     assert [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")] == [r["step"] for r in rows]
     assert run.data.metrics["eval_aggregate_margin"] == 0.5

@@ -32,6 +32,7 @@ from analysis.mlflow_summary import log_summary, store_of
 from analysis.report import build_report
 from jest.config import PROJECT_ROOT
 from jest.tracking.records import MlflowMirror, experiment_name, read_metrics
+from jest.tracking.run_tags import arm_tags
 
 FIXTURE_RUNS = PROJECT_ROOT / "tests" / "analysis" / "data" / "tiny_runs"
 START_TIMEOUT_S = int(os.environ.get("JEST_TEST_SERVER_START_S", "90"))  # ~20 s on a loaded 2-core machine
@@ -94,7 +95,7 @@ def store(tmp_path_factory):
             card = json.loads((run / "card.json").read_text())
             arm = card["config"]["arms"][card["arm"]]
             tags = {"method": arm["policy"], "kind": "learner", "arm": card["arm"], "seed": card["seed"],
-                    "scale": name, "filter_ratio": arm.get("filter_ratio", 0.0), "git_commit": card["git_commit"]}
+                    "scale": name, **arm_tags(arm["policy"], arm), "git_commit": card["git_commit"]}  # as the trainer
             mirror = MlflowMirror(run, uri, experiment_name(card["config"]), card["run"],
                                   {"arm": card["arm"], "policy": arm["policy"]}, tags)
             assert mirror.sync(final_status="FINISHED", strict=True)
@@ -137,8 +138,9 @@ def server(store, tmp_path_factory):
                 if time.time() > deadline:
                     pytest.skip(f"mlflow server did not answer within {START_TIMEOUT_S} s: {log.read_text()[-2000:]}")
                 time.sleep(0.5)
-        (url,) = [w for w in log.read_text().split() if w.startswith("http://") and "/#/experiments/" in w]
-        yield {"base": base, "port": port, "proc": proc, "url": url, "log": log}
+        # two saved views: charts against steps (first), against FLOPs train+score
+        url, flops_url = [w for w in log.read_text().split() if w.startswith("http://") and "/#/experiments/" in w]
+        yield {"base": base, "port": port, "proc": proc, "url": url, "flops_url": flops_url, "log": log}
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)     # the wrapper's own group; it stops the server's group
@@ -188,7 +190,7 @@ def test_baseline_and_jest_runs_are_one_filter_apart_with_their_metrics(server, 
     assert sorted(_tags(r)["method"] for r in headline) == ["jest", "summary", "uniform"]
 
 
-def test_summary_run_holds_the_headline_speedups_and_the_report(server, store):
+def test_summary_run_holds_the_headline_multipliers_and_the_report(server, store):
     exp_id = _get(f"{server['base']}/api/2.0/mlflow/experiments/get-by-name?"
                   f"experiment_name={store['experiment']}")["experiment"]["experiment_id"]
     (run,) = _search(server, exp_id, "tags.kind = 'summary'")
@@ -197,9 +199,10 @@ def test_summary_run_holds_the_headline_speedups_and_the_report(server, store):
     assert tags["method"] == "summary" and tags["arm_scope"] == "headline" and tags["group"] == "headline"
     (head,) = store["summary"]["headline"]
     # a multiplier with no value (a one-budget family: only a bound or nothing) is left out, never logged as 0
-    for key, speedup in ((f"speedup_iterations.{head['arm']}", head["iterations"] or {}),
-                         (f"speedup_flops_train_score.{head['arm']}", (head["flops"] or {}).get("train+score") or {})):
-        value = speedup.get("value")
+    for key, multiplier in ((f"multiplier_iterations.{head['arm']}", head["iterations"] or {}),
+                            (f"multiplier_flops_train_score.{head['arm']}",
+                             (head["flops"] or {}).get("train+score") or {})):
+        value = multiplier.get("value")
         assert metrics.get(key) == (None if value is None else pytest.approx(value)), key
     assert metrics[f"reached.{head['arm']}"] == float(head["reached"])
     assert tags["verdict.iterations_13x"] == store["summary"]["claims"][0]["verdict"]
@@ -283,6 +286,35 @@ def test_a_runs_duration_is_its_training_time_even_after_a_later_sync(server, st
         assert again["info"]["end_time"] == run["info"]["end_time"]
 
 
+def test_the_flops_view_plots_the_same_runs_against_flops_grouped_by_arm(server, store):
+    """Issue #29: compared per step, a JEST step (a scored super-batch) looks cheaper than it is;
+    the second printed URL opens the same view with every chart against FLOPs (train+score), a
+    metric each training run logs at every step the held-out loss has; both views group by arm."""
+    exp_id, key = _printed_view(server)
+    flops_key = urllib.parse.parse_qs(urllib.parse.urlparse(server["flops_url"]).fragment.partition("?")[2])[
+        "viewStateShareKey"][0]
+    assert flops_key != key
+    exp = _get(f"{server['base']}/ajax-api/2.0/mlflow/experiments/get?experiment_id={exp_id}")["experiment"]
+    tags = {t["key"]: t["value"] for t in exp["tags"]}
+    steps, flops = (json.loads(tags[f"mlflow.sharedViewState.{k}"]) for k in (key, flops_key))
+    assert steps["globalLineChartConfig"]["xAxisKey"] == "step"
+    assert flops["globalLineChartConfig"] == {"xAxisKey": "metric", "lineSmoothness": 0,
+                                              "selectedXAxisMetricKey": "flops_train_score"}
+    for view in (steps, flops):
+        assert view["groupBy"]["groupByKeys"] == [{"mode": "tag", "groupByData": "arm"}]
+        assert view["searchFilter"] == steps["searchFilter"] and "tags.`budget`" in view["selectedColumns"]
+    for method in ("uniform", "jest"):
+        (run,) = _search(server, exp_id, f"tags.method = '{method}'")
+        history = {}
+        for metric in ("heldout_loss", "flops_train_score"):
+            points = _get(f"{server['base']}/api/2.0/mlflow/metrics/get-history?run_id={run['info']['run_id']}"
+                          f"&metric_key={metric}&max_results=10000")["metrics"]
+            history[metric] = {m["step"] for m in points}
+        assert history["heldout_loss"] and history["heldout_loss"] <= history["flops_train_score"]
+        if method == "uniform":
+            assert _tags(run)["budget"] == "1x" and "filter_ratio" not in _tags(run)
+
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
@@ -314,3 +346,4 @@ def test_sigterm_stops_the_server_and_every_worker(server):
     alive = [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert not alive, f"left running after SIGTERM: {[(p.pid, p.cmdline()) for p in alive]}"
     assert [p.returncode for p in gone if p.pid == wrapper.pid] == [128 + signal.SIGTERM]
+

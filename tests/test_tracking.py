@@ -65,3 +65,49 @@ def test_an_unreachable_store_warns_and_a_later_sync_reconciles(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     live = MlflowMirror(run, uri, "x", "run", {}, {})
     assert live.sync(final_status="FINISHED") and live.missing_points() == 0
+
+
+# ---- issue #29: tags and colours that let the UI compare arms (jest.tracking.run_tags)
+
+def test_filter_ratio_tag_is_the_arms_setting_for_every_policy_that_has_one():
+    from jest.tracking.run_tags import arm_tags
+    # the offline filter trains on b sequences a step (no super-batch): 1 - b / B gave it 0.0
+    assert arm_tags("offline_filter", {"policy": "offline_filter", "filter_ratio": 0.8}) == {"filter_ratio": 0.8}
+    assert arm_tags("jest", {"policy": "jest", "filter_ratio": 0.5})["filter_ratio"] == 0.5
+    assert arm_tags("mixture_matched", {"policy": "mixture_matched", "filter_ratio": 0.8})["filter_ratio"] == 0.8
+    # no filter ratio, no tag: a 0 would read "filters nothing"
+    assert "filter_ratio" not in arm_tags("oracle_clean", {"policy": "oracle_clean"})
+    assert arm_tags("uniform", {"policy": "uniform", "budget": 2}) == {"budget": "2x"}
+
+
+def test_each_budget_of_the_uniform_family_has_its_own_run_colour():
+    from jest.tracking.run_tags import BASELINE_COLOR, run_color
+    colours = [run_color(f"uniform_x{b}", "uniform", f"{b}x") for b in (0.5, 1, 2, 3)]
+    assert len(set(colours)) == 4 and colours[1] == BASELINE_COLOR
+    assert run_color("uniform", "uniform", None) == BASELINE_COLOR
+    assert run_color("jest_f0.8", "jest") not in colours
+
+
+def _old_offline_filter_run(run_dir: Path) -> None:
+    """A run folder as written before the fix: the card's MLflow tags say filter_ratio 0.0."""
+    _write_run(run_dir, offset=0)
+    arms = {"offline_filter_f0.8": {"policy": "offline_filter", "filter_ratio": 0.8},
+            "uniform_x2": {"policy": "uniform", "budget": 2}}
+    (run_dir / "card.json").write_text(json.dumps({
+        "run": run_dir.name, "arm": "offline_filter_f0.8", "seed": 0, "status": "finished",
+        "config": {"name": "t", "arms": arms, "mlflow": {"tracking_uri": None, "experiment": "jest-t"}},
+        "mlflow_params": {"arm.filter_ratio": 0.8},
+        "mlflow_tags": {"method": "offline_filter", "arm": "offline_filter_f0.8", "filter_ratio": 0.0}}))
+
+
+def test_a_mirrored_old_card_gets_the_arms_filter_ratio_tag(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from jest.tracking.records import mirror_run
+    run = tmp_path / "offline_filter_f0.8_s0"
+    _old_offline_filter_run(run)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mirror, ok, _ = mirror_run(run, uri)
+    assert ok
+    got = MlflowClient(uri).get_run(mirror.run_id()).data
+    assert got.tags["filter_ratio"] == got.params["arm.filter_ratio"] == "0.8"

@@ -110,6 +110,9 @@ def test_smoke_dag_end_to_end(smoke_dag):
     (mlrun,) = client.search_runs([exp.experiment_id], "tags.method = 'uniform' and tags.arm = 'uniform'")
     (jest_run,) = client.search_runs([exp.experiment_id], "tags.method = 'jest'")
     assert jest_run.data.tags["filter_ratio"] == "0.5"
+    # issue #29: the offline filter's tag is its setting too (1 - b / B tagged it 0.0)
+    (offline,) = client.search_runs([exp.experiment_id], "tags.arm = 'offline_filter_f0.5'")
+    assert offline.data.tags["filter_ratio"] == offline.data.params["arm.filter_ratio"] == "0.5"
     history = {m.step: m.value for m in client.get_metric_history(mlrun.info.run_id, "train_loss")}
     assert history == {r["step"]: r["train_loss"] for r in rows}
 

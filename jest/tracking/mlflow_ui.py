@@ -7,11 +7,17 @@ sorts the charts alphabetically. Before serving, this writes into the experiment
 
 - `mlflow.experimentKind` = custom_model_development (jest.tracking.records.EXPERIMENT_TAGS), so the
   experiment page is the runs table;
-- a saved view (`mlflow.sharedViewState.<VIEW_KEY>`, the tag the UI's "Share" button writes,
-  opened by `?viewStateShareKey=<VIEW_KEY>`): the headline filter, every run shown in the
-  charts (not the first 10), the charts narrowed to the held-out metrics (the search box in
-  the chart view; clear it for all 45), and the table's columns: held-out loss and bits per
-  byte, arm, method, seed, filter ratio.
+- two saved views (`mlflow.sharedViewState.<key>`, the tag the UI's "Share" button writes,
+  opened by `?viewStateShareKey=<key>`), the same but for the charts' x axis:
+  `jest-headline` against the training step, `jest-headline-flops` against the cumulative FLOPs
+  (train+score), the metric `flops_train_score` every training row logs (MLflow's x axis "by
+  metric", `globalLineChartConfig`). A JEST step costs several uniform steps (it scores a
+  super-batch): compared per step it looks better than it is; per FLOP the charts show the
+  compute the claims are about. Both: the headline filter, every run shown in the charts (not
+  the first 10), runs grouped by arm (the seeds of one arm are one line, their mean, and each
+  budget of the uniform family is an arm of its own: uniform_x0.5 ... uniform_x3), the charts
+  narrowed to the held-out metrics (the search box in the chart view; clear it for all 45), and
+  the table's columns: held-out loss and bits per byte, arm, method, seed, filter ratio, budget.
 
 Then it runs `mlflow server` bound to 127.0.0.1 in its own process group and prints the URL.
 SIGTERM, SIGINT or SIGHUP to this process stop the server's whole group (its workers included).
@@ -35,17 +41,28 @@ from jest.tracking.records import (EXPERIMENT_TAGS, _sqlite_path, experiment_id,
 
 HOST = "127.0.0.1"  # never anything else: the store holds the whole project's records
 VIEW_KEY = "jest-headline"
+FLOPS_VIEW_KEY = "jest-headline-flops"
+FLOPS_METRIC = "flops_train_score"   # jest.tracking.metrics: cumulative FLOPs, training + scoring, every row
 HEADLINE_FILTER = "tags.group = 'headline'"
 PRIMARY_METRIC = "heldout_loss"
 
 
-def view_state() -> dict:
-    """The saved view (keys of MLflow's ExperimentPageSearchFacetsState and ExperimentPageUIState)."""
+def view_state(x_axis: str = "step") -> dict:
+    """A saved view (keys of MLflow 3's ExperimentPageSearchFacetsState and ExperimentPageUIState);
+    x_axis: "step", or a metric's name to plot every chart against (MLflow: xAxisKey "metric")."""
     columns = ["attributes.`Source`", f"metrics.`{PRIMARY_METRIC}`", "metrics.`heldout_bpb`",
-               "tags.`arm`", "tags.`method`", "tags.`seed`", "tags.`filter_ratio`"]
+               "tags.`arm`", "tags.`method`", "tags.`seed`", "tags.`filter_ratio`", "tags.`budget`"]
+    line = ({"xAxisKey": "step", "lineSmoothness": 0, "selectedXAxisMetricKey": ""} if x_axis == "step" else
+            {"xAxisKey": "metric", "lineSmoothness": 0, "selectedXAxisMetricKey": x_axis})
     return {"searchFilter": HEADLINE_FILTER, "orderByKey": "attributes.start_time", "orderByAsc": False,
             "lifecycleFilter": "Active", "selectedColumns": columns,
-            "runsHiddenMode": "SHOW_ALL", "chartsSearchFilter": "heldout", "hideEmptyCharts": True}
+            "runsHiddenMode": "SHOW_ALL", "chartsSearchFilter": "heldout", "hideEmptyCharts": True,
+            # RunsGroupByConfig: the seeds of an arm as one line (their average) in the charts
+            "groupBy": {"aggregateFunction": "average", "groupByKeys": [{"mode": "tag", "groupByData": "arm"}]},
+            "useGroupedValuesInCharts": True, "globalLineChartConfig": line}
+
+
+VIEWS = {VIEW_KEY: "step", FLOPS_VIEW_KEY: FLOPS_METRIC}
 
 
 def prepare_experiment(uri: str, experiment: str) -> str:
@@ -56,7 +73,7 @@ def prepare_experiment(uri: str, experiment: str) -> str:
         client = MlflowClient(tracking_uri=uri)
         exp_id = experiment_id(client, uri, experiment)
         tags = {**EXPERIMENT_TAGS, "mlflow.experiment.primaryMetric.name": PRIMARY_METRIC,
-                f"mlflow.sharedViewState.{VIEW_KEY}": json.dumps(view_state())}
+                **{f"mlflow.sharedViewState.{key}": json.dumps(view_state(x)) for key, x in VIEWS.items()}}
         for key, value in tags.items():
             client.set_experiment_tag(exp_id, key, value)
         return exp_id
@@ -64,9 +81,9 @@ def prepare_experiment(uri: str, experiment: str) -> str:
     return locked_retries(uri, write, tries=3)
 
 
-def runs_url(port: int, exp_id: str) -> str:
-    """The runs table of the experiment, in the saved headline view."""
-    query = urllib.parse.urlencode({"viewStateShareKey": VIEW_KEY})
+def runs_url(port: int, exp_id: str, view: str = VIEW_KEY) -> str:
+    """The runs table of the experiment, in a saved headline view (default: against steps)."""
+    query = urllib.parse.urlencode({"viewStateShareKey": view})
     return f"http://{HOST}:{port}/#/experiments/{exp_id}/runs?{query}"
 
 
@@ -98,7 +115,8 @@ def serve(cfg: dict, port: int) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, on_signal)
     print(f"MLflow UI over {uri}\n  experiment {experiment}, runs table with the headline filter "
-          f"({HEADLINE_FILTER}):\n  {runs_url(port, exp_id)}\n  (Ctrl-C stops the server)", flush=True)
+          f"({HEADLINE_FILTER}), charts against steps:\n  {runs_url(port, exp_id)}\n  the same, charts against "
+          f"FLOPs (train+score):\n  {runs_url(port, exp_id, FLOPS_VIEW_KEY)}\n  (Ctrl-C stops the server)", flush=True)
     try:
         rc = server.wait()
     finally:

@@ -16,7 +16,6 @@ on top for any other transient error.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -36,7 +35,8 @@ from jest.tracking.metrics import MetricsFile, metrics_digest, read_metrics, ver
 # the sqlite store's lock and health check; _sqlite_path, MlflowStoreError and check_store stay importable here
 from jest.tracking.mlflow_store import (DAMAGED, REBUILD, MlflowStoreError, _sqlite_path, _store_lock,  # noqa: F401
                                check_store, damaged_store)
-from jest.policies.registry import role_of
+# a run's tags and colour from its arm's config (run_color stays importable from here)
+from jest.tracking.run_tags import card_tags, run_color  # noqa: F401
 
 PACKAGES = ("torch", "transformers", "tokenizers", "numpy", "mlflow", "lm_eval", "snakemake", "datasets")
 
@@ -147,18 +147,6 @@ def source_tags(commit: str | None, entry_point: str) -> dict[str, str]:
         tags["mlflow.source.git.commit"] = commit.removesuffix("-dirty")
         tags["git_dirty"] = str(commit.endswith("-dirty")).lower()
     return tags
-
-
-# Run colours in the UI's charts: the baseline always blue, every other arm a fixed colour of
-# its own (MLflow otherwise picks by run id, and two arms can come out the same).
-BASELINE_COLOR = "#1f77b4"
-ARM_COLORS = ("#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf", "#7f7f7f")
-
-
-def run_color(arm: str | None, method: str | None) -> str:
-    if role_of(method) == "family":  # the uniform compute family (jest.policies.registry)
-        return BASELINE_COLOR
-    return ARM_COLORS[int(hashlib.sha256(str(arm).encode()).hexdigest(), 16) % len(ARM_COLORS)]
 
 
 def experiment_id(client, uri: str, experiment: str) -> str:
@@ -275,7 +263,8 @@ class MlflowMirror:
                 self.recreated_from, self._logged = saved["run_id"], None
         from mlflow.entities import Param
         tags = {**source_tags(self.tags.get("git_commit"), f"python -m jest train ({self.run_name})"),
-                "mlflow.runColor": run_color(self.tags.get("arm"), self.tags.get("method")), **self.tags}
+                "mlflow.runColor": run_color(self.tags.get("arm"), self.tags.get("method"), self.tags.get("budget")),
+                **self.tags}
         run = client.create_run(experiment_id(client, self.uri, self.experiment), run_name=self.run_name,
                                 tags={k: str(v) for k, v in tags.items()}, start_time=self._start_time_ms())
         params = [Param(k, str(v)[:6000]) for k, v in sorted(self.params.items())]
@@ -338,7 +327,7 @@ def mirror_run(run_dir: Path, tracking_uri_override: str | None = None) -> tuple
     verified_rows(Path(run_dir), card)  # MetricsError: an edited or damaged metrics.jsonl is not mirrored
     cfg = card["config"]
     mirror = MlflowMirror(Path(run_dir), tracking_uri_override or tracking_uri(cfg), experiment_name(cfg), card["run"],
-                          card.get("mlflow_params") or {}, card.get("mlflow_tags") or {})
+                          card.get("mlflow_params") or {}, card_tags(card))
     status = {"finished": "FINISHED", "failed": "FAILED"}.get(card.get("status"))
     ok = mirror.sync(final_status=status, artifacts=(Path(run_dir) / "card.json", Path(run_dir) / "metrics.jsonl"))
     missing = mirror.missing_points() if ok else None

@@ -54,6 +54,7 @@ from jest.training.runspec import label_shares, reference_spec  # noqa: F401 (im
 from jest.training.schedule import StepPlan, arm_train_config, decay_steps, lr_at
 from jest.training.timing import StepTimer
 from jest.data.tokenizer import load_tokenizer
+from jest.tracking.run_tags import arm_tags
 from jest.tracking.records import (MetricsFile, MlflowMirror, experiment_name, git_commit, machine_info,
                                   package_versions, tracking_uri, write_card)
 
@@ -226,9 +227,11 @@ class Training:
                   **{f"train.{k}": v for k, v in tcfg.items()},
                   **{f"arm.{k}": v for k, v in cfg["arms"][spec.arm].items()},
                   **pool_share}
+        # filter_ratio and budget come from the arm's config (jest.tracking.run_tags: 1 - b / B was 0 for
+        # the offline filter, which filters the pool once and trains on b of it per step)
         tags = {"method": "reference" if spec.kind == "reference" else self.policy.name, "kind": spec.kind,
                 "arm": spec.arm, "seed": spec.seed, "scale": cfg["name"],
-                "filter_ratio": round(1 - batch.b / batch.super_b, 4), "git_commit": git_commit()}
+                **arm_tags(self.policy.name, cfg["arms"][spec.arm]), "git_commit": git_commit()}
         # Mirrored live, or (mlflow.live: false) only after the evaluation, by the evaluate job, which
         # creates the MLflow run from these params and tags in the card (jest.tracking.records.mirror_run).
         if cfg["mlflow"]["live"]:

@@ -24,21 +24,32 @@ SUMMARY = {
                   "flops": {"train": _speedup(4.0), "train+score": _speedup(1.5, 1.2, 1.8), "total": _speedup(None)}}],
     "ablations": [{"arm": "abl_topk_f0.8", "reached": False, "T_j": None, "iterations": _speedup(0.8, bound="upper"),
                    "flops": {"train+score": _speedup(0.3)}}],
+    "control_arms": [{"arm": "offline_filter_f0.8", "reached": True, "T_j": 60.0,
+                      "iterations": _speedup(1.15, 0.93, 1.42), "examples": _speedup(1.15, 0.93, 1.42),
+                      "flops": {"train+score": _speedup(1.15, 0.93, 1.42)}}],
     "runs": [],
 }
 
 
-def test_metrics_and_tags_flatten_headline_and_ablations():
+def test_metrics_and_tags_flatten_every_compared_arm_as_multipliers():
     m = summary_metrics(SUMMARY)
-    assert m["speedup_iterations.jest_f0.8"] == 4.0 and m["speedup_iterations_ci_low.jest_f0.8"] == 3.5
-    assert m["speedup_flops_train_score.jest_f0.8"] == 1.5 and m["speedup_flops_train.jest_f0.8"] == 4.0
-    assert "speedup_flops_total.jest_f0.8" not in m                      # None is left out, not logged as 0
+    assert m["multiplier_iterations.jest_f0.8"] == 4.0 and m["multiplier_iterations_ci_low.jest_f0.8"] == 3.5
+    assert m["multiplier_flops_train_score.jest_f0.8"] == 1.5 and m["multiplier_flops_train.jest_f0.8"] == 4.0
+    assert "multiplier_flops_total.jest_f0.8" not in m                   # None is left out, not logged as 0
     assert m["reached.jest_f0.8"] == 1.0 and m["T_j.jest_f0.8"] == 50.0
     assert m["reached.abl_topk_f0.8"] == 0.0 and "T_j.abl_topk_f0.8" not in m
+    # issue #29: the controls' multipliers too (they were missing: only headline and ablation rows were read)
+    assert m["multiplier_iterations.offline_filter_f0.8"] == 1.15
+    assert m["multiplier_flops_train_score_ci_high.offline_filter_f0.8"] == 1.42
+    assert m["multiplier_examples.offline_filter_f0.8"] == 1.15
+    # an upper bound's open low end is not logged (no 0 standing in for "open")
+    assert m["multiplier_iterations.abl_topk_f0.8"] == 0.8 and "multiplier_iterations_ci_low.abl_topk_f0.8" not in m
+    assert not any("speedup" in k for k in m)                           # the word is "multiplier"
     tags = summary_tags(SUMMARY)
     assert tags["kind"] == "summary" and tags["method"] == "summary" and tags["arm_scope"] == "all"
     assert tags["group"] == "ablation" and tags["mlflow.source.type"] == "LOCAL"   # the all-arms report
     assert tags["verdict.iterations_13x"] == "does not hold" and tags["headline_arms"] == "jest_f0.8"
+    assert tags["control_arms"] == "offline_filter_f0.8"
 
 
 def test_store_is_the_training_runs_store(tmp_path, monkeypatch):

@@ -158,3 +158,47 @@ def test_one_seed_gives_no_verdict_and_a_report_without_a_family_still_has_parit
     assert s["headline"][1]["iterations"]["value"] == pytest.approx(4.0)
     md = (tmp_path / "out2" / "report.md").read_text()
     assert "single seed: no verdict" in md and "4.00x (1 seed)" in md
+
+
+def test_contents_figures_next_to_their_tables_and_no_empty_rows(report):
+    """Issue #29: a table of contents whose links reach the headings (GitHub's anchors in the
+    Markdown, the same ids in the HTML); the family figure in the claims section and each other
+    figure after its table, not in one block; no composition row for a label nobody drew."""
+    from analysis.render import slug
+    md, html = (report["out"] / "report.md").read_text(), (report["out"] / "report.html").read_text()
+    headings = [line[3:] for line in md.splitlines() if line.startswith("## ")]
+    assert "Figures" not in headings                        # every figure found its section
+    links = [line for line in md.splitlines() if line.startswith("- [") and "](#" in line]
+    assert len(links) == len(headings) >= 8
+    for title in headings:
+        assert f"](#{slug(title)})" in md and f'id="{slug(title)}"' in html and f'href="#{slug(title)}"' in html
+    claims = md.split("## Claims\n", 1)[1].split("\n## ", 1)[0]
+    assert "](figures/family.png)" in claims
+    per_set = md.split("## Per held-out set", 1)[1].split("\n## ", 1)[0]
+    assert "](figures/multiplier_per_set.png)" in per_set
+    assert {f["section"] for f in report["summary"]["figures"].values()} >= {"claims", "headline", "parity"}
+    for kind in ("source", "quality"):
+        rows = report["summary"]["composition"][kind]["selected"]
+        empty = {r["label"] for r in rows if not r["pool_share"] and not r["selected_share"]}
+        table = md.split(f"## What the arms trained on, by {kind}", 1)[1].split("\n## ", 1)[0]
+        for label in empty:
+            assert f"| {label} |" not in table
+
+
+def test_controls_without_a_filter_ratio_and_one_jest_arm(tmp_path, make_synth):
+    """oracle_clean has no filter ratio (it read 0); with one JEST arm there is no 'better than every
+    other JEST arm' to claim; with one filter ratio no multiplier-vs-ratio figure, and the report says why."""
+    res = make_synth(tmp_path, controls=True)
+    cfg_path = res["results"] / "synth" / "config.resolved.json"
+    cfg = json.loads((res["runs"] / "uniform_s0" / "card.json").read_text())["config"]
+    cfg["ablation_arms"] = ["jest_f0.5", "jest_topk_f0.8"]
+    cfg_path.write_text(json.dumps(cfg))
+    s = build_report(res["results"], "synth", tmp_path / "out", n_boot=20)
+    rows = {r["arm"]: r for r in s["headline"] + s["control_arms"]}
+    assert rows["oracle_clean"]["filter_ratio"] is None and rows["offline_filter_f0.8"]["filter_ratio"] == 0.8
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "\n| oracle_clean | - |" in md and "\n| oracle_clean | 0 |" not in md    # the headline row
+    assert "every other JEST arm" not in md and "One JEST arm in this report (jest_f0.8)" in md
+    assert "multiplier_vs_filter_ratio" not in s["figures"]
+    assert "single filter ratio" in s["figures_absent"]["multiplier_vs_filter_ratio"]["reason"]
+    assert "No multiplier-vs-filter-ratio figure" in md

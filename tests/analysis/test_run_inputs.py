@@ -91,9 +91,14 @@ def test_the_ladder_report_reads_its_rungs_runs_only():
     from jest.experiment import load_config
     from jest.ladder.rungs import ladder_seeds, rung_plan, sweep_seed
     cfg = load_config(PROJECT_ROOT / "config" / "ladder.yaml")
-    runs = ladder_runs(cfg)
+    runs = ladder_runs(cfg, {})
     plans = rung_plan(cfg).values()
     # workflow/rules/common.smk: each rung's sweep at the sweep seed, its other arms at every ladder seed
     assert len(runs) == len(set(runs)) == sum(len(p["sweep"]) + len(p["arms"]) * len(ladder_seeds(cfg)) for p in plans)
     assert {f"{arm}_s{sweep_seed(cfg)}" for p in plans for arm in p["sweep"]} <= set(runs)
     assert all(r.rsplit("_s", 1)[0] in cfg["arms"] for r in runs)
+    # once the sweep has grown its grid, the runs it trained are the ones lr_choice.json lists
+    rung, plan = next(iter(rung_plan(cfg).items()))
+    extra = next(iter(plan["sweep_extra"]))
+    grown = {"rungs": {rung: {"runs": {"x": f"{extra}_s{sweep_seed(cfg)}"}}}}
+    assert f"{extra}_s{sweep_seed(cfg)}" in ladder_runs(cfg, grown)

@@ -322,7 +322,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shuti
                                              "the UI's rendering is not checked; its API check above still runs")
 def test_headless_chromium_shows_the_runs_table_with_baseline_and_jest_runs(server, store, tmp_path):
     """The printed URL in a real browser: the rendered page is the runs table of the headline
-    view (its filter, the held-out loss column) with the baseline and the JEST run in it."""
+    view (its filter, grouped by arm, held-out columns) with the baseline and the JEST run in it."""
     cmd = [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
            f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1600,1000", "--virtual-time-budget=15000",
            "--dump-dom", server["url"]]
@@ -333,7 +333,10 @@ def test_headless_chromium_shows_the_runs_table_with_baseline_and_jest_runs(serv
     names = {json.loads((d / "card.json").read_text())["run"] for d in store["runs"].iterdir()}
     missing = [n for n in sorted(names) if f">{n}<" not in dom]
     assert not missing, f"runs not in the rendered table: {missing}; page starts {dom[:500]!r}"
-    assert "tags.group = 'headline'" in dom and "heldout_loss" in dom and "summary-headline" in dom
+    # the headline view: its filter (in the page's own links, URL-encoded), the runs grouped by arm (the
+    # uniform family's budgets apart), held-out columns
+    assert "searchFilter%3Dtags.group%2B%253D%2B%2527headline%2527" in dom, dom[:500]
+    assert "Group by: arm" in dom and "metrics.`heldout_" in dom
 
 
 def test_sigterm_stops_the_server_and_every_worker(server):

@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--runs", required=True, help="results/<name>/runs")
     r.add_argument("--rung", required=True)
     r.add_argument("--round", type=int, required=True)
-    r.add_argument("--previous", help="the rung's previous round (rounds after the first)")
+    r.add_argument("--previous", help="the rung's previous round (rounds after the first; empty for the first)")
     r.add_argument("--out", required=True)
     c = sub.add_parser("choose", help="a rung's choice from its rounds (every rung's without --rung)")
     c.add_argument("--config", required=True)

@@ -20,14 +20,16 @@ checkpoint ladder_lr_round:
     params:
         config=CONFIG_SNAPSHOT,
         runs=ROOT / "runs",
-        previous=lambda wc, input: f"--previous {shlex.quote(str(input.previous))}" if int(wc.k) else "",
+        rung=lambda wc: wc.rung,  # a rung name of the validated config (wildcard constraint above)
+        round=lambda wc: int(wc.k),
+        previous=lambda wc, input: str(input.previous) if int(wc.k) else "",  # "": the first round has none
     conda:
         ENV
     log:
         ROOT / "logs" / "ladder_lr_round" / "{rung}_round{k}.log",
     shell:
-        logged("python -m jest.ladder.lr round --config {params.config:q} --runs {params.runs:q} --rung {wildcards.rung} "
-        "--round {wildcards.k} {params.previous} --out {output:q}")
+        logged("python -m jest.ladder.lr round --config {params.config:q} --runs {params.runs:q} --rung {params.rung:q} "
+        "--round {params.round:q} --previous {params.previous:q} --out {output:q}")
 
 
 rule ladder_lr_rung:
@@ -39,12 +41,13 @@ rule ladder_lr_rung:
         rung=r"[A-Za-z][A-Za-z0-9]*",
     params:
         config=CONFIG_SNAPSHOT,
+        rung=lambda wc: wc.rung,
     conda:
         ENV
     log:
         ROOT / "logs" / "ladder_lr_choice" / "{rung}.log",
     shell:
-        logged("python -m jest.ladder.lr choose --config {params.config:q} --rung {wildcards.rung} --rounds {input:q} "
+        logged("python -m jest.ladder.lr choose --config {params.config:q} --rung {params.rung:q} --rounds {input:q} "
         "--out {output:q}")
 
 

@@ -24,18 +24,23 @@ CACHE = PROJECT_ROOT / "results" / "cache"
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
 
 
-@pytest.mark.dag
-def test_mini_ladder_end_to_end(tmp_path):
+def run_config(tmp_path: Path, name: str, target: str) -> Path:
+    """`snakemake TARGET` on config/NAME.yaml with its results under tmp_path; returns the config file it ran."""
     results = tmp_path / "results"
-    cfg_raw = deep_merge(yaml.safe_load((PROJECT_ROOT / "config" / "ladder_smoke.yaml").read_text()),
+    cfg_raw = deep_merge(yaml.safe_load((PROJECT_ROOT / "config" / f"{name}.yaml").read_text()),
                          {"results_dir": str(results), "cache_dir": str(CACHE)})
-    path = tmp_path / "ladder_smoke.yaml"
+    path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(cfg_raw))
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "ladder", "--cores", "2", "--configfile", str(path)],
+    proc = subprocess.run([sys.executable, "-m", "snakemake", target, "--cores", "2", "--configfile", str(path)],
                           cwd=PROJECT_ROOT, env=ENV, capture_output=True, text=True, timeout=1800, check=False)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return path
 
-    check_ladder_outputs(results / "ladder_smoke", load_config(path))
+
+@pytest.mark.dag
+def test_mini_ladder_end_to_end(tmp_path):
+    path = run_config(tmp_path, "ladder_smoke", "ladder")
+    check_ladder_outputs(tmp_path / "results" / "ladder_smoke", load_config(path))
 
 
 def check_ladder_outputs(root: Path, cfg: dict) -> None:
@@ -88,12 +93,5 @@ def check_ladder_outputs(root: Path, cfg: dict) -> None:
 def test_mini_length_axis_end_to_end(tmp_path):
     """config/length_smoke.yaml: three lengths of one learner, the family as a trunk and its cooldown
     branches, a sweep that may add an lr per edge, three held-out metrics, the length report."""
-    results = tmp_path / "results"
-    cfg_raw = deep_merge(yaml.safe_load((PROJECT_ROOT / "config" / "length_smoke.yaml").read_text()),
-                         {"results_dir": str(results), "cache_dir": str(CACHE)})
-    path = tmp_path / "length_smoke.yaml"
-    path.write_text(yaml.safe_dump(cfg_raw))
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "length", "--cores", "2", "--configfile", str(path)],
-                          cwd=PROJECT_ROOT, env=ENV, capture_output=True, text=True, timeout=1800, check=False)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    check_ladder_outputs(results / "length_smoke", load_config(path))
+    path = run_config(tmp_path, "length_smoke", "length")
+    check_ladder_outputs(tmp_path / "results" / "length_smoke", load_config(path))

@@ -54,7 +54,7 @@ def expand_metrics(patterns: list[str], columns) -> list[str]:
     out = []
     for p in patterns:
         hits = sorted(c for c in columns if c.startswith(p[:-1])) if p.endswith("*") else [p] if p in columns else []
-        out += [h for h in hits if h not in out and not h.endswith(("_se", "_n"))]
+        out += [h for h in hits if h not in out]
     return out
 
 
@@ -101,10 +101,9 @@ def rung_result(curves: pd.DataFrame, rung: str, plan: dict, metrics: list[str])
             "seeds": sorted({int(s) for s in table["seed"].unique()}) if len(table) else []}
 
 
-def slopes(rungs: dict, axis: str, metric: str | None = None) -> dict:
-    """arm -> quantity -> fit_slope over the rungs where the arm has per-seed multipliers (on `metric`;
-    None: the primary one, each rung's `arms`)."""
-    arms_of = (lambda r: r["arms"]) if metric is None else (lambda r: r["by_metric"].get(metric, {}))
+def slopes(rungs: dict, axis: str, metric: str) -> dict:
+    """arm -> quantity -> fit_slope over the rungs where the arm has per-seed multipliers on `metric`."""
+    arms_of = lambda r: r["by_metric"].get(metric, {})  # noqa: E731
     arms = sorted({a for r in rungs.values() for a in arms_of(r)})
     out = {}
     for arm in arms:
@@ -129,13 +128,13 @@ def slopes(rungs: dict, axis: str, metric: str | None = None) -> dict:
     return out
 
 
-def top_rung_claims(rungs: dict, factors: list[float], metric: str | None = None) -> dict:
+def top_rung_claims(rungs: dict, factors: list[float], metric: str) -> dict:
     """At the last rung (the largest, or the longest): per arm and claimed factor, whether the interval excludes it."""
     if not rungs:
         return {}
     top = list(rungs)[-1]
     out = {"rung": top, "arms": {}}
-    arms = rungs[top]["arms"] if metric is None else rungs[top]["by_metric"].get(metric, {})
+    arms = rungs[top]["by_metric"].get(metric, {})
     for arm, res in arms.items():
         out["arms"][arm] = {}
         for factor in factors:
@@ -166,6 +165,8 @@ def assemble(cfg: dict, curves: pd.DataFrame, lr_choice: dict) -> dict:
     flops = [res["learner_flops_1x"] for res in rungs.values() if res["learner_flops_1x"]]
     tpp = [p["tokens_per_param"] for p in plans.values()]
     edges = sorted(r for r, res in rungs.items() if (res["lr"] or {}).get("at_grid_edge"))
+    by_metric_slopes = {m: slopes(rungs, axis, m) for m in metrics}
+    by_metric_top = {m: top_rung_claims(rungs, ladder["factors"], m) for m in metrics}
     return {
         "schema": SCHEMA, "config": cfg["name"], "axis": axis, "axis_label": AXIS_LABEL[axis],
         "metric": metrics[0], "metrics": metrics, "seeds": ladder_seeds(cfg),
@@ -173,11 +174,11 @@ def assemble(cfg: dict, curves: pd.DataFrame, lr_choice: dict) -> dict:
         "reference": ladder["reference"],
         "reference_choice": "fixed: one reference for every rung (trained once, pool scored once)",
         "family_branches": bool(ladder["family_branches"]),
-        "rungs": rungs, "slopes": slopes(rungs, axis),
-        "slopes_by_metric": {m: slopes(rungs, axis, m) for m in metrics},
+        "rungs": rungs, "slopes": by_metric_slopes[metrics[0]],  # the primary metric's, also under slopes_by_metric
+        "slopes_by_metric": by_metric_slopes,
         "decision_agreement": agreement,
-        "top_rung": top_rung_claims(rungs, ladder["factors"]),
-        "top_rung_by_metric": {m: top_rung_claims(rungs, ladder["factors"], m) for m in metrics},
+        "top_rung": by_metric_top[metrics[0]],
+        "top_rung_by_metric": by_metric_top,
         "covered": {"learner_flops_1x": [min(flops), max(flops)] if flops else None,
                     "matmul_params": [min(p["matmul_params"] for p in plans.values()),
                                       max(p["matmul_params"] for p in plans.values())] if plans else None,

@@ -100,7 +100,8 @@ def choose(cfg: dict, rounds: list[dict], rungs: list[str] | None = None) -> dic
     for r in rounds:
         if r["rung"] not in last or r["round"] > last[r["rung"]]["round"]:
             last[r["rung"]] = r
-    for rung in rungs or rung_plan(cfg):
+    plans = rung_plan(cfg)
+    for rung in rungs or plans:
         if rung not in last:
             raise ValueError(f"no sweep round of rung '{rung}' among the inputs")
         r = last[rung]
@@ -108,7 +109,7 @@ def choose(cfg: dict, rounds: list[dict], rungs: list[str] | None = None) -> dic
             raise ValueError(f"rung '{rung}': round {r['round']} asks for another lr {r['next']}; it is not the last")
         out["rungs"][rung] = {"lr": r["lr"], "loss": r["loss"], "at_grid_edge": r["at_grid_edge"], "metric": metric,
                               "losses": r["losses"], "runs": r["runs"], "rounds": r["round"] + 1,
-                              "first_grid": sorted(rung_plan(cfg)[rung]["sweep"].values())}
+                              "first_grid": sorted(plans[rung]["sweep"].values())}
     return out
 
 
